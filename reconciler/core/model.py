@@ -1,0 +1,256 @@
+"""The desired-state model: frozen values built by the loader from a validated repository.
+
+Owns: the typed shape of reconciler.yaml, cells, services, releases and migrations.
+Every value is immutable; every collection is a tuple or a read-only mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from reconciler.core.versions import Version, VersionRange
+
+API_VERSION = "reconciler.dev/v1"
+
+
+def frozen_map(items: Mapping[str, object] | None = None) -> Mapping[str, object]:
+    """A read-only copy of ``items``."""
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a value came from: a repository path with 1-based line and column."""
+
+    path: str
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class MaxUnavailable:
+    """How many cells of a wave may change at once: a count or a percentage."""
+
+    count: int | None = None
+    percent: int | None = None
+
+    def for_cells(self, n: int) -> int:
+        """The number of cells allowed to change at once in a wave of ``n`` cells (≥ 1)."""
+        if self.count is not None:
+            return max(1, self.count)
+        pct = self.percent if self.percent is not None else 100
+        return max(1, (n * pct) // 100)
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class Wave:
+    """An ordered step of a rollout: the cell groups it covers and how long it bakes."""
+
+    name: str
+    groups: tuple[str, ...]
+    bake_seconds: int
+    max_unavailable: MaxUnavailable
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """A Prometheus query, templated per cell, that must stay at or under ``threshold``."""
+
+    name: str
+    query: str
+    threshold: float
+    comparison: str = ">"
+    min_samples: int = 1
+    window_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """An allowed window (UTC) for starting waves: weekdays (0=Mon) and HH:MM bounds."""
+
+    days: tuple[int, ...]
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    """Where and as whom the daemon writes status back to Git."""
+
+    path: str = "status"
+    author_name: str = "reconciler"
+    author_email: str = "reconciler@localhost"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """reconciler.yaml: waves, rollout policy, alarm rules, self-heal, status target."""
+
+    name: str
+    waves: tuple[Wave, ...]
+    rollback_policy: str  # "wave" | "rollback-all"
+    parallel_rollback: bool
+    self_heal: bool
+    canary_max_weight_percent: float
+    alarms: tuple[AlarmRule, ...]
+    time_windows: tuple[TimeWindow, ...]
+    status: StatusConfig
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class KubernetesTarget:
+    """Where a cell's workloads live."""
+
+    namespace: str
+    context: str | None = None
+    kubeconfig: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseRef:
+    """A cell's database: a logical name and where its credentials come from.
+
+    ``secret_env`` / ``secret_file`` name an environment variable or a file holding a
+    libpq connection string; a secret itself is never in the repository.
+    """
+
+    name: str
+    dbname: str
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    secret_env: str | None = None
+    secret_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One complete, independent copy of the stack serving a slice of customers."""
+
+    name: str
+    group: str
+    region: str
+    zone: str
+    weight: float
+    kubernetes: KubernetesTarget
+    terraform_vars: Mapping[str, object]
+    databases: tuple[DatabaseRef, ...]
+    source: SourceRef
+
+    def database(self, name: str) -> DatabaseRef | None:
+        """The cell's database with logical name ``name``."""
+        return next((d for d in self.databases if d.name == name), None)
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """How a service's rollout is judged healthy."""
+
+    progress_deadline_seconds: int = 600
+    min_ready_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service: Kubernetes manifest templates, a Terraform stack, health and alarms."""
+
+    name: str
+    manifests: tuple[str, ...]  # repository paths of manifest templates
+    terraform: str | None  # repository path of the stack directory
+    health: HealthSettings
+    alarms: tuple[AlarmRule, ...]
+    databases: tuple[str, ...]  # logical database names the service uses
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    """One line of a release: these groups run this version."""
+
+    groups: tuple[str, ...]
+    version: Version
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class Release:
+    """releases/<svc>.yaml: the version per cell group, bumped by pull requests."""
+
+    service: str
+    entries: tuple[ReleaseEntry, ...]
+    source: SourceRef
+
+    def version_for(self, group: str) -> Version | None:
+        """The version ``group`` should run, or None when the release does not name it."""
+        for entry in self.entries:
+            if group in entry.groups:
+                return entry.version
+        return None
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    """One phase of a migration: SQL files in the repository, or a Kubernetes Job."""
+
+    kind: str  # "sql" | "job"
+    files: tuple[str, ...] = ()
+    job: str | None = None  # repository path of a Job manifest template
+    timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class Migration:
+    """An expand/contract schema change and the version ranges that need it."""
+
+    id: str
+    service: str
+    database: str
+    required_by: VersionRange
+    old_shape_used_by: VersionRange
+    soak_seconds: int
+    expand: MigrationStep
+    contract: MigrationStep | None
+    rollback: MigrationStep | None
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """A whole, validated desired-state repository at one revision."""
+
+    revision: str
+    fleet: Fleet
+    cells: Mapping[str, Cell]
+    services: Mapping[str, Service]
+    releases: Mapping[str, Release]
+    migrations: tuple[Migration, ...]
+    file_ids: Mapping[str, str] = field(default_factory=dict)  # path -> content id
+
+    def wave_of_group(self, group: str) -> Wave | None:
+        """The wave that names ``group``."""
+        return next((w for w in self.fleet.waves if group in w.groups), None)
+
+    def cells_of_wave(self, wave: Wave) -> tuple[Cell, ...]:
+        """The wave's cells, sorted by name."""
+        return tuple(sorted((c for c in self.cells.values() if c.group in wave.groups),
+                            key=lambda c: c.name))
+
+    def desired_version(self, service: str, cell: Cell) -> Version | None:
+        """The version ``cell`` should run for ``service``."""
+        release = self.releases.get(service)
+        return release.version_for(cell.group) if release else None
+
+    def migrations_of(self, service: str) -> tuple[Migration, ...]:
+        """The service's migrations in id order."""
+        return tuple(sorted((m for m in self.migrations if m.service == service),
+                            key=lambda m: m.id))

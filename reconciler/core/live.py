@@ -1,0 +1,219 @@
+"""The live snapshot: what is running now, as the planner reads it.
+
+Owns: the typed shape of ``schemas/live.schema.json`` and its conversion from and to
+plain JSON values. Adapters build the parts (Kubernetes workloads, Terraform state,
+migration ledgers, alarms); the daemon adds rollout progress read from Git status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.core.model import API_VERSION
+from reconciler.core.versions import Version
+
+HEALTH_STATES = ("Healthy", "Progressing", "Degraded", "Missing", "Unknown")
+MIGRATION_PHASES = ("expanded", "contracted", "rolled-back")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """RFC 3339 text to an aware UTC datetime (None stays None)."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def format_time(t: datetime | None) -> str | None:
+    """An aware datetime to RFC 3339 with a ``Z`` suffix, second precision."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _version(text: str | None) -> Version | None:
+    return Version.parse(text) if text else None
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One out-of-band change: which object, which field, who changed it."""
+
+    kind: str
+    name: str
+    field: str
+    manager: str = ""
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "field": self.field,
+                "manager": self.manager, "message": self.message}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> Drift:
+        return Drift(d["kind"], d["name"], d["field"], d.get("manager", ""),
+                     d.get("message", ""))
+
+
+@dataclass(frozen=True)
+class TerraformLive:
+    """A cell's Terraform workspace for one service."""
+
+    applied_hash: str | None
+    drifted: bool = False
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # never sensitive values
+
+    def to_json(self) -> dict[str, Any]:
+        return {"appliedHash": self.applied_hash, "drifted": self.drifted,
+                "outputs": dict(sorted(self.outputs.items()))}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> TerraformLive:
+        return TerraformLive(d.get("appliedHash"), bool(d.get("drifted", False)),
+                             dict(d.get("outputs", {})))
+
+
+@dataclass(frozen=True)
+class ServiceLive:
+    """One service in one cell: running version, health, rollback target, drift."""
+
+    version: Version | None
+    health: str = "Unknown"
+    previous_version: Version | None = None
+    applied_hash: str | None = None
+    drift: tuple[Drift, ...] = ()
+    terraform: TerraformLive | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": str(self.version) if self.version else None,
+            "health": self.health,
+            "previousVersion": str(self.previous_version) if self.previous_version else None,
+            "appliedHash": self.applied_hash,
+            "drift": [d.to_json() for d in self.drift],
+            "terraform": self.terraform.to_json() if self.terraform else None,
+            "message": self.message,
+        }
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> ServiceLive:
+        tf = d.get("terraform")
+        return ServiceLive(
+            version=_version(d.get("version")),
+            health=d.get("health", "Unknown"),
+            previous_version=_version(d.get("previousVersion")),
+            applied_hash=d.get("appliedHash"),
+            drift=tuple(Drift.from_json(x) for x in d.get("drift", [])),
+            terraform=TerraformLive.from_json(tf) if tf else None,
+            message=d.get("message", ""),
+        )
+
+
+@dataclass(frozen=True)
+class MigrationLive:
+    """A migration's last recorded phase in one database ledger."""
+
+    phase: str  # one of MIGRATION_PHASES
+    at: datetime | None = None
+    checksum: str = ""
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """Rollout progress of one service in one wave, recorded in Git status."""
+
+    version: Version
+    bake_started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    """The last evaluation of an alarm rule for one cell."""
+
+    rule: str
+    cell: str
+    firing: bool
+    value: float | None = None
+    threshold: float | None = None
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """Everything the planner knows about the running fleet."""
+
+    services: Mapping[str, Mapping[str, ServiceLive]] = field(default_factory=dict)  # cell->svc
+    databases: Mapping[str, Mapping[str, Mapping[str, MigrationLive]]] = field(
+        default_factory=dict)  # cell -> database -> migration id -> phase
+    rollout: Mapping[str, Mapping[str, WaveProgress]] = field(
+        default_factory=dict)  # service -> wave -> progress
+    alarms: tuple[AlarmState, ...] = ()
+
+    def service(self, cell: str, service: str) -> ServiceLive | None:
+        """The live state of ``service`` in ``cell``, None when nothing is deployed."""
+        return self.services.get(cell, {}).get(service)
+
+    def migration_phase(self, cell: str, database: str, migration: str) -> str | None:
+        """The recorded phase of ``migration`` in the cell's ``database`` ledger."""
+        m = self.databases.get(cell, {}).get(database, {}).get(migration)
+        return m.phase if m else None
+
+    def with_rollout(self, rollout: Mapping[str, Mapping[str, WaveProgress]]) -> LiveSnapshot:
+        """A copy with rollout progress replaced."""
+        return replace(self, rollout=rollout)
+
+    def firing(self, cells: set[str]) -> tuple[AlarmState, ...]:
+        """Alarms firing now for any of ``cells`` (or fleet-wide, cell ``*``)."""
+        return tuple(a for a in self.alarms if a.firing and (a.cell in cells or a.cell == "*"))
+
+
+def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
+    """The snapshot as plain JSON (valid against schemas/live.schema.json), sorted."""
+    cells: dict[str, Any] = {}
+    for cell in sorted(set(snap.services) | set(snap.databases)):
+        cells[cell] = {
+            "services": {s: v.to_json() for s, v in sorted(snap.services.get(cell, {}).items())},
+            "databases": {
+                db: {"migrations": {mid: {"phase": m.phase, "at": format_time(m.at),
+                                          "checksum": m.checksum}
+                                    for mid, m in sorted(migs.items())}}
+                for db, migs in sorted(snap.databases.get(cell, {}).items())
+            },
+        }
+    rollout = {
+        svc: {"waves": {w: {"version": str(p.version),
+                            "bakeStartedAt": format_time(p.bake_started_at)}
+                        for w, p in sorted(waves.items())}}
+        for svc, waves in sorted(snap.rollout.items())
+    }
+    alarms = [{"rule": a.rule, "cell": a.cell, "firing": a.firing, "value": a.value,
+               "threshold": a.threshold, "samples": a.samples}
+              for a in sorted(snap.alarms, key=lambda a: (a.rule, a.cell))]
+    return {"apiVersion": API_VERSION, "kind": "LiveSnapshot", "cells": cells,
+            "rollout": rollout, "alarms": alarms}
+
+
+def snapshot_from_json(doc: Mapping[str, Any]) -> LiveSnapshot:
+    """Build a snapshot from JSON already validated against live.schema.json."""
+    services: dict[str, dict[str, ServiceLive]] = {}
+    databases: dict[str, dict[str, dict[str, MigrationLive]]] = {}
+    for cell, body in doc.get("cells", {}).items():
+        services[cell] = {s: ServiceLive.from_json(v)
+                          for s, v in body.get("services", {}).items()}
+        databases[cell] = {
+            db: {mid: MigrationLive(m["phase"], parse_time(m.get("at")), m.get("checksum", ""))
+                 for mid, m in d.get("migrations", {}).items()}
+            for db, d in body.get("databases", {}).items()
+        }
+    rollout = {
+        svc: {w: WaveProgress(Version.parse(p["version"]), parse_time(p.get("bakeStartedAt")))
+              for w, p in body.get("waves", {}).items()}
+        for svc, body in doc.get("rollout", {}).items()
+    }
+    alarms = tuple(AlarmState(a["rule"], a["cell"], bool(a["firing"]), a.get("value"),
+                              a.get("threshold"), int(a.get("samples", 0)))
+                   for a in doc.get("alarms", []))
+    return LiveSnapshot(services, databases, rollout, alarms)

@@ -235,6 +235,12 @@ class DesiredState:
     releases: Mapping[str, Release]
     migrations: tuple[Migration, ...]
     file_ids: Mapping[str, str] = field(default_factory=dict)  # path -> content id
+    files: Mapping[str, str] = field(default_factory=dict)  # referenced templates, SQL, stacks
+
+    def files_under(self, prefix: str) -> dict[str, str]:
+        """Referenced file texts under directory ``prefix``, keyed by path relative to it."""
+        base = prefix.rstrip("/") + "/"
+        return {p[len(base):]: t for p, t in sorted(self.files.items()) if p.startswith(base)}
 
     def wave_of_group(self, group: str) -> Wave | None:
         """The wave that names ``group``."""

@@ -1,0 +1,215 @@
+"""The plan: ordered steps with their gates, holds, refusals and warnings.
+
+Owns: the vocabulary of step kinds, gate kinds and wave states, the single documented
+sort key of steps, and the JSON form validated by ``schemas/plan.schema.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reconciler.core.live import format_time
+from reconciler.core.model import API_VERSION
+
+#: Step kinds in the order they run for one cell (the sort key's second field).
+STEP_KINDS = (
+    "rollback",
+    "migration-rollback",
+    "terraform-apply",
+    "migration-expand",
+    "kubernetes-apply",
+    "wait-healthy",
+    "bake",
+    "migration-contract",
+    "revert-commit",
+)
+
+#: What a step waits for. ``none`` means nothing: the step is due now.
+GATE_KINDS = (
+    "none", "wave-baked", "bake-time", "max-unavailable", "migration-expanded",
+    "migration-in-flight", "soak", "healthy", "alarm", "time-window", "previous-step",
+)
+
+#: The state of one wave of one service.
+WAVE_STATES = ("done", "baking", "in-progress", "pending", "held", "failed", "rolling-back",
+               "idle")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What stands in front of a step; ``open`` when nothing does."""
+
+    kind: str = "none"
+    reason: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.kind == "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "reason": self.reason}
+
+
+OPEN = Gate()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action for the executor. ``due`` steps may run now; the rest show what is next.
+
+    Sort key (the only one): (wave index, kind order, cell, service, migration).
+    Rollback steps use wave index -1 so they come first.
+    """
+
+    kind: str
+    service: str
+    wave: str | None
+    wave_index: int
+    cell: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    migration: str | None = None
+    database: str | None = None
+    gate: Gate = OPEN
+    detail: str = ""
+
+    @property
+    def due(self) -> bool:
+        return self.gate.open
+
+    @property
+    def id(self) -> str:
+        parts = [self.kind, self.service, self.wave or "-", self.cell or "-",
+                 self.migration or "-", self.to_version or "-"]
+        return "/".join(parts)
+
+    def sort_key(self) -> tuple[int, int, str, str, str]:
+        return (self.wave_index, STEP_KINDS.index(self.kind), self.cell or "",
+                self.service, self.migration or "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "service": self.service, "wave": self.wave,
+            "cell": self.cell, "fromVersion": self.from_version, "toVersion": self.to_version,
+            "migration": self.migration, "database": self.database,
+            "gate": self.gate.to_json(), "due": self.due, "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A bump that may not proceed yet, and why (holds do not fail the plan)."""
+
+    service: str
+    wave: str
+    groups: tuple[str, ...]
+    version: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "wave": self.wave, "groups": list(self.groups),
+                "version": self.version, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A change refused as unsafe, and why (the CLI exits 3)."""
+
+    service: str
+    cell: str
+    from_version: str | None
+    to_version: str | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "cell": self.cell, "fromVersion": self.from_version,
+                "toVersion": self.to_version, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """Something legal but risky in the desired state (e.g. a canary over 10% of weight)."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell of one wave: where it is and where it is going."""
+
+    cell: str
+    live_version: str | None
+    target_version: str | None
+    health: str
+    action: str  # "none" | "upgrade" | "rollback" | "install" | "held" | "refused"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cell": self.cell, "liveVersion": self.live_version,
+                "targetVersion": self.target_version, "health": self.health,
+                "action": self.action}
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """One wave of one service."""
+
+    service: str
+    wave: str
+    index: int
+    state: str
+    weight_percent: float
+    cells: tuple[CellPlan, ...]
+    bake_remaining_seconds: int | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "wave": self.wave, "index": self.index,
+                "state": self.state, "weightPercent": round(self.weight_percent, 2),
+                "bakeRemainingSeconds": self.bake_remaining_seconds, "reason": self.reason,
+                "cells": [c.to_json() for c in self.cells]}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole fleet-wide plan for one desired revision, live snapshot and instant."""
+
+    revision: str
+    generated_at: datetime
+    waves: tuple[WavePlan, ...]
+    steps: tuple[Step, ...]
+    holds: tuple[Hold, ...]
+    refusals: tuple[Refusal, ...]
+    warnings: tuple[PlanWarning, ...]
+
+    def due_steps(self) -> tuple[Step, ...]:
+        """Steps whose gates are open, in execution order."""
+        return tuple(s for s in self.steps if s.due)
+
+    def is_noop(self) -> bool:
+        """True when nothing is left to do (holds and refusals aside)."""
+        return not self.steps
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (valid against schemas/plan.schema.json), deterministic."""
+        kinds: dict[str, int] = {}
+        for s in self.steps:
+            kinds[s.kind] = kinds.get(s.kind, 0) + 1
+        return {
+            "apiVersion": API_VERSION, "kind": "Plan", "revision": self.revision,
+            "generatedAt": format_time(self.generated_at),
+            "summary": {"steps": len(self.steps), "due": len(self.due_steps()),
+                        "holds": len(self.holds), "refusals": len(self.refusals),
+                        "warnings": len(self.warnings),
+                        "byKind": dict(sorted(kinds.items()))},
+            "waves": [w.to_json() for w in self.waves],
+            "steps": [s.to_json() for s in self.steps],
+            "holds": [h.to_json() for h in self.holds],
+            "refusals": [r.to_json() for r in self.refusals],
+            "warnings": [w.to_json() for w in self.warnings],
+        }

@@ -1,0 +1,238 @@
+"""Cross-file validation: references between files, names, waves, referenced files.
+
+Owns: every rule that needs more than one file — unknown group / service / database,
+duplicate names, a cell in no wave or in two, file names matching metadata names,
+referenced manifests, stacks and SQL files existing inside the repository — and
+reading the referenced files' text for the model. Works on whatever files did build,
+so one run reports every error.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from reconciler.core.model import Cell, Fleet, Migration, Release, Service
+from reconciler.core.source import FileEntry, RepoSource
+from reconciler.core.yamldoc import Problem, position
+
+if TYPE_CHECKING:
+    from reconciler.core.loader import Parsed
+
+
+@dataclass
+class CrossResult:
+    """Errors, warnings and the referenced files' text."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class _Ctx:
+    def __init__(self, parsed: list[Parsed], entries: dict[str, FileEntry],
+                 source: RepoSource) -> None:
+        self.all = parsed
+        self.parsed = [p for p in parsed if p.built is not None]
+        self.entries, self.source = entries, source
+        self.result = CrossResult()
+
+    def of(self, kind: str) -> list[Parsed]:
+        return [p for p in self.parsed if p.kind == kind]
+
+    def err(self, p: Parsed, keys: list[str | int], message: str) -> None:
+        self.result.errors.append(Problem(p.path, *position(p.doc, keys), message))
+
+    def warn(self, p: Parsed, keys: list[str | int], message: str) -> None:
+        self.result.warnings.append(Problem(p.path, *position(p.doc, keys), message))
+
+
+def _stem(path: str) -> str:
+    return posixpath.splitext(posixpath.basename(path))[0]
+
+
+def _expected_name(p: Parsed) -> str:
+    if p.kind == "Service":
+        return posixpath.basename(posixpath.dirname(p.path))
+    return _stem(p.path)
+
+
+def _check_names(ctx: _Ctx) -> None:
+    for kind in ("Cell", "Service", "Release", "Migration"):
+        seen: dict[str, str] = {}
+        for p in ctx.of(kind):
+            name = p.doc["metadata"]["name"]
+            if kind != "Migration" and name != _expected_name(p):
+                ctx.err(p, ["metadata", "name"],
+                        f"{kind} name {name!r} must match its file name {_expected_name(p)!r}")
+            key = f"{p.doc['spec'].get('service', '')}/{name}" if kind == "Migration" else name
+            if key in seen:
+                ctx.err(p, ["metadata", "name"],
+                        f"duplicate {kind} name {name!r} (also in {seen[key]})")
+            seen.setdefault(key, p.path)
+
+
+def _check_fleet(ctx: _Ctx) -> Parsed | None:
+    fleets = ctx.of("Fleet")
+    if not fleets:
+        if not any(p.kind == "Fleet" for p in ctx.all):
+            ctx.result.errors.append(Problem("reconciler.yaml", 1, 1,
+                                             "missing reconciler.yaml (kind Fleet)"))
+        return None
+    for extra in fleets[1:]:
+        ctx.err(extra, [], f"second Fleet file (first is {fleets[0].path})")
+    return fleets[0]
+
+
+def _cell_groups(ctx: _Ctx) -> dict[str, list[Parsed]]:
+    groups: dict[str, list[Parsed]] = {}
+    for p in ctx.of("Cell"):
+        cell: Cell = p.built.value  # type: ignore[union-attr]
+        groups.setdefault(cell.group, []).append(p)
+    return groups
+
+
+def _check_waves(ctx: _Ctx, fp: Parsed, groups: dict[str, list[Parsed]]) -> None:
+    fleet: Fleet = fp.built.value  # type: ignore[union-attr]
+    wave_of: dict[str, str] = {}
+    names: set[str] = set()
+    for i, wave in enumerate(fleet.waves):
+        if wave.name in names:
+            ctx.err(fp, ["spec", "waves", i, "name"], f"duplicate wave name {wave.name!r}")
+        names.add(wave.name)
+        for j, g in enumerate(wave.groups):
+            keys: list[str | int] = ["spec", "waves", i, "groups", j]
+            if g in wave_of:
+                ctx.err(fp, keys, f"group {g!r} is in two waves: {wave_of[g]!r} and "
+                                  f"{wave.name!r}")
+            elif g not in groups:
+                ctx.err(fp, keys, f"wave {wave.name!r} names unknown group {g!r} "
+                                  "(no cell belongs to it)")
+            wave_of.setdefault(g, wave.name)
+    for g, cells in sorted(groups.items()):
+        if g not in wave_of:
+            for p in cells:
+                ctx.err(p, ["spec", "group"], f"group {g!r} is in no wave of reconciler.yaml")
+
+
+def _check_releases(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) -> None:
+    seen: dict[str, str] = {}
+    for p in ctx.of("Release"):
+        rel: Release = p.built.value  # type: ignore[union-attr]
+        if rel.service not in services:
+            ctx.err(p, ["spec", "service"], f"unknown service {rel.service!r}")
+        if rel.service in seen:
+            ctx.err(p, ["spec", "service"],
+                    f"service {rel.service!r} already has a release in {seen[rel.service]}")
+        seen.setdefault(rel.service, p.path)
+        for i, entry in enumerate(rel.entries):
+            for j, g in enumerate(entry.groups):
+                if g not in groups:
+                    ctx.err(p, ["spec", "versions", i, "groups", j], f"unknown group {g!r}")
+
+
+def _read_text(ctx: _Ctx, p: Parsed, keys: list[str | int], path: str) -> bool:
+    from reconciler.core.loader import file_limit_problem
+
+    entry = ctx.entries.get(path)
+    if entry is None:
+        ctx.err(p, keys, f"file {path!r} does not exist")
+        return False
+    problem = file_limit_problem(entry)
+    if problem:
+        ctx.err(p, keys, f"{path}: {problem.message}")
+        return False
+    try:
+        ctx.result.files[path] = ctx.source.read(path).decode("utf-8")
+    except UnicodeDecodeError:
+        ctx.err(p, keys, f"file {path!r} is not UTF-8 text")
+        return False
+    return True
+
+
+def _check_service_files(ctx: _Ctx, p: Parsed) -> None:
+    svc: Service = p.built.value  # type: ignore[union-attr]
+    for i, path in enumerate(svc.manifests):
+        _read_text(ctx, p, ["spec", "kubernetes", "manifests", i], path)
+    if svc.terraform is None:
+        return
+    prefix = svc.terraform.rstrip("/") + "/"
+    stack = sorted(x for x in ctx.entries if x.startswith(prefix))
+    if not stack:
+        ctx.err(p, ["spec", "terraform", "stack"],
+                f"Terraform stack directory {svc.terraform!r} has no files")
+    for path in stack:
+        _read_text(ctx, p, ["spec", "terraform", "stack"], path)
+
+
+def _step_files(m: Migration) -> Iterable[tuple[str, int | None, str]]:
+    for key in ("expand", "contract", "rollback"):
+        step = getattr(m, key)
+        if step is None:
+            continue
+        for i, f in enumerate(step.files):
+            yield key, i, f
+        if step.job:
+            yield key, None, step.job
+
+
+def _check_migrations(ctx: _Ctx, services: dict[str, Parsed]) -> None:
+    for p in ctx.of("Migration"):
+        mig: Migration = p.built.value  # type: ignore[union-attr]
+        folder = posixpath.basename(posixpath.dirname(p.path))
+        if mig.service != folder:
+            ctx.err(p, ["spec", "service"],
+                    f"migration of service {mig.service!r} must live in migrations/"
+                    f"{mig.service}/, not migrations/{folder}/")
+        sp = services.get(mig.service)
+        if sp is None:
+            ctx.err(p, ["spec", "service"], f"unknown service {mig.service!r}")
+        elif mig.database not in sp.built.value.databases:  # type: ignore[union-attr]
+            ctx.err(p, ["spec", "database"], f"service {mig.service!r} declares no database "
+                                             f"{mig.database!r} (spec.databases)")
+        for key, i, path in _step_files(mig):
+            keys: list[str | int] = ["spec", key, "sql", i] if i is not None else [
+                "spec", key, "job"]
+            _read_text(ctx, p, keys, path)
+
+
+def _released_groups(ctx: _Ctx) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for p in ctx.of("Release"):
+        rel: Release = p.built.value  # type: ignore[union-attr]
+        out.setdefault(rel.service, set()).update(g for e in rel.entries for g in e.groups)
+    return out
+
+
+def _check_cell_databases(ctx: _Ctx, services: dict[str, Parsed]) -> None:
+    released = _released_groups(ctx)
+    for p in ctx.of("Cell"):
+        cell: Cell = p.built.value  # type: ignore[union-attr]
+        for name, sp in sorted(services.items()):
+            if cell.group not in released.get(name, set()):
+                continue
+            for db in sp.built.value.databases:  # type: ignore[union-attr]
+                if cell.database(db) is None:
+                    ctx.err(p, ["spec"], f"cell runs service {name!r}, which uses database "
+                                         f"{db!r}, but declares no such database")
+
+
+def check(parsed: list[Parsed], entries: dict[str, FileEntry],
+          source: RepoSource) -> CrossResult:
+    """Run every cross-file rule over the files that built."""
+    ctx = _Ctx(parsed, entries, source)
+    _check_names(ctx)
+    groups = _cell_groups(ctx)
+    fp = _check_fleet(ctx)
+    if fp is not None:
+        _check_waves(ctx, fp, groups)
+    services = {p.built.value.name: p for p in ctx.of("Service")}  # type: ignore[union-attr]
+    _check_releases(ctx, services, set(groups))
+    for p in services.values():
+        _check_service_files(ctx, p)
+    _check_migrations(ctx, services)
+    _check_cell_databases(ctx, services)
+    return ctx.result
+

@@ -1,0 +1,84 @@
+"""Fleet (reconciler.yaml): waves, rollout policy, alarms, self-heal, status target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.core.durations import seconds
+from reconciler.core.kinds import Built, Collector
+from reconciler.core.model import (
+    AlarmRule,
+    Fleet,
+    MaxUnavailable,
+    SourceRef,
+    StatusConfig,
+    TimeWindow,
+    Wave,
+)
+from reconciler.core.yamldoc import position
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _max_unavailable(value: Any) -> MaxUnavailable:
+    if isinstance(value, str) and value.endswith("%"):
+        return MaxUnavailable(percent=int(value[:-1]))
+    return MaxUnavailable(count=int(value)) if value is not None else MaxUnavailable(count=1)
+
+
+def alarm(raw: dict[str, Any]) -> AlarmRule:
+    """An alarm rule from its schema-valid mapping."""
+    return AlarmRule(
+        name=str(raw["name"]), query=str(raw["query"]), threshold=float(raw["threshold"]),
+        comparison=str(raw.get("comparison", ">")), min_samples=int(raw.get("minSamples", 1)),
+        window_seconds=seconds(raw.get("window"), 300))
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _window(raw: dict[str, Any]) -> TimeWindow:
+    days = tuple(DAYS.index(d) for d in raw.get("days", DAYS))
+    return TimeWindow(days, _minutes(raw["start"]), _minutes(raw["end"]))
+
+
+def _waves(c: Collector, spec: dict[str, Any]) -> tuple[Wave, ...]:
+    waves = []
+    for i, raw in enumerate(spec["waves"]):
+        line, col = position(c.doc, ["spec", "waves", i])
+        waves.append(Wave(
+            name=str(raw["name"]), groups=tuple(str(g) for g in raw["groups"]),
+            bake_seconds=seconds(raw.get("bake"), 0),
+            max_unavailable=_max_unavailable(raw.get("maxUnavailable")),
+            source=SourceRef(c.path, line, col)))
+    return tuple(waves)
+
+
+def _check_windows(c: Collector, windows: tuple[TimeWindow, ...]) -> None:
+    for i, w in enumerate(windows):
+        if w.end_minute <= w.start_minute:
+            c.add(["spec", "rollout", "timeWindows", i], "time window ends before it starts")
+
+
+def build(path: str, doc: Any) -> Built:
+    """Build the Fleet from a schema-valid reconciler.yaml."""
+    c = Collector(path, doc)
+    spec, rollout = doc["spec"], doc["spec"].get("rollout", {})
+    status, author = spec.get("status", {}), spec.get("status", {}).get("author", {})
+    windows = tuple(_window(w) for w in rollout.get("timeWindows", []))
+    _check_windows(c, windows)
+    fleet = Fleet(
+        name=str(doc["metadata"]["name"]), waves=_waves(c, spec),
+        rollback_policy=str(rollout.get("rollback", "wave")),
+        parallel_rollback=bool(rollout.get("parallelRollback", True)),
+        self_heal=bool(spec.get("selfHeal", True)),
+        canary_max_weight_percent=float(rollout.get("canaryMaxWeightPercent", 10)),
+        alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
+        time_windows=windows,
+        status=StatusConfig(str(status.get("path", "status")),
+                            str(author.get("name", "reconciler")),
+                            str(author.get("email", "reconciler@localhost"))),
+        source=SourceRef(path, 1, 1))
+    return Built("Fleet", fleet.name, fleet, tuple(c.problems))

@@ -1,0 +1,48 @@
+"""Service (services/<svc>/service.yaml): manifests, Terraform stack, health, alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.core.durations import resolve, seconds
+from reconciler.core.kinds import Built, Collector
+from reconciler.core.kinds.fleet import alarm
+from reconciler.core.model import HealthSettings, Service, SourceRef
+
+
+def _paths(c: Collector, keys: list[str | int], rels: list[str]) -> tuple[str, ...]:
+    out = []
+    for i, rel in enumerate(rels):
+        try:
+            out.append(resolve(c.path, str(rel)))
+        except ValueError as e:
+            c.add([*keys, i], str(e))
+    return tuple(out)
+
+
+def _stack(c: Collector, spec: dict[str, Any]) -> str | None:
+    if "terraform" not in spec:
+        return None
+    try:
+        return resolve(c.path, str(spec["terraform"]["stack"]))
+    except ValueError as e:
+        c.add(["spec", "terraform", "stack"], str(e))
+        return None
+
+
+def build(path: str, doc: Any) -> Built:
+    """Build a Service from a schema-valid document."""
+    c = Collector(path, doc)
+    spec, name = doc["spec"], str(doc["metadata"]["name"])
+    health = spec.get("health", {})
+    manifests = spec.get("kubernetes", {}).get("manifests", [])
+    svc = Service(
+        name=name,
+        manifests=_paths(c, ["spec", "kubernetes", "manifests"], manifests),
+        terraform=_stack(c, spec),
+        health=HealthSettings(seconds(health.get("progressDeadline"), 600),
+                              seconds(health.get("minReady"), 0)),
+        alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
+        databases=tuple(str(d) for d in spec.get("databases", [])),
+        source=SourceRef(path, 1, 1))
+    return Built("Service", name, svc, tuple(c.problems))

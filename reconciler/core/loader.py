@@ -1,0 +1,166 @@
+"""The loader: a whole repository revision into a validated ``DesiredState``, or every error.
+
+Owns: which path holds which kind, file limits (size, symlinks), per-file parse and
+schema validation behind a parse cache keyed by content id (Git blob id), and the
+hand-off to the cross-file checks. All or nothing: one error rejects the revision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.core import crosscheck
+from reconciler.core.kinds import Built, cell, fleet, migration, release, service
+from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
+from reconciler.core.schema import validate_document
+from reconciler.core.source import FileEntry, RepoSource
+from reconciler.core.yamldoc import Problem, YamlProblem, parse
+
+MAX_FILE_BYTES = 1 << 20
+
+_KINDS: tuple[tuple[re.Pattern[str], str, str, Callable[[str, Any], Built]], ...] = (
+    (re.compile(r"^reconciler\.ya?ml$"), "Fleet", "fleet", fleet.build),
+    (re.compile(r"^cells/[^/]+\.ya?ml$"), "Cell", "cell", cell.build),
+    (re.compile(r"^services/[^/]+/service\.ya?ml$"), "Service", "service", service.build),
+    (re.compile(r"^releases/[^/]+\.ya?ml$"), "Release", "release", release.build),
+    (re.compile(r"^migrations/[^/]+/[^/]+\.ya?ml$"), "Migration", "migration", migration.build),
+)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One model file after parsing, validation and building (what the cache holds)."""
+
+    path: str
+    kind: str
+    doc: Any
+    built: Built | None
+    problems: tuple[Problem, ...]
+
+
+@dataclass
+class ParseCache:
+    """Parsed files by (path, content id); keeps the last two loads' entries."""
+
+    entries: dict[tuple[str, str], Parsed] = field(default_factory=dict)
+    misses: int = 0
+
+    def get(self, key: tuple[str, str]) -> Parsed | None:
+        return self.entries.get(key)
+
+    def put(self, key: tuple[str, str], value: Parsed) -> None:
+        self.misses += 1
+        self.entries[key] = value
+
+    def keep_only(self, keys: set[tuple[str, str]]) -> None:
+        """Drop entries not used by the latest load."""
+        for k in [k for k in self.entries if k not in keys]:
+            del self.entries[k]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The outcome of loading one revision."""
+
+    revision: str
+    desired: DesiredState | None
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
+    parsed: int = 0  # files parsed in this load (cache misses)
+
+    @property
+    def ok(self) -> bool:
+        return self.desired is not None
+
+
+def classify(path: str) -> tuple[str, str, Callable[[str, Any], Built]] | None:
+    """The kind, schema name and builder for a model file path; None for other files."""
+    for pattern, kind, schema_name, builder in _KINDS:
+        if pattern.match(path):
+            return kind, schema_name, builder
+    return None
+
+
+def file_limit_problem(entry: FileEntry) -> Problem | None:
+    """A problem when the file may not be read at all (symlink, too large)."""
+    if entry.is_symlink:
+        return Problem(entry.path, 1, 1, "symbolic links are not allowed in the repository")
+    if entry.size > MAX_FILE_BYTES:
+        return Problem(entry.path, 1, 1,
+                       f"file is {entry.size} bytes, over the limit of {MAX_FILE_BYTES}")
+    return None
+
+
+def _parse_file(source: RepoSource, entry: FileEntry) -> Parsed:
+    kind, schema_name, builder = classify(entry.path) or ("", "", fleet.build)
+    limit = file_limit_problem(entry)
+    if limit:
+        return Parsed(entry.path, kind, None, None, (limit,))
+    try:
+        doc = parse(entry.path, source.read(entry.path))
+    except YamlProblem as e:
+        return Parsed(entry.path, kind, None, None, (e.problem,))
+    problems = validate_document(entry.path, doc, schema_name)
+    if problems:
+        return Parsed(entry.path, kind, doc, None, tuple(problems))
+    built = builder(entry.path, doc)
+    return Parsed(entry.path, kind, doc, built, built.problems)
+
+
+def _parse_all(source: RepoSource, entries: dict[str, FileEntry],
+               cache: ParseCache) -> list[Parsed]:
+    out, used = [], set()
+    for path in sorted(entries):
+        if classify(path) is None:
+            continue
+        key = (path, entries[path].content_id)
+        used.add(key)
+        hit = cache.get(key)
+        if hit is None:
+            hit = _parse_file(source, entries[path])
+            cache.put(key, hit)
+        out.append(hit)
+    cache.keep_only(used)
+    return out
+
+
+def _assemble(revision: str, parsed: list[Parsed], files: dict[str, str],
+              entries: dict[str, FileEntry]) -> DesiredState:
+    def values(kind: str) -> list[Any]:
+        return [p.built.value for p in parsed if p.kind == kind and p.built]
+
+    fleets: list[Fleet] = values("Fleet")
+    cells: list[Cell] = values("Cell")
+    services: list[Service] = values("Service")
+    releases: list[Release] = values("Release")
+    migrations: list[Migration] = values("Migration")
+    return DesiredState(
+        revision=revision, fleet=fleets[0],
+        cells={c.name: c for c in cells}, services={s.name: s for s in services},
+        releases={r.service: r for r in releases},
+        migrations=tuple(sorted(migrations, key=lambda m: (m.service, m.id))),
+        file_ids={p: e.content_id for p, e in entries.items()}, files=files)
+
+
+def load_repository(source: RepoSource, cache: ParseCache | None = None) -> LoadResult:
+    """Load and validate the whole revision ``source``; all errors, or a DesiredState."""
+    cache = cache if cache is not None else ParseCache()
+    misses_before = cache.misses
+    entries = {e.path: e for e in source.entries()}
+    parsed = _parse_all(source, entries, cache)
+    errors = [p for item in parsed for p in item.problems]
+    cross = crosscheck.check(parsed, entries, source)
+    errors += cross.errors
+    if errors:
+        return LoadResult(source.revision, None, tuple(_sorted(errors)),
+                          tuple(cross.warnings), cache.misses - misses_before)
+    desired = _assemble(source.revision, parsed, cross.files, entries)
+    return LoadResult(source.revision, desired, (), tuple(cross.warnings),
+                      cache.misses - misses_before)
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message))

@@ -1,0 +1,64 @@
+"""JSON Schema validation of desired-state files, the live snapshot and the plan.
+
+Owns: loading the packaged schemas (static data, read once) and turning jsonschema
+errors into positioned ``Problem`` values, every one of them, in document order.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from reconciler.core.yamldoc import Problem, key_position, position
+
+KINDS = ("Fleet", "Cell", "Service", "Release", "Migration")
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The packaged schema ``<name>.schema.json`` (fleet, cell, ..., live, plan)."""
+    text = resources.files("reconciler.schemas").joinpath(f"{name}.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """A compiled validator for schema ``name``."""
+    return Draft202012Validator(schema(name), format_checker=FormatChecker())
+
+
+def _message(err: ValidationError) -> str:
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "additionalProperties":
+        return f"{where + ': ' if where else ''}{err.message}"
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        best = min(err.context, key=lambda e: len(e.message))
+        return f"{where or 'document'}: {best.message}"
+    return f"{where or 'document'}: {err.message}"
+
+
+def _locate(doc: Any, err: ValidationError) -> tuple[int, int]:
+    keys = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        if extra:
+            return key_position(doc, [*keys, extra[0]])
+    return position(doc, keys)
+
+
+def validate_document(path: str, doc: Any, name: str) -> list[Problem]:
+    """Every schema violation of ``doc`` (a parsed YAML tree) as positioned problems."""
+    errors = sorted(validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    problems = [Problem(path, *_locate(doc, e), _message(e)) for e in errors]
+    return sorted(problems, key=lambda p: (p.line, p.col, p.message))
+
+
+def validate_json(doc: Any, name: str) -> list[str]:
+    """Schema violations of a plain JSON value, as ``path: message`` strings."""
+    return [_message(e) for e in validator(name).iter_errors(doc)]

@@ -127,6 +127,8 @@ class WaveProgress:
 
     version: Version
     bake_started_at: datetime | None = None
+    failed_version: Version | None = None  # a version that failed here, until reverted
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,20 @@ class LiveSnapshot:
         return tuple(a for a in self.alarms if a.firing and (a.cell in cells or a.cell == "*"))
 
 
+def _progress_json(p: WaveProgress) -> dict[str, Any]:
+    out: dict[str, Any] = {"version": str(p.version),
+                           "bakeStartedAt": format_time(p.bake_started_at)}
+    if p.failed_version is not None:
+        out["failedVersion"] = str(p.failed_version)
+        out["failureReason"] = p.failure_reason
+    return out
+
+
+def _progress(d: Mapping[str, Any]) -> WaveProgress:
+    return WaveProgress(Version.parse(d["version"]), parse_time(d.get("bakeStartedAt")),
+                        _version(d.get("failedVersion")), d.get("failureReason", ""))
+
+
 def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
     """The snapshot as plain JSON (valid against schemas/live.schema.json), sorted."""
     cells: dict[str, Any] = {}
@@ -184,9 +200,7 @@ def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
             },
         }
     rollout = {
-        svc: {"waves": {w: {"version": str(p.version),
-                            "bakeStartedAt": format_time(p.bake_started_at)}
-                        for w, p in sorted(waves.items())}}
+        svc: {"waves": {w: _progress_json(p) for w, p in sorted(waves.items())}}
         for svc, waves in sorted(snap.rollout.items())
     }
     alarms = [{"rule": a.rule, "cell": a.cell, "firing": a.firing, "value": a.value,
@@ -209,8 +223,7 @@ def snapshot_from_json(doc: Mapping[str, Any]) -> LiveSnapshot:
             for db, d in body.get("databases", {}).items()
         }
     rollout = {
-        svc: {w: WaveProgress(Version.parse(p["version"]), parse_time(p.get("bakeStartedAt")))
-              for w, p in body.get("waves", {}).items()}
+        svc: {w: _progress(p) for w, p in body.get("waves", {}).items()}
         for svc, body in doc.get("rollout", {}).items()
     }
     alarms = tuple(AlarmState(a["rule"], a["cell"], bool(a["firing"]), a.get("value"),

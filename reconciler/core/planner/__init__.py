@@ -1,0 +1,195 @@
+"""The fleet-wide wave planner: ``plan(desired, live, now) -> Plan``. Pure and deterministic.
+
+Owns: turning the desired state and the live snapshot into ordered steps per service
+and wave, with gates, holds, refusals and warnings. The same inputs give the same plan
+(byte-identical JSON). It never performs anything; the executor runs the due steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconciler.core.live import LiveSnapshot
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import CellPlan, Gate, Hold, Plan, Refusal, Step, WavePlan
+from reconciler.core.planner import gates, rollback
+from reconciler.core.planner.cells import forward_steps, steady_steps
+from reconciler.core.planner.migrations import contract_steps
+from reconciler.core.planner.waves import CellView, WaveView, build_views, remaining
+from reconciler.core.planner.warnings import fleet_warnings, service_warnings
+
+__all__ = ["plan"]
+
+
+@dataclass
+class _Acc:
+    steps: list[Step] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    waves: list[WavePlan] = field(default_factory=list)
+
+
+def _action(c: CellView, held: bool, refused: set[str]) -> str:
+    if c.desired is None or c.at_target:
+        return "none"
+    if c.cell.name in refused:
+        return "refused"
+    if held:
+        return "held"
+    if c.live_version is None:
+        return "install"
+    return "rollback" if c.desired < c.live_version else "upgrade"
+
+
+def _forward_cells(view: WaveView) -> list[CellView]:
+    return [c for c in view.managed if not c.at_target and (
+        c.live_version is None or (c.desired is not None and c.desired > c.live_version))]
+
+
+def _slots(view: WaveView) -> int:
+    in_flight = sum(1 for c in view.managed if c.at_target and c.health != "Healthy")
+    return view.wave.max_unavailable.for_cells(len(view.cells)) - in_flight
+
+
+def _wave_gate(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+               view: WaveView, version: object, now: datetime) -> Gate:
+    started = any(c.at_target and c.live is not None and c.live.previous_version is not None
+                  for c in view.managed)
+    earlier = gates.earlier_waves_gate(views, view.index, version, now)  # type: ignore[arg-type]
+    if started:
+        return earlier
+    return gates.first_closed(earlier, gates.alarm_gate(live, view),
+                              gates.time_window_gate(desired.fleet, now))
+
+
+def _plan_forward(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+                  view: WaveView, service: str, now: datetime, acc: _Acc) -> bool:
+    """Forward steps of one wave; returns True when the wave is held."""
+    held_versions: dict[str, str] = {}
+    slots = _slots(view)
+    for c in _forward_cells(view):
+        assert c.desired is not None
+        reason = gates.hold_reason(views, view.index, c.desired)
+        if reason:
+            held_versions.setdefault(str(c.desired), reason)
+            continue
+        gate = _wave_gate(desired, live, views, view, c.desired, now)
+        if gate.open and slots <= 0:
+            gate = Gate("max-unavailable", f"maxUnavailable {view.wave.max_unavailable} of "
+                                           f"wave {view.wave.name!r} reached")
+        if gate.open:
+            slots -= 1
+        acc.steps += forward_steps(desired, live, c, view, service, gate)
+    for version, reason in sorted(held_versions.items()):
+        groups = tuple(sorted({c.cell.group for c in view.managed if str(c.desired) == version}))
+        acc.holds.append(Hold(service, view.wave.name, groups, version, reason))
+    return bool(held_versions)
+
+
+def _bake_step(view: WaveView, service: str, now: datetime) -> Step | None:
+    version = view.uniform_version()
+    if version is None:
+        return None
+    p = view.progress
+    if p is None or p.version != version or p.bake_started_at is None:
+        return Step("bake", service, view.wave.name, view.index, None, None, str(version),
+                    detail=f"record bake start; bake {view.wave.bake_seconds}s")
+    left = remaining(now, view.bake_ends())
+    if left:
+        return Step("bake", service, view.wave.name, view.index, None, None, str(version),
+                    gate=Gate("bake-time", f"{left}s of bake left"))
+    return None
+
+
+def _wave_state(view: WaveView, steps: list[Step], held: bool, now: datetime) -> str:
+    if not view.managed:
+        return "idle"
+    if any(s.kind in ("kubernetes-apply", "terraform-apply", "migration-expand")
+           and s.due for s in steps) or any(c.at_target and not c.settled for c in view.managed):
+        return "in-progress"
+    if held:
+        return "held"
+    if view.baked(now) and not steps:
+        return "done"
+    if view.uniform_version() is not None:
+        return "baking" if not view.baked(now) else "done"
+    return "pending"
+
+
+def _wave_plan(view: WaveView, service: str, state: str, refused: set[str], held: bool,
+               now: datetime, reason: str = "") -> WavePlan:
+    cells = tuple(CellPlan(c.cell.name, str(c.live_version) if c.live_version else None,
+                           str(c.desired) if c.desired else None, c.health,
+                           _action(c, held, refused)) for c in view.cells)
+    left = remaining(now, view.bake_ends()) if state == "baking" else None
+    return WavePlan(service, view.wave.name, view.index, state, view.weight, cells, left, reason)
+
+
+def _plan_failure(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+                  failure: rollback.Failure, service: str, now: datetime, acc: _Acc) -> None:
+    steps, refusals = rollback.failure_steps(desired, live, views, failure, service)
+    acc.steps += steps
+    acc.refusals += refusals
+    refused = {r.cell for r in refusals}
+    for view in views:
+        failed = view.index == failure.wave.index
+        state = "rolling-back" if failed else ("done" if view.baked(now) else "pending")
+        if view.index > failure.wave.index and view.managed:
+            state = "held"
+            acc.holds.append(Hold(service, view.wave.name,
+                                  tuple(sorted({c.cell.group for c in view.managed})),
+                                  failure.version, f"promotion stopped: {failure.reason}"))
+        acc.waves.append(_wave_plan(view, service, state, refused, state == "held", now,
+                                    failure.reason if failed else ""))
+
+
+def _remembered_failure(views: tuple[WaveView, ...]) -> rollback.Failure | None:
+    """A failure recorded in status whose revert has not reached the desired state yet."""
+    for view in views:
+        p = view.progress
+        if p and p.failed_version and any(c.desired == p.failed_version for c in view.managed):
+            return rollback.Failure(view, str(p.failed_version), p.failure_reason or "failed")
+    return None
+
+
+def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: datetime,
+                  acc: _Acc) -> None:
+    views = build_views(desired, live, service)
+    failure = rollback.detect_failure(live, views, now) or _remembered_failure(views)
+    if failure:
+        _plan_failure(desired, live, views, failure, service, now, acc)
+        return
+    rsteps, rrefusals, rolling = rollback.revert_steps(desired, live, views, service)
+    acc.steps += rsteps
+    acc.refusals += rrefusals
+    refused = {r.cell for r in rrefusals}
+    for view in views:
+        before = len(acc.steps)
+        held = _plan_forward(desired, live, views, view, service, now, acc)
+        for c in view.managed:
+            if c.at_target and c.cell.name not in rolling:
+                acc.steps += steady_steps(desired, c, view, service, desired.fleet.self_heal)
+        bake = _bake_step(view, service, now)
+        acc.steps += [bake] if bake else []
+        state = _wave_state(view, acc.steps[before:], held, now)
+        if any(c.cell.name in rolling for c in view.managed):
+            state = "rolling-back"
+        acc.waves.append(_wave_plan(view, service, state, refused, held, now))
+    acc.steps += contract_steps(desired, live, views, service, now)
+
+
+def plan(desired: DesiredState, live: LiveSnapshot, now: datetime) -> Plan:
+    """The fleet-wide plan moving ``live`` toward ``desired`` as of ``now``."""
+    acc = _Acc()
+    warnings = fleet_warnings(desired)
+    for service in sorted(desired.services):
+        _plan_service(desired, live, service, now, acc)
+        warnings += service_warnings(desired, live, service)
+    steps = sorted(acc.steps, key=lambda s: (s.service, *s.sort_key()))
+    return Plan(
+        revision=desired.revision, generated_at=now, waves=tuple(acc.waves),
+        steps=tuple(steps),
+        holds=tuple(sorted(acc.holds, key=lambda h: (h.service, h.wave, h.version))),
+        refusals=tuple(sorted(acc.refusals, key=lambda r: (r.service, r.cell))),
+        warnings=tuple(warnings))

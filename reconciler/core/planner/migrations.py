@@ -1,0 +1,134 @@
+"""Expand / contract migration rules (parallel change).
+
+Owns the four rules of DESIGN.md §3: expand before any cell gets a version in
+``requiredBy``; contract only when no cell's running, desired or rollback-target
+version is in ``oldShapeUsedBy``, the last wave has baked and the soak has passed;
+one migration in flight per database; no rollback below a contracted floor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from reconciler.core.live import LiveSnapshot
+from reconciler.core.model import DesiredState, Migration
+from reconciler.core.plan import OPEN, Gate, Step
+from reconciler.core.planner.waves import CellView, WaveView, human, remaining
+from reconciler.core.versions import Version
+
+DONE_EXPAND = ("expanded", "contracted")
+
+
+def _phase(live: LiveSnapshot, cell: str, m: Migration) -> str | None:
+    return live.migration_phase(cell, m.database, m.id)
+
+
+def in_flight_gate(desired: DesiredState, live: LiveSnapshot, cell: str,
+                   m: Migration) -> Gate:
+    """Closed while an earlier migration of the same database awaits its contract."""
+    for other in desired.migrations_of(m.service):
+        if other.id >= m.id or other.database != m.database or other.contract is None:
+            continue
+        if _phase(live, cell, other) == "expanded":
+            return Gate("migration-in-flight",
+                        f"{other.id} is expanded but not contracted on database "
+                        f"{m.database!r}; {m.id} waits for its contract")
+    return OPEN
+
+
+def expand_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView,
+                 wave: WaveView, service: str) -> list[Step]:
+    """The expand steps the cell's database(s) need before the cell gets its version."""
+    steps = []
+    for m in desired.migrations_of(service):
+        if not m.required_by.contains(cv.desired):
+            continue
+        if _phase(live, cv.cell.name, m) in DONE_EXPAND:
+            continue
+        steps.append(Step("migration-expand", service, wave.wave.name, wave.index,
+                          cv.cell.name, str(cv.live_version or "") or None, str(cv.desired),
+                          m.id, m.database, in_flight_gate(desired, live, cv.cell.name, m),
+                          f"{m.id} required by {m.required_by}"))
+    return steps
+
+
+def floor_refusal(desired: DesiredState, live: LiveSnapshot, cv: CellView, service: str,
+                  target: Version | None) -> str | None:
+    """Why rolling the cell back to ``target`` is refused (a contracted floor), or None."""
+    for m in desired.migrations_of(service):
+        if _phase(live, cv.cell.name, m) != "contracted":
+            continue
+        if m.required_by.contains(cv.live_version) and not m.required_by.contains(target):
+            return (f"migration {m.id} was contracted on database {m.database!r}; versions "
+                    f"outside {m.required_by} no longer work with its schema — roll forward "
+                    f"or restore the database")
+    return None
+
+
+def rollback_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave: WaveView,
+                   service: str) -> list[Step]:
+    """Migration rollback steps for a cell moving below ``requiredBy`` before contract."""
+    steps = []
+    for m in desired.migrations_of(service):
+        if m.rollback is None or _phase(live, cv.cell.name, m) != "expanded":
+            continue
+        if m.required_by.contains(cv.desired):
+            continue
+        gate = OPEN if not m.required_by.contains(cv.live_version) else Gate(
+            "previous-step", f"after {cv.cell.name} runs {cv.desired}")
+        steps.append(Step("migration-rollback", service, wave.wave.name, -1, cv.cell.name,
+                          str(cv.live_version) if cv.live_version else None, str(cv.desired),
+                          m.id, m.database, gate, f"undo {m.id} expand before contract"))
+    return steps
+
+
+def _old_shape_users(views: tuple[WaveView, ...], m: Migration) -> list[str]:
+    users = []
+    for v in views:
+        for c in v.cells:
+            prev = c.live.previous_version if c.live else None
+            if any(m.old_shape_used_by.contains(x) for x in (c.live_version, c.desired, prev)):
+                users.append(c.cell.name)
+    return users
+
+
+def _fleet_contract_gate(views: tuple[WaveView, ...], m: Migration, now: datetime) -> Gate:
+    users = _old_shape_users(views, m)
+    if users:
+        more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+        return Gate("old-shape-in-use", f"{', '.join(users[:3])}{more} may still run a version "
+                                        f"in {m.old_shape_used_by}")
+    last = [v for v in views if v.managed][-1]
+    if not last.baked(now):
+        return Gate("wave-baked", f"last wave {last.wave.name!r} has not baked yet")
+    started = last.progress.bake_started_at if last.progress else None
+    if started is None:
+        return Gate("soak", "soak starts once the last wave's bake is recorded")
+    ends = started + timedelta(seconds=last.wave.bake_seconds + m.soak_seconds)
+    if now < ends:
+        return Gate("soak", f"soak of {human(m.soak_seconds)} after the last wave's bake: "
+                            f"{human(remaining(now, ends) or 0)} left")
+    return OPEN
+
+
+def contract_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+                   service: str, now: datetime) -> list[Step]:
+    """Contract steps for every database of a migration the fleet is moving to."""
+    steps: list[Step] = []
+    final_index = len(views)
+    for m in desired.migrations_of(service):
+        wanted = [c for v in views for c in v.managed if m.required_by.contains(c.desired)]
+        if m.contract is None or not wanted:
+            continue
+        todo = [c for c in wanted if _phase(live, c.cell.name, m) != "contracted"]
+        if not todo:
+            continue
+        fleet_gate = _fleet_contract_gate(views, m, now)
+        for c in todo:
+            gate = fleet_gate if _phase(live, c.cell.name, m) == "expanded" else Gate(
+                "previous-step", f"after {m.id} is expanded on {c.cell.name}")
+            steps.append(Step("migration-contract", service, None, final_index, c.cell.name,
+                              None, str(c.desired), m.id, m.database,
+                              gate,
+                              f"contract {m.id}"))
+    return steps

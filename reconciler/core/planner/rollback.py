@@ -1,0 +1,117 @@
+"""Rollbacks: automatic ones for a failing wave, and human reverts in Git.
+
+Owns: detecting that a wave failed during its rollout or bake (a Degraded cell on the
+new version, or an alarm firing on an upgraded cell), the rollback steps and the
+revert commit that follow, and planning a desired downgrade (a human revert) as a
+parallel rollback — each refused when a contracted migration forbids it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from reconciler.core.live import LiveSnapshot
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import OPEN, Gate, Refusal, Step
+from reconciler.core.planner.migrations import floor_refusal, rollback_steps
+from reconciler.core.planner.waves import CellView, WaveView
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A wave that failed on ``version``, and why."""
+
+    wave: WaveView
+    version: str
+    reason: str
+
+
+def _upgraded(c: CellView) -> bool:
+    prev = c.live.previous_version if c.live else None
+    return c.at_target and prev is not None and c.live_version is not None and \
+        prev < c.live_version
+
+
+def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
+    if c.at_target and c.health == "Degraded":
+        msg = c.live.message if c.live and c.live.message else "Degraded"
+        return f"{c.cell.name} is Degraded on {c.desired}: {msg}"
+    if _upgraded(c):
+        for a in live.firing({c.cell.name}):
+            value = f" = {a.value:g} > {a.threshold:g}" if a.value is not None and \
+                a.threshold is not None else ""
+            return f"alarm {a.rule!r} fired on {c.cell.name}{value} after {c.desired}"
+    return None
+
+
+def detect_failure(live: LiveSnapshot, views: tuple[WaveView, ...],
+                   now: datetime) -> Failure | None:
+    """The first wave that fails during its rollout or bake, if any."""
+    for view in views:
+        if not view.managed or view.baked(now):
+            continue
+        for c in view.managed:
+            reason = _cell_failure(live, c)
+            if reason:
+                return Failure(view, str(c.desired), reason)
+    return None
+
+
+def failure_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+                  failure: Failure, service: str) -> tuple[list[Step], list[Refusal]]:
+    """Roll the failed wave (and with ``rollback-all`` earlier ones) back; revert in Git."""
+    steps: list[Step] = []
+    refusals: list[Refusal] = []
+    scope = [v for v in views if v.index == failure.wave.index or (
+        desired.fleet.rollback_policy == "rollback-all" and v.index < failure.wave.index)]
+    for view in scope:
+        for c in view.managed:
+            if str(c.live_version) != failure.version:
+                continue
+            target = c.live.previous_version if c.live else None
+            s, r = _rollback_cell(desired, live, c, view, service, target, failure.reason)
+            steps += s
+            refusals += r
+    steps.append(Step("revert-commit", service, failure.wave.wave.name, -1, None,
+                      failure.version, None, gate=OPEN, detail=failure.reason))
+    return steps, refusals
+
+
+def _rollback_cell(desired: DesiredState, live: LiveSnapshot, c: CellView, view: WaveView,
+                   service: str, target: object, reason: str,
+                   gate: Gate = OPEN) -> tuple[list[Step], list[Refusal]]:
+    frm = str(c.live_version) if c.live_version else None
+    to = str(target) if target is not None else None
+    if target is None:
+        return [], [Refusal(service, c.cell.name, frm, None,
+                            "no previous version is known to roll back to")]
+    refused = floor_refusal(desired, live, c, service, target)  # type: ignore[arg-type]
+    if refused:
+        return [], [Refusal(service, c.cell.name, frm, to, refused)]
+    back = CellView(c.cell, target, c.live)  # type: ignore[arg-type]
+    steps = [Step("rollback", service, view.wave.name, -1, c.cell.name, frm, to, gate=gate,
+                  detail=reason)]
+    return steps + rollback_steps(desired, live, back, view, service), []
+
+
+def revert_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
+                 service: str) -> tuple[list[Step], list[Refusal], set[str]]:
+    """A desired downgrade (human revert): parallel rollback, or wave by wave backwards."""
+    steps: list[Step] = []
+    refusals: list[Refusal] = []
+    cells: set[str] = set()
+    later_pending = False
+    for view in reversed(views):
+        downs = [c for c in view.managed if c.live_version is not None and c.desired is not None
+                 and c.desired < c.live_version]
+        gate = OPEN if desired.fleet.parallel_rollback or not later_pending else Gate(
+            "previous-step", "later waves roll back first (parallelRollback: false)")
+        for c in downs:
+            s, r = _rollback_cell(desired, live, c, view, service, c.desired,
+                                  f"desired version is {c.desired}", gate)
+            steps += s
+            refusals += r
+            cells.add(c.cell.name)
+        later_pending = later_pending or bool(downs)
+    return steps, refusals, cells

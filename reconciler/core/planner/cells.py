@@ -88,5 +88,5 @@ def steady_steps(desired: DesiredState, cv: CellView, wave: WaveView, service: s
     if cv.health in ("Progressing", "Unknown"):
         msg = cv.live.message if cv.live and cv.live.message else cv.health
         steps.append(Step("wait-healthy", service, w, i, name, v, v,
-                          Gate("healthy", f"{name} is {msg}")))
+                          gate=Gate("healthy", f"{name} is {msg}")))
     return _chain(steps, Gate())

@@ -82,18 +82,24 @@ def rollback_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave
     return steps
 
 
-def _old_shape_users(views: tuple[WaveView, ...], m: Migration) -> list[str]:
+def _old_shape_users(views: tuple[WaveView, ...], m: Migration, now: datetime) -> list[str]:
+    """Cells whose running, desired or rollback-target version needs the old shape.
+
+    A rollback target counts only while the cell's wave has not baked: after its bake
+    a wave is no longer rolled back automatically.
+    """
     users = []
     for v in views:
+        baked = v.baked(now)
         for c in v.cells:
-            prev = c.live.previous_version if c.live else None
+            prev = c.live.previous_version if c.live and not baked else None
             if any(m.old_shape_used_by.contains(x) for x in (c.live_version, c.desired, prev)):
                 users.append(c.cell.name)
     return users
 
 
 def _fleet_contract_gate(views: tuple[WaveView, ...], m: Migration, now: datetime) -> Gate:
-    users = _old_shape_users(views, m)
+    users = _old_shape_users(views, m, now)
     if users:
         more = f" and {len(users) - 3} more" if len(users) > 3 else ""
         return Gate("old-shape-in-use", f"{', '.join(users[:3])}{more} may still run a version "
@@ -126,7 +132,7 @@ def contract_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveV
         fleet_gate = _fleet_contract_gate(views, m, now)
         for c in todo:
             gate = fleet_gate if _phase(live, c.cell.name, m) == "expanded" else Gate(
-                "previous-step", f"after {m.id} is expanded on {c.cell.name}")
+                "previous-step", f"after {m.id} is expanded on this database")
             steps.append(Step("migration-contract", service, None, final_index, c.cell.name,
                               None, str(c.desired), m.id, m.database,
                               gate,

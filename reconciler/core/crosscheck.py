@@ -36,6 +36,8 @@ class _Ctx:
                  source: RepoSource) -> None:
         self.all = parsed
         self.parsed = [p for p in parsed if p.built is not None]
+        #: kinds with a file that failed to build: references to them can't be judged
+        self.incomplete = {p.kind for p in parsed if p.built is None}
         self.entries, self.source = entries, source
         self.result = CrossResult()
 
@@ -107,7 +109,7 @@ def _check_waves(ctx: _Ctx, fp: Parsed, groups: dict[str, list[Parsed]]) -> None
             if g in wave_of:
                 ctx.err(fp, keys, f"group {g!r} is in two waves: {wave_of[g]!r} and "
                                   f"{wave.name!r}")
-            elif g not in groups:
+            elif g not in groups and "Cell" not in ctx.incomplete:
                 ctx.err(fp, keys, f"wave {wave.name!r} names unknown group {g!r} "
                                   "(no cell belongs to it)")
             wave_of.setdefault(g, wave.name)
@@ -121,7 +123,7 @@ def _check_releases(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) ->
     seen: dict[str, str] = {}
     for p in ctx.of("Release"):
         rel: Release = p.built.value  # type: ignore[union-attr]
-        if rel.service not in services:
+        if rel.service not in services and "Service" not in ctx.incomplete:
             ctx.err(p, ["spec", "service"], f"unknown service {rel.service!r}")
         if rel.service in seen:
             ctx.err(p, ["spec", "service"],
@@ -129,7 +131,7 @@ def _check_releases(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) ->
         seen.setdefault(rel.service, p.path)
         for i, entry in enumerate(rel.entries):
             for j, g in enumerate(entry.groups):
-                if g not in groups:
+                if g not in groups and "Cell" not in ctx.incomplete:
                     ctx.err(p, ["spec", "versions", i, "groups", j], f"unknown group {g!r}")
 
 
@@ -188,7 +190,8 @@ def _check_migrations(ctx: _Ctx, services: dict[str, Parsed]) -> None:
                     f"{mig.service}/, not migrations/{folder}/")
         sp = services.get(mig.service)
         if sp is None:
-            ctx.err(p, ["spec", "service"], f"unknown service {mig.service!r}")
+            if "Service" not in ctx.incomplete:
+                ctx.err(p, ["spec", "service"], f"unknown service {mig.service!r}")
         elif mig.database not in sp.built.value.databases:  # type: ignore[union-attr]
             ctx.err(p, ["spec", "database"], f"service {mig.service!r} declares no database "
                                              f"{mig.database!r} (spec.databases)")

@@ -29,7 +29,8 @@ STEP_KINDS = (
 #: What a step waits for. ``none`` means nothing: the step is due now.
 GATE_KINDS = (
     "none", "wave-baked", "bake-time", "max-unavailable", "migration-expanded",
-    "migration-in-flight", "old-shape-in-use", "soak", "healthy", "alarm", "time-window", "previous-step",
+    "migration-in-flight", "old-shape-in-use", "soak", "healthy", "alarm", "time-window",
+    "previous-step",
 )
 
 #: The state of one wave of one service.

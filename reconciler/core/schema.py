@@ -45,8 +45,12 @@ def _message(err: ValidationError) -> str:
 
 def _locate(doc: Any, err: ValidationError) -> tuple[int, int]:
     keys = list(err.absolute_path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+    if err.validator == "required" and keys:
+        return key_position(doc, keys)
+    sch = err.schema
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict) and \
+            isinstance(sch, dict):
+        extra = [k for k in err.instance if k not in sch.get("properties", {})]
         if extra:
             return key_position(doc, [*keys, extra[0]])
     return position(doc, keys)

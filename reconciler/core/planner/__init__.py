@@ -16,8 +16,8 @@ from reconciler.core.plan import CellPlan, Gate, Hold, Plan, Refusal, Step, Wave
 from reconciler.core.planner import gates, rollback
 from reconciler.core.planner.cells import forward_steps, steady_steps
 from reconciler.core.planner.migrations import contract_steps
-from reconciler.core.planner.waves import CellView, WaveView, build_views, remaining
 from reconciler.core.planner.warnings import fleet_warnings, service_warnings
+from reconciler.core.planner.waves import CellView, WaveView, build_views, remaining
 
 __all__ = ["plan"]
 

@@ -93,7 +93,8 @@ def build_views(desired: DesiredState, live: LiveSnapshot, service: str) -> tupl
     progress = live.rollout.get(service, {})
     views = []
     for i, wave in enumerate(desired.fleet.waves):
-        cells = tuple(CellView(c, desired.desired_version(service, c), live.service(c.name, service))
+        cells = tuple(CellView(c, desired.desired_version(service, c),
+                               live.service(c.name, service))
                       for c in desired.cells_of_wave(wave))
         weight = 100.0 * sum(c.cell.weight for c in cells) / total
         views.append(WaveView(wave, i, cells, progress.get(wave.name), weight))

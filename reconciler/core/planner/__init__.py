@@ -28,6 +28,7 @@ class _Acc:
     holds: list[Hold] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     waves: list[WavePlan] = field(default_factory=list)
+    held_cells: set[str] = field(default_factory=set)
 
 
 def _action(c: CellView, held: bool, refused: set[str]) -> str:
@@ -73,6 +74,7 @@ def _plan_forward(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
         reason = gates.hold_reason(views, view.index, c.desired)
         if reason:
             held_versions.setdefault(str(c.desired), reason)
+            acc.held_cells.add(c.cell.name)
             continue
         gate = _wave_gate(desired, live, views, view, c.desired, now)
         if gate.open and slots <= 0:
@@ -176,7 +178,8 @@ def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: 
         if any(c.cell.name in rolling for c in view.managed):
             state = "rolling-back"
         acc.waves.append(_wave_plan(view, service, state, refused, held, now))
-    acc.steps += contract_steps(desired, live, views, service, now)
+    acc.steps += contract_steps(desired, live, views, service, now, acc.held_cells)
+    acc.held_cells.clear()
 
 
 def plan(desired: DesiredState, live: LiveSnapshot, now: datetime) -> Plan:

@@ -118,12 +118,16 @@ def _fleet_contract_gate(views: tuple[WaveView, ...], m: Migration, now: datetim
 
 
 def contract_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
-                   service: str, now: datetime) -> list[Step]:
-    """Contract steps for every database of a migration the fleet is moving to."""
+                   service: str, now: datetime, held: set[str]) -> list[Step]:
+    """Contract steps for every database of a migration the fleet is moving to.
+
+    Cells whose bump is held are left out: they are not moving yet.
+    """
     steps: list[Step] = []
     final_index = len(views)
     for m in desired.migrations_of(service):
-        wanted = [c for v in views for c in v.managed if m.required_by.contains(c.desired)]
+        wanted = [c for v in views for c in v.managed
+                  if m.required_by.contains(c.desired) and c.cell.name not in held]
         if m.contract is None or not wanted:
             continue
         todo = [c for c in wanted if _phase(live, c.cell.name, m) != "contracted"]

@@ -25,8 +25,8 @@ class UsageError(Exception):
 
 
 def _load(repo: str) -> Any:
-    from reconciler.adapters.fs import DirectorySource
     from reconciler.adapters.errors import PermanentError
+    from reconciler.adapters.fs import DirectorySource
     from reconciler.core.loader import load_repository
 
     try:
@@ -87,8 +87,8 @@ def _parse_now(text: str | None) -> datetime:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from reconciler.core.plantext import render
     from reconciler.core.planner import plan
+    from reconciler.core.plantext import render
 
     live = _read_live(args.live)
     now = _parse_now(args.now)

@@ -37,6 +37,9 @@ def _message(err: ValidationError) -> str:
     where = ".".join(str(p) for p in err.absolute_path)
     if err.validator == "additionalProperties":
         return f"{where + ': ' if where else ''}{err.message}"
+    desc = err.schema.get("description") if isinstance(err.schema, dict) else None
+    if err.validator == "pattern" and desc:
+        return f"{where}: {err.instance!r} is not {desc}"
     if err.validator in ("oneOf", "anyOf") and err.context:
         best = min(err.context, key=lambda e: len(e.message))
         return f"{where or 'document'}: {best.message}"

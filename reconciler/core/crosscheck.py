@@ -40,15 +40,21 @@ class _Ctx:
         self.incomplete = {p.kind for p in parsed if p.built is None}
         self.entries, self.source = entries, source
         self.result = CrossResult()
+        self._positioned: dict[str, object] = {}
 
     def of(self, kind: str) -> list[Parsed]:
         return [p for p in self.parsed if p.kind == kind]
 
+    def _pos(self, p: Parsed, keys: list[str | int]) -> tuple[int, int]:
+        if p.path not in self._positioned:
+            self._positioned[p.path] = p.positioned()
+        return position(self._positioned[p.path], keys)
+
     def err(self, p: Parsed, keys: list[str | int], message: str) -> None:
-        self.result.errors.append(Problem(p.path, *position(p.doc, keys), message))
+        self.result.errors.append(Problem(p.path, *self._pos(p, keys), message))
 
     def warn(self, p: Parsed, keys: list[str | int], message: str) -> None:
-        self.result.warnings.append(Problem(p.path, *position(p.doc, keys), message))
+        self.result.warnings.append(Problem(p.path, *self._pos(p, keys), message))
 
 
 def _stem(path: str) -> str:

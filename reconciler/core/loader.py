@@ -17,7 +17,7 @@ from reconciler.core.kinds import Built, cell, fleet, migration, release, servic
 from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
 from reconciler.core.schema import validate_document
 from reconciler.core.source import FileEntry, RepoSource
-from reconciler.core.yamldoc import Problem, YamlProblem, parse
+from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -39,6 +39,14 @@ class Parsed:
     doc: Any
     built: Built | None
     problems: tuple[Problem, ...]
+    raw: bytes = b""
+
+    def positioned(self) -> Any:
+        """The document re-parsed with positions (for error messages only)."""
+        try:
+            return parse(self.path, self.raw)
+        except YamlProblem:
+            return self.doc
 
 
 @dataclass
@@ -99,15 +107,19 @@ def _parse_file(source: RepoSource, entry: FileEntry) -> Parsed:
     limit = file_limit_problem(entry)
     if limit:
         return Parsed(entry.path, kind, None, None, (limit,))
+    raw = source.read(entry.path)
     try:
-        doc = parse(entry.path, source.read(entry.path))
+        doc = parse_fast(entry.path, raw)
     except YamlProblem as e:
-        return Parsed(entry.path, kind, None, None, (e.problem,))
-    problems = validate_document(entry.path, doc, schema_name)
-    if problems:
-        return Parsed(entry.path, kind, doc, None, tuple(problems))
+        return Parsed(entry.path, kind, None, None, (e.problem,), raw)
+    if validate_document(entry.path, doc, schema_name):
+        rt = parse(entry.path, raw)
+        problems = validate_document(entry.path, rt, schema_name)
+        return Parsed(entry.path, kind, doc, None, tuple(problems), raw)
     built = builder(entry.path, doc)
-    return Parsed(entry.path, kind, doc, built, built.problems)
+    if built.problems:
+        built = builder(entry.path, parse(entry.path, raw))
+    return Parsed(entry.path, kind, doc, built, built.problems, raw)
 
 
 def _parse_all(source: RepoSource, entries: dict[str, FileEntry],

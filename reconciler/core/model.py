@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 from reconciler.core.versions import Version, VersionRange
@@ -258,5 +259,11 @@ class DesiredState:
 
     def migrations_of(self, service: str) -> tuple[Migration, ...]:
         """The service's migrations in id order."""
-        return tuple(sorted((m for m in self.migrations if m.service == service),
-                            key=lambda m: m.id))
+        return self._migrations_by_service.get(service, ())
+
+    @cached_property
+    def _migrations_by_service(self) -> dict[str, tuple[Migration, ...]]:
+        out: dict[str, list[Migration]] = {}
+        for m in sorted(self.migrations, key=lambda m: m.id):
+            out.setdefault(m.service, []).append(m)
+        return {k: tuple(v) for k, v in out.items()}

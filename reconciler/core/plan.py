@@ -26,6 +26,8 @@ STEP_KINDS = (
     "revert-commit",
 )
 
+_KIND_ORDER = {k: i for i, k in enumerate(STEP_KINDS)}
+
 #: What a step waits for. ``none`` means nothing: the step is due now.
 GATE_KINDS = (
     "none", "wave-baked", "bake-time", "max-unavailable", "migration-expanded",
@@ -38,7 +40,7 @@ WAVE_STATES = ("done", "baking", "in-progress", "pending", "held", "failed", "ro
                "idle")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Gate:
     """What stands in front of a step; ``open`` when nothing does."""
 
@@ -56,7 +58,7 @@ class Gate:
 OPEN = Gate()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One action for the executor. ``due`` steps may run now; the rest show what is next.
 
@@ -87,7 +89,7 @@ class Step:
         return "/".join(parts)
 
     def sort_key(self) -> tuple[int, int, str, str, str]:
-        return (self.wave_index, STEP_KINDS.index(self.kind), self.cell or "",
+        return (self.wave_index, _KIND_ORDER[self.kind], self.cell or "",
                 self.service, self.migration or "")
 
     def to_json(self) -> dict[str, Any]:

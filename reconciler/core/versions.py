@@ -8,7 +8,7 @@ with an optional ``-prerelease``, a leading ``v`` allowed) and ranges such as
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _VERSION = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
@@ -17,6 +17,8 @@ _CLAUSE = re.compile(r"^(>=|<=|>|<|==|=)?\s*(\S+)$")
 
 
 def _pre_key(pre: str) -> tuple[tuple[int, int | str], ...]:
+    if not pre:
+        return ()
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
 
 
@@ -29,6 +31,12 @@ class Version:
     patch: int
     pre: str = ""
     text: str = ""
+    _key: tuple[int, int, int, int, tuple[tuple[int, int | str], ...]] = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = (self.major, self.minor, self.patch, 0 if self.pre else 1, _pre_key(self.pre))
+        object.__setattr__(self, "_key", key)
 
     @staticmethod
     def parse(text: str) -> Version:
@@ -40,25 +48,25 @@ class Version:
 
     def key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
         """Sort key: a pre-release sorts before its release."""
-        return (self.major, self.minor, self.patch, 0 if self.pre else 1, _pre_key(self.pre))
+        return self._key
 
     def __lt__(self, other: Version) -> bool:
-        return self.key() < other.key()
+        return self._key < other._key
 
     def __le__(self, other: Version) -> bool:
-        return self.key() <= other.key()
+        return self._key <= other._key
 
     def __gt__(self, other: Version) -> bool:
-        return self.key() > other.key()
+        return self._key > other._key
 
     def __ge__(self, other: Version) -> bool:
-        return self.key() >= other.key()
+        return self._key >= other._key
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and self.key() == other.key()
+        return isinstance(other, Version) and self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self.key())
+        return hash(self._key)
 
     def __str__(self) -> str:
         return self.text or f"{self.major}.{self.minor}.{self.patch}" + (
@@ -86,6 +94,8 @@ class VersionRange:
 
     clauses: tuple[Clause, ...]
     text: str
+    _memo: dict[Version, bool] = field(default_factory=dict, repr=False, compare=False,
+                                       hash=False)
 
     @staticmethod
     def parse(text: str) -> VersionRange:
@@ -103,7 +113,12 @@ class VersionRange:
 
     def contains(self, v: Version | None) -> bool:
         """Whether ``v`` is in the range (None, i.e. not deployed, never is)."""
-        return v is not None and all(c.matches(v) for c in self.clauses)
+        if v is None:
+            return False
+        hit = self._memo.get(v)
+        if hit is None:
+            hit = self._memo[v] = all(c.matches(v) for c in self.clauses)
+        return hit
 
     def floor(self) -> Version | None:
         """The lowest version a ``>=``/``>``/``==`` clause admits, if any."""

@@ -11,9 +11,29 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Any
 
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+_FastBase: Any = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
+
+
+class _FastLoader(_FastBase):  # type: ignore[misc]
+    """libyaml's C parser with a constructor that refuses duplicate keys."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue
+            if key in seen:
+                raise pyyaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f'found duplicate key "{key}"', key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 #: Most nodes a document may expand to (counting every alias use) before it is refused.
 NODE_BUDGET = 200_000
@@ -68,16 +88,43 @@ def _walk_budget(node: Any, path: str, budget: list[int], depth: int) -> None:
 
 
 def parse(path: str, data: bytes) -> Any:
-    """Parse one YAML document; raise YamlProblem with a position on any failure."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise YamlProblem(Problem(path, 1, 1, f"not UTF-8 text ({e.reason})")) from None
+    """Parse one YAML document keeping positions; raise YamlProblem on any failure."""
+    text = _decode(path, data)
     try:
         docs = list(_yaml().load_all(StringIO(text)))
     except MarkedYAMLError as e:
         raise YamlProblem(_mark_problem(path, e)) from None
     except (YAMLError, RecursionError, ValueError) as e:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
+    if len(docs) != 1:
+        raise YamlProblem(Problem(path, 1, 1, f"expected one YAML document, found {len(docs)}"))
+    _walk_budget(docs[0], path, [NODE_BUDGET], 0)
+    return docs[0]
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise YamlProblem(Problem(path, 1, 1, f"not UTF-8 text ({e.reason})")) from None
+
+
+def parse_fast(path: str, data: bytes) -> Any:
+    """Parse one YAML document into plain values with libyaml (no positions kept).
+
+    Refuses the same things as ``parse``; positions of later schema errors come from
+    re-parsing with ``parse``, which only happens for files that have errors.
+    """
+    text = _decode(path, data)
+    try:
+        docs = list(pyyaml.load_all(text, Loader=_FastLoader))
+    except pyyaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = " ".join(x for x in (e.context, e.problem) if x) or str(e)
+        raise YamlProblem(Problem(path, line, col, f"YAML error: {' '.join(msg.split())}")) \
+            from None
+    except (pyyaml.YAMLError, RecursionError, ValueError) as e:
         raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
     if len(docs) != 1:
         raise YamlProblem(Problem(path, 1, 1, f"expected one YAML document, found {len(docs)}"))

@@ -35,38 +35,45 @@ def forward_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave:
     """Steps moving ``cv`` to its desired version; the first carries ``gate``."""
     frm, to = _s(cv.live_version), _s(cv.desired)
     w, i, name = wave.wave.name, wave.index, cv.cell.name
-    steps: list[Step] = []
+    first: list[Step] = []
     if terraform_needed(desired, cv, service):
-        steps.append(Step("terraform-apply", service, w, i, name, frm, to))
-    steps += expand_steps(desired, live, cv, wave, service)
-    steps.append(Step("kubernetes-apply", service, w, i, name, frm, to))
-    steps.append(Step("wait-healthy", service, w, i, name, frm, to))
-    return _chain(steps, gate)
+        first.append(Step("terraform-apply", service, w, i, name, frm, to))
+    first += expand_steps(desired, live, cv, wave, service)
+    steps = _chain(first, gate)
+    apply_gate = _after(first[-1]) if first else gate
+    apply = Step("kubernetes-apply", service, w, i, name, frm, to, gate=apply_gate)
+    return [*steps, apply, Step("wait-healthy", service, w, i, name, frm, to,
+                                gate=_after(apply))]
 
 
 def _chain(steps: list[Step], gate: Gate) -> list[Step]:
-    """Give the first step ``gate`` (if closed) and every later step a previous-step gate."""
+    """Give the first step ``gate`` (if closed) and every later step a previous-step gate.
+
+    A step that carries a closed gate of its own keeps it when it is the first one.
+    """
     out: list[Step] = []
-    blocked: Gate | None = None if gate.open else gate
-    for s in steps:
-        if blocked is not None:
-            out.append(_with_gate(s, blocked if not out else _after(out[-1])))
-        elif not s.gate.open:
-            out.append(s)
-            blocked = s.gate
-        elif out:
-            out.append(_with_gate(s, _after(out[-1])))
+    for n, s in enumerate(steps):
+        if n == 0:
+            out.append(s if gate.open else _with_gate(s, gate))
         else:
-            out.append(s)
+            out.append(_with_gate(s, _after(steps[n - 1])))
     return out
+
+
+_AFTER: dict[str, Gate] = {}
 
 
 def _after(prev: Step) -> Gate:
     what = f"{prev.kind} {prev.migration}" if prev.migration else prev.kind
-    return Gate("previous-step", f"after {what}")
+    gate = _AFTER.get(what)
+    if gate is None:
+        gate = _AFTER[what] = Gate("previous-step", f"after {what}")
+    return gate
 
 
 def _with_gate(s: Step, gate: Gate) -> Step:
+    if s.gate == gate:
+        return s
     return Step(s.kind, s.service, s.wave, s.wave_index, s.cell, s.from_version, s.to_version,
                 s.migration, s.database, gate, s.detail)
 

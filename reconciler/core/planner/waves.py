@@ -6,8 +6,9 @@ live versions, whether it runs one version healthily, when its bake started and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from reconciler.core.live import LiveSnapshot, ServiceLive, WaveProgress
 from reconciler.core.model import Cell, DesiredState, Wave
@@ -21,18 +22,15 @@ class CellView:
     cell: Cell
     desired: Version | None
     live: ServiceLive | None
+    live_version: Version | None = field(init=False)
+    health: str = field(init=False)
+    at_target: bool = field(init=False)
 
-    @property
-    def live_version(self) -> Version | None:
-        return self.live.version if self.live else None
-
-    @property
-    def health(self) -> str:
-        return self.live.health if self.live else "Missing"
-
-    @property
-    def at_target(self) -> bool:
-        return self.desired is not None and self.live_version == self.desired
+    def __post_init__(self) -> None:
+        lv = self.live.version if self.live else None
+        object.__setattr__(self, "live_version", lv)
+        object.__setattr__(self, "health", self.live.health if self.live else "Missing")
+        object.__setattr__(self, "at_target", self.desired is not None and lv == self.desired)
 
     @property
     def settled(self) -> bool:
@@ -50,13 +48,17 @@ class WaveView:
     progress: WaveProgress | None
     weight: float
 
-    @property
+    @cached_property
     def managed(self) -> tuple[CellView, ...]:
         """Cells the release names a version for."""
         return tuple(c for c in self.cells if c.desired is not None)
 
     def uniform_version(self) -> Version | None:
         """The lowest version the managed cells run once all are settled, else None."""
+        return self._uniform
+
+    @cached_property
+    def _uniform(self) -> Version | None:
         managed = self.managed
         if not managed or not all(c.settled for c in managed):
             return None

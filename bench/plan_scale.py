@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.core.live import LiveSnapshot, ServiceLive, WaveProgress  # noqa: E402
-from reconciler.core.loader import ParseCache, load_repository  # noqa: E402
-from reconciler.core.planner import plan  # noqa: E402
-from reconciler.core.versions import Version  # noqa: E402
-from tests.core.support import DictSource  # noqa: E402
+from reconciler.core.live import LiveSnapshot, ServiceLive, WaveProgress
+from reconciler.core.loader import ParseCache, load_repository
+from reconciler.core.planner import plan
+from reconciler.core.versions import Version
+from tests.core.support import DictSource
 
 SERVICES = ("api", "worker", "billing")
 GROUPS = ("canary", "wave1", "wave2", "wave3")

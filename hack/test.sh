@@ -10,7 +10,7 @@ echo "== python packages"
 python3 -m pip install -q -e '.[dev]'
 
 echo "== static checks"
-ruff check reconciler tests
+ruff check reconciler tests bench
 mypy
 lint-imports
 

@@ -41,9 +41,13 @@ class _Ctx:
         self.entries, self.source = entries, source
         self.result = CrossResult()
         self._positioned: dict[str, object] = {}
+        self._by_kind: dict[str, list[Parsed]] = {}
 
     def of(self, kind: str) -> list[Parsed]:
-        return [p for p in self.parsed if p.kind == kind]
+        if not self._by_kind:
+            for p in self.parsed:
+                self._by_kind.setdefault(p.kind, []).append(p)
+        return self._by_kind.get(kind, [])
 
     def _pos(self, p: Parsed, keys: list[str | int]) -> tuple[int, int]:
         if p.path not in self._positioned:
@@ -215,17 +219,32 @@ def _released_groups(ctx: _Ctx) -> dict[str, set[str]]:
     return out
 
 
+def _needed_databases(ctx: _Ctx, services: dict[str, Parsed]) -> dict[str, list[tuple[str,
+                                                                                   str]]]:
+    """Per group: (service, database) pairs its cells must declare."""
+    need: dict[str, list[tuple[str, str]]] = {}
+    for name, groups in sorted(_released_groups(ctx).items()):
+        sp = services.get(name)
+        if sp is None:
+            continue
+        for g in groups:
+            need.setdefault(g, []).extend(
+                (name, db) for db in sp.built.value.databases)  # type: ignore[union-attr]
+    return need
+
+
 def _check_cell_databases(ctx: _Ctx, services: dict[str, Parsed]) -> None:
-    released = _released_groups(ctx)
+    need = _needed_databases(ctx, services)
     for p in ctx.of("Cell"):
         cell: Cell = p.built.value  # type: ignore[union-attr]
-        for name, sp in sorted(services.items()):
-            if cell.group not in released.get(name, set()):
-                continue
-            for db in sp.built.value.databases:  # type: ignore[union-attr]
-                if cell.database(db) is None:
-                    ctx.err(p, ["spec"], f"cell runs service {name!r}, which uses database "
-                                         f"{db!r}, but declares no such database")
+        wanted = need.get(cell.group)
+        if not wanted:
+            continue
+        have = {d.name for d in cell.databases}
+        for name, db in sorted(wanted):
+            if db not in have:
+                ctx.err(p, ["spec"], f"cell runs service {name!r}, which uses database "
+                                     f"{db!r}, but declares no such database")
 
 
 def check(parsed: list[Parsed], entries: dict[str, FileEntry],

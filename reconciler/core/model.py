@@ -193,10 +193,15 @@ class Release:
 
     def version_for(self, group: str) -> Version | None:
         """The version ``group`` should run, or None when the release does not name it."""
+        return self._by_group.get(group)
+
+    @cached_property
+    def _by_group(self) -> dict[str, Version]:
+        out: dict[str, Version] = {}
         for entry in self.entries:
-            if group in entry.groups:
-                return entry.version
-        return None
+            for g in entry.groups:
+                out.setdefault(g, entry.version)
+        return out
 
 
 @dataclass(frozen=True)

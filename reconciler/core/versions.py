@@ -33,10 +33,12 @@ class Version:
     text: str = ""
     _key: tuple[int, int, int, int, tuple[tuple[int, int | str], ...]] = field(
         init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         key = (self.major, self.minor, self.patch, 0 if self.pre else 1, _pre_key(self.pre))
         object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
 
     @staticmethod
     def parse(text: str) -> Version:
@@ -66,7 +68,7 @@ class Version:
         return isinstance(other, Version) and self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return self._hash
 
     def __str__(self) -> str:
         return self.text or f"{self.major}.{self.minor}.{self.patch}" + (

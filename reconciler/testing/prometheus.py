@@ -1,0 +1,166 @@
+"""A real Prometheus server on loopback scraping a test exporter whose error rates we set.
+
+For tests and the demo. ``TestExporter`` serves ``http_requests_total{cell,code}``
+counters that grow at a fixed request rate with an error fraction per cell, settable at
+any time; ``PrometheusServer`` runs Debian's ``prometheus`` binary against it with a 1 s
+scrape interval in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REQUESTS_PER_SECOND = 100.0
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class TestExporter:
+    """Per-cell request counters; ``set_error_rate(cell, 0.3)`` makes 30% of them 5xx."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, cells: list[str]) -> None:
+        self._lock = threading.Lock()
+        self._rates = dict.fromkeys(cells, 0.0)
+        self._ok = dict.fromkeys(cells, 0.0)
+        self._err = dict.fromkeys(cells, 0.0)
+        self._last = time.monotonic()
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def set_error_rate(self, cell: str, fraction: float) -> None:
+        with self._lock:
+            self._advance()
+            self._rates[cell] = fraction
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        for cell, frac in self._rates.items():
+            self._err[cell] += REQUESTS_PER_SECOND * dt * frac
+            self._ok[cell] += REQUESTS_PER_SECOND * dt * (1 - frac)
+
+    def render(self) -> str:
+        with self._lock:
+            self._advance()
+            lines = ["# TYPE http_requests_total counter"]
+            for cell in sorted(self._rates):
+                for code, value in (("200", self._ok[cell]), ("500", self._err[cell])):
+                    lines.append(f'http_requests_total{{cell="{cell}",code="{code}"}} '
+                                 f"{value:.3f}")
+            return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.render().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def prometheus_binary() -> str | None:
+    """The prometheus binary: $PROMETHEUS_BIN, PATH, or Debian's /usr/bin/prometheus."""
+    return os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+
+
+class PrometheusServer:
+    """Debian's prometheus on a free loopback port, scraping ``targets`` every second."""
+
+    def __init__(self, targets: list[str], binary: str | None = None) -> None:
+        found = binary or prometheus_binary()
+        if not found:
+            raise RuntimeError("prometheus not found: apt-get install prometheus "
+                               "(or set PROMETHEUS_BIN)")
+        self.binary = found
+        self.targets = targets
+        self.dir = Path(tempfile.mkdtemp(prefix="reconciler-prom-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> Path:
+        targets = ", ".join(f'"{t}"' for t in self.targets)
+        cfg = self.dir / "prometheus.yml"
+        cfg.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                       "scrape_configs:\n  - job_name: test\n"
+                       f"    static_configs:\n      - targets: [{targets}]\n")
+        return cfg
+
+    def start(self, timeout: float = 30.0) -> None:
+        cfg = self._config()
+        log = (self.dir / "prometheus.log").open("wb")
+        self._proc = subprocess.Popen(
+            [self.binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{self.port}",
+             f"--storage.tsdb.path={self.dir / 'data'}", "--web.enable-lifecycle"],
+            stdout=log, stderr=subprocess.STDOUT)
+        from reconciler.adapters.prometheus import PrometheusClient
+
+        client = PrometheusClient(self.url, timeout=1.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = (self.dir / "prometheus.log").read_text()[-2000:]
+                raise RuntimeError(f"prometheus exited: {tail}")
+            if client.ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("prometheus did not become ready in time")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def prometheus_with_exporter(
+        cells: list[str]) -> Iterator[tuple[PrometheusServer, TestExporter]]:
+    """A running exporter for ``cells`` and a Prometheus scraping it; both stopped after."""
+    exporter = TestExporter(cells)
+    exporter.start()
+    server = PrometheusServer([f"127.0.0.1:{exporter.port}"])
+    try:
+        server.start()
+        yield server, exporter
+    finally:
+        server.stop()
+        exporter.stop()

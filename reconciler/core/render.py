@@ -1,0 +1,156 @@
+"""Rendering a service's Kubernetes manifest templates for one cell.
+
+Owns: the template language (``{{ name }}`` placeholders only: ``version``,
+``cell.name|group|region|zone|namespace``, ``service.name``, ``terraform.<output>``,
+``vars.<name>``), the values it sees, and turning the rendered text into manifest dicts.
+An unknown name, a malformed document or a document that is not a Kubernetes object
+is an error naming ``file:line:col``. Pure: template texts come from
+``DesiredState.files``; nothing is read or applied here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from reconciler.core.model import Cell, DesiredState
+
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RenderError(ValueError):
+    """One or more templates could not be rendered; ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = tuple(errors)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a template may refer to, for one service in one cell at one version."""
+
+    version: str
+    cell: Cell
+    service: str
+    terraform: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    def values(self) -> dict[str, Any]:
+        """Every placeholder name this context resolves, flattened with dots."""
+        c = self.cell
+        out: dict[str, Any] = {
+            "version": self.version, "service.name": self.service,
+            "cell.name": c.name, "cell.group": c.group, "cell.region": c.region,
+            "cell.zone": c.zone, "cell.namespace": c.kubernetes.namespace,
+        }
+        out.update({f"terraform.{k}": v for k, v in self.terraform.items()})
+        out.update({f"vars.{k}": v for k, v in self.variables.items()})
+        return out
+
+
+def format_value(value: Any) -> str:
+    """A value as YAML text: strings raw, scalars in YAML spelling, others as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def render_text(path: str, text: str, values: Mapping[str, Any]) -> str:
+    """Substitute every placeholder; raise RenderError listing every unknown name."""
+    errors: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if _NAME.match(name) and name in values:
+            return format_value(values[name])
+        line, col = _position(text, m.start())
+        what = "unknown template name" if _NAME.match(name) else "malformed placeholder"
+        errors.append(f"{path}:{line}:{col}: {what} {name!r}")
+        return ""
+
+    out = PLACEHOLDER.sub(sub, text)
+    if errors:
+        raise RenderError(errors)
+    return out
+
+
+def _check_object(path: str, index: int, doc: Any) -> str | None:
+    if not isinstance(doc, dict):
+        return f"{path}: document {index + 1} is not a mapping"
+    meta = doc.get("metadata")
+    if not doc.get("apiVersion") or not doc.get("kind") or not isinstance(meta, dict) \
+            or not meta.get("name"):
+        return f"{path}: document {index + 1} needs apiVersion, kind and metadata.name"
+    return None
+
+
+def parse_objects(path: str, text: str) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a rendered multi-document YAML text (empty docs skipped)."""
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise RenderError([f"{where}: {e.problem or e}"]) from e
+    errors = [err for i, d in enumerate(docs) if (err := _check_object(path, i, d))]
+    if errors:
+        raise RenderError(errors)
+    return docs
+
+
+def render_template(path: str, text: str, ctx: RenderContext) -> list[dict[str, Any]]:
+    """One template file rendered for ``ctx`` into objects."""
+    return parse_objects(path, render_text(path, text, ctx.values()))
+
+
+def render_service(desired: DesiredState, ctx: RenderContext) -> list[dict[str, Any]]:
+    """Every manifest template of ``ctx.service`` rendered, in template order.
+
+    Every error of every template is collected before RenderError is raised.
+    """
+    service = desired.services[ctx.service]
+    objects: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for path in service.manifests:
+        for p, text in _template_files(desired, path):
+            try:
+                objects.extend(render_template(p, text, ctx))
+            except RenderError as e:
+                errors.extend(e.errors)
+    if errors:
+        raise RenderError(errors)
+    return objects
+
+
+def _template_files(desired: DesiredState, path: str) -> list[tuple[str, str]]:
+    """The template at ``path``, or every YAML file under it when it is a directory."""
+    if path in desired.files:
+        return [(path, desired.files[path])]
+    under = desired.files_under(path)
+    found = [(f"{path.rstrip('/')}/{rel}", t) for rel, t in under.items()
+             if rel.endswith((".yaml", ".yml"))]
+    if not found:
+        raise RenderError([f"{path}: manifest template not found in the desired state"])
+    return found
+
+
+def default_context(cell: Cell, service: str, version: str,
+                    terraform: Mapping[str, Any] | None = None) -> RenderContext:
+    """A context whose ``vars`` are the cell's own variables."""
+    return RenderContext(version, cell, service, dict(terraform or {}),
+                         dict(cell.terraform_vars))

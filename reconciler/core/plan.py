@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.core.live import format_time
 from reconciler.core.model import API_VERSION
@@ -58,12 +58,14 @@ class Gate:
 OPEN = Gate()
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One action for the executor. ``due`` steps may run now; the rest show what is next.
 
     Sort key (the only one): (wave index, kind order, cell, service, migration).
     Rollback steps use wave index -1 so they come first.
+
+    An immutable NamedTuple rather than a frozen dataclass: large plans hold ~100,000
+    steps and a tuple builds five times faster (see docs/benchmarks.md).
     """
 
     kind: str

@@ -1,0 +1,135 @@
+"""Applying one service to one cell: server-side apply, inventory, prune, self-heal.
+
+Owns: the apply sequence — record pending references in the inventory, apply every
+object (field manager ``reconciler``, conflicts forced), prune what the previous
+inventory held and the new one does not, then record the new inventory — and the
+change set it returns (created / configured / deleted / skipped, like fluxcd's ssa).
+Prune deletes only objects from our inventory that still carry our labels and field
+manager, with a uid precondition; nothing is ever listed and deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.adapters.errors import TemporaryError
+from reconciler.adapters.kubernetes.client import APPLY, KubeClient
+from reconciler.adapters.kubernetes.errors import NotFound
+from reconciler.adapters.kubernetes.inventory import (
+    Inventory,
+    read_inventory,
+    write_inventory,
+)
+from reconciler.adapters.kubernetes.objects import (
+    FIELD_MANAGER,
+    Ref,
+    apply_order,
+    decorate,
+    is_ours,
+    ref_of,
+)
+from reconciler.core.hashing import manifest_hash
+from reconciler.core.model import Cell
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one apply did to one object."""
+
+    ref: Ref
+    action: str  # created | configured | deleted | skipped
+    message: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.ref} {self.action}" + (f" ({self.message})" if self.message else "")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """The change set of one apply and what was recorded."""
+
+    cell: str
+    service: str
+    version: str
+    applied_hash: str
+    changes: tuple[Change, ...]
+
+
+def _path(kube: KubeClient, ref: Ref) -> str:
+    return kube.resource(ref.api_version, ref.kind).item(ref.namespace or None, ref.name)
+
+
+def apply_object(kube: KubeClient, obj: Mapping[str, Any]) -> Change:
+    """Server-side apply one object; created or configured."""
+    ref = ref_of(obj)
+    status, _ = kube.call("PATCH", _path(kube, ref),
+                          {"fieldManager": FIELD_MANAGER, "force": "true"}, dict(obj), APPLY)
+    return Change(ref, "created" if status == 201 else "configured")
+
+
+def prune_object(kube: KubeClient, ref: Ref, cell: str, service: str) -> Change:
+    """Delete ``ref`` if it is still ours; skipped otherwise (never touch foreign objects)."""
+    try:
+        path = _path(kube, ref)
+    except NotFound:
+        return Change(ref, "skipped", "kind no longer served")
+    live = kube.get(path)
+    if live is None:
+        return Change(ref, "skipped", "already gone")
+    if not is_ours(live, cell, service):
+        return Change(ref, "skipped", "not created by reconciler for this cell and service")
+    uid = live["metadata"]["uid"]
+    try:
+        kube.request("DELETE", path, body={
+            "apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+            "preconditions": {"uid": uid}})
+    except NotFound:
+        return Change(ref, "skipped", "already gone")
+    return Change(ref, "deleted")
+
+
+def ensure_namespace(kube: KubeClient, namespace: str) -> None:
+    """Create the cell namespace when missing (it is never labelled, pruned or owned)."""
+    if kube.get(f"/api/v1/namespaces/{namespace}") is not None:
+        return
+    try:
+        kube.request("POST", "/api/v1/namespaces", body={
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    except TemporaryError:  # 409: created concurrently, which is fine
+        if kube.get(f"/api/v1/namespaces/{namespace}") is None:
+            raise
+
+
+def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
+                  rendered: Iterable[Mapping[str, Any]]) -> ApplyResult:
+    """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``."""
+    ns = cell.kubernetes.namespace
+    objs = [dict(o) for o in rendered]
+    ensure_namespace(kube, ns)
+    old = read_inventory(kube, cell.name, service, ns) or Inventory()
+    previous = old.version if old.version and old.version != version else old.previous
+    h = manifest_hash(objs)
+    intent = sorted((decorate(o, cell.name, service, version, ns, h, previous) for o in objs),
+                    key=apply_order)
+    refs = tuple(ref_of(o) for o in intent)
+    write_inventory(kube, cell.name, service, ns, Inventory(
+        old.version, old.previous, old.applied_hash, old.objects, refs))
+    changes = [apply_object(kube, o) for o in intent]
+    stale = sorted((set(old.refs) | set(old.pending)) - set(refs), reverse=True,
+                   key=lambda r: (apply_order({"kind": r.kind, "apiVersion": r.api_version,
+                                               "metadata": {"name": r.name}})))
+    changes += [prune_object(kube, r, cell.name, service) for r in stale]
+    write_inventory(kube, cell.name, service, ns,
+                    Inventory(version, previous, h, tuple(intent), ()))
+    return ApplyResult(cell.name, service, version, h, tuple(changes))
+
+
+def heal(kube: KubeClient, inventory: Inventory, refs: Iterable[Ref] | None = None
+         ) -> list[Change]:
+    """Re-apply the recorded manifests (all, or only ``refs``): self-heal toward what
+    was applied, never toward a newer or older version."""
+    wanted = set(refs) if refs is not None else None
+    return [apply_object(kube, o) for o in inventory.objects
+            if wanted is None or ref_of(o) in wanted]

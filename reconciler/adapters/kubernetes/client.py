@@ -1,0 +1,182 @@
+"""One cluster connection: kubeconfig/context loading, JSON requests, watch streams.
+
+Owns: building the official client's configuration for a cell's target (kubeconfig
+file + context, or in-cluster), raw REST calls through its transport (so any kind can
+be applied), kind-to-resource discovery, and error translation. One client per
+(kubeconfig, context), shared through ``ClientCache``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.kubernetes.errors import NotFound, from_status, from_transport
+from reconciler.core.model import Cell
+
+JSON = "application/json"
+APPLY = "application/apply-patch+yaml"
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which cluster: a kubeconfig file and context (both None: in-cluster/default)."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    @staticmethod
+    def of(cell: Cell) -> Target:
+        return Target(cell.kubernetes.kubeconfig, cell.kubernetes.context)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A discovered API resource: its URL prefix, plural name and scope."""
+
+    prefix: str  # /api/v1 or /apis/<group>/<version>
+    plural: str
+    namespaced: bool
+
+    def collection(self, namespace: str | None) -> str:
+        ns = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{self.prefix}{ns}/{self.plural}"
+
+    def item(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection(namespace)}/{name}"
+
+
+def load_configuration(target: Target) -> k8s_client.Configuration:
+    """The client configuration for ``target``; PermanentError when none can be loaded."""
+    cfg = k8s_client.Configuration()
+    try:
+        if target.kubeconfig is None and target.context is None:
+            try:
+                k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=cfg)
+                return cfg
+            except ConfigException:
+                pass
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=target.kubeconfig, context=target.context,
+            client_configuration=cfg, persist_config=False)
+    except (ConfigException, OSError, ValueError) as e:
+        raise PermanentError(f"kubeconfig {target.kubeconfig or '~/.kube/config'} "
+                             f"context {target.context or '(current)'}: {e}") from e
+    cfg.retries = False
+    cfg.connection_pool_maxsize = 64
+    return cfg
+
+
+class KubeClient:
+    """JSON REST calls and watches against one cluster."""
+
+    def __init__(self, target: Target, timeout: float = 15.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.api = k8s_client.ApiClient(load_configuration(target))
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._lock = threading.Lock()
+
+    def _send(self, method: str, path: str, query: Mapping[str, Any] | None, body: Any,
+              content_type: str, timeout: Any) -> Any:
+        m, url, headers, data, _ = self.api.param_serialize(
+            method, path, query_params=list((query or {}).items()) or None,
+            header_params={"Content-Type": content_type, "Accept": JSON},
+            body=body, auth_settings=["BearerToken"])
+        try:
+            return self.api.call_api(m, url, headers, data, _request_timeout=timeout)
+        except _TRANSPORT_ERRORS as e:
+            raise from_transport(e, f"{method} {path}") from e
+
+    def call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+             body: Any = None, content_type: str = JSON) -> tuple[int, dict[str, Any]]:
+        """One call; the HTTP status and decoded JSON answer, or an adapter error."""
+        resp = self._send(method, path, query, body, content_type, self.timeout)
+        try:
+            data = resp.read()
+        except _TRANSPORT_ERRORS as e:
+            raise from_transport(e, f"{method} {path}") from e
+        if resp.status >= 400:
+            raise from_status(resp.status, data, resp.headers, f"{method} {path}")
+        return int(resp.status), (dict(json.loads(data)) if data else {})
+
+    def request(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str = JSON) -> dict[str, Any]:
+        """One call; the decoded JSON answer, or an adapter error."""
+        return self.call(method, path, query, body, content_type)[1]
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """GET an object; None when it does not exist."""
+        try:
+            return self.request("GET", path)
+        except NotFound:
+            return None
+
+    def stream(self, path: str, query: Mapping[str, Any], seconds: int) -> Iterator[Any]:
+        """Open a watch; yields the raw response first (to allow closing), then events."""
+        q = {**query, "watch": "true", "timeoutSeconds": str(seconds),
+             "allowWatchBookmarks": "true"}
+        resp = self._send("GET", path, q, None, JSON, (5.0, seconds + 10.0))
+        if resp.status >= 400:
+            raise from_status(resp.status, resp.read(), resp.headers, f"WATCH {path}")
+        yield resp.response
+        buf = b""
+        try:
+            for chunk in resp.response.stream(65536, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except _TRANSPORT_ERRORS as e:
+            raise from_transport(e, f"WATCH {path}") from e
+        finally:
+            resp.response.release_conn()
+
+    # -- discovery
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        """The resource serving ``kind`` in ``api_version`` (discovered once)."""
+        key = (api_version, kind)
+        with self._lock:
+            found = self._resources.get(key)
+        if found is not None:
+            return found
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        listing = self.request("GET", prefix)
+        for r in listing.get("resources", []):
+            if r.get("kind") == kind and "/" not in r.get("name", "/"):
+                res = Resource(prefix, r["name"], bool(r.get("namespaced")))
+                with self._lock:
+                    self._resources[key] = res
+                return res
+        raise PermanentError(f"kind {kind} is not served by {api_version}")
+
+
+class ClientCache:
+    """One KubeClient per target, created on first use."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Target, KubeClient] = {}
+        self._lock = threading.Lock()
+
+    def for_target(self, target: Target) -> KubeClient:
+        with self._lock:
+            if target not in self._clients:
+                self._clients[target] = KubeClient(target)
+            return self._clients[target]
+
+    def for_cell(self, cell: Cell) -> KubeClient:
+        return self.for_target(Target.of(cell))

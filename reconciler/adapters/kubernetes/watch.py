@@ -1,0 +1,220 @@
+"""Watching a fleet's objects so drift is seen at once, and healed when asked.
+
+Owns: one watch per (cluster, namespace, kind) on objects labelled
+``reconciler.dev/service``, a cache of recorded inventories (refreshed from their own
+ConfigMap events), comparing each event's object with what was applied, reporting
+drift through a callback, and re-applying the recorded object when self-heal is on.
+While an apply is in flight (the inventory lists pending objects, or the object
+carries a newer hash) nothing is judged, so a rollout is never fought.
+Must never: heal toward anything but the recorded inventory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.adapters.errors import AdapterError
+from reconciler.adapters.kubernetes.apply import Change, heal
+from reconciler.adapters.kubernetes.client import ClientCache, KubeClient, Target
+from reconciler.adapters.kubernetes.drift import object_drift
+from reconciler.adapters.kubernetes.inventory import (
+    Inventory,
+    from_configmap,
+    is_inventory,
+    read_inventory,
+)
+from reconciler.adapters.kubernetes.objects import (
+    ANN_HASH,
+    LABEL_CELL,
+    LABEL_SERVICE,
+    ref_of,
+)
+from reconciler.core.live import Drift
+from reconciler.core.model import Cell
+
+log = logging.getLogger(__name__)
+
+WATCHED_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"),
+                 ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), ("v1", "ConfigMap"),
+                 ("v1", "Service"))
+WATCH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """Drift seen on one object of one service in one cell, and what healing did."""
+
+    cell: str
+    service: str
+    drift: tuple[Drift, ...]
+    healed: tuple[Change, ...] = ()
+    error: str = ""
+
+
+@dataclass
+class _Stream:
+    target: Target
+    namespace: str
+    api_version: str
+    kind: str
+    response: Any = None
+    resource_version: str | None = None
+
+
+@dataclass
+class DriftWatcher:
+    """Watches the given cells' services; call ``start()`` then ``stop()``."""
+
+    cells: Iterable[Cell]
+    services: Iterable[str]
+    on_event: Callable[[DriftEvent], None]
+    self_heal: Callable[[str, str], bool] = field(default=lambda cell, service: False)
+    clients: ClientCache = field(default_factory=ClientCache)
+    kinds: tuple[tuple[str, str], ...] = WATCHED_KINDS
+
+    def __post_init__(self) -> None:
+        self._cells = {c.name: c for c in self.cells}
+        self._services = set(self.services)
+        self._inventories: dict[tuple[str, str], Inventory | None] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: list[_Stream] = []
+        self.ready = threading.Event()  # set once every watch has been opened once
+        self._opened = 0
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        places = sorted({(Target.of(c), c.kubernetes.namespace) for c in self._cells.values()},
+                        key=str)
+        self._streams = [_Stream(t, ns, av, k) for t, ns in places for av, k in self.kinds]
+        for s in self._streams:
+            th = threading.Thread(target=self._run, args=(s,), daemon=True,
+                                  name=f"watch-{s.namespace}-{s.kind}")
+            self._threads.append(th)
+            th.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for s in self._streams:
+            resp = s.response
+            if resp is not None:
+                try:
+                    resp.shutdown()
+                except Exception:  # best effort: the thread exits anyway
+                    resp.close()
+        for th in self._threads:
+            th.join(timeout=5)
+
+    # -- watching
+
+    def _run(self, s: _Stream) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                self._watch_once(s, first)
+            except AdapterError as e:
+                log.debug("watch %s/%s: %s", s.namespace, s.kind, e)
+                self._stop.wait(1.0)
+            except Exception:  # a broken stream: reopen it
+                if self._stop.is_set():
+                    return
+                log.exception("watch %s/%s failed", s.namespace, s.kind)
+                self._stop.wait(1.0)
+            first = False
+
+    def _watch_once(self, s: _Stream, first: bool) -> None:
+        kube = self.clients.for_target(s.target)
+        path = kube.resource(s.api_version, s.kind).collection(s.namespace)
+        query = {"labelSelector": LABEL_SERVICE}
+        if s.resource_version:
+            query["resourceVersion"] = s.resource_version
+        events = kube.stream(path, query, WATCH_SECONDS)
+        s.response = next(events)
+        if first:
+            self._mark_opened()
+        for ev in events:
+            if self._stop.is_set():
+                return
+            self._on_event(kube, s, ev)
+
+    def _mark_opened(self) -> None:
+        with self._lock:
+            self._opened += 1
+            if self._opened >= len(self._streams):
+                self.ready.set()
+
+    def _on_event(self, kube: KubeClient, s: _Stream, ev: dict[str, Any]) -> None:
+        obj = ev.get("object") or {}
+        if ev.get("type") == "ERROR":
+            s.resource_version = None  # 410 Gone and friends: start over
+            return
+        s.resource_version = (obj.get("metadata") or {}).get("resourceVersion")
+        if ev.get("type") == "BOOKMARK":
+            return
+        obj.setdefault("apiVersion", s.api_version)
+        obj.setdefault("kind", s.kind)
+        self.check(kube, obj, deleted=ev.get("type") == "DELETED")
+
+    # -- judging
+
+    def _key(self, obj: dict[str, Any]) -> tuple[str, str] | None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        cell, service = labels.get(LABEL_CELL), labels.get(LABEL_SERVICE)
+        if cell in self._cells and service in self._services:
+            return str(cell), str(service)
+        return None
+
+    def _inventory(self, kube: KubeClient, key: tuple[str, str], fresh: bool
+                   ) -> Inventory | None:
+        with self._lock:
+            if not fresh and key in self._inventories:
+                return self._inventories[key]
+        inv = read_inventory(kube, key[0], key[1], self._cells[key[0]].kubernetes.namespace)
+        with self._lock:
+            self._inventories[key] = inv
+        return inv
+
+    def check(self, kube: KubeClient, obj: dict[str, Any], deleted: bool) -> None:
+        """Judge one watched object; report (and heal) drift."""
+        key = self._key(obj)
+        if key is None:
+            return
+        if is_inventory(obj):
+            with self._lock:
+                self._inventories[key] = None if deleted else from_configmap(obj)
+            return
+        inv = self._current_inventory(kube, key, obj)
+        intent = inv.intent(ref_of(obj)) if inv is not None else None
+        if inv is None or intent is None:
+            return
+        drift = object_drift(ref_of(obj), intent, None if deleted else obj)
+        if drift:
+            self._report(kube, key, inv, obj, tuple(drift))
+
+    def _current_inventory(self, kube: KubeClient, key: tuple[str, str],
+                           obj: dict[str, Any]) -> Inventory | None:
+        """The inventory to judge against; None while an apply is in flight."""
+        inv = self._inventory(kube, key, fresh=False)
+        live_hash = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANN_HASH)
+        if inv is None or inv.pending or (live_hash and live_hash != inv.applied_hash):
+            inv = self._inventory(kube, key, fresh=True)
+        if inv is None or inv.pending:
+            return None
+        return inv
+
+    def _report(self, kube: KubeClient, key: tuple[str, str], inv: Inventory,
+                obj: dict[str, Any], drift: tuple[Drift, ...]) -> None:
+        healed: tuple[Change, ...] = ()
+        error = ""
+        if self.self_heal(*key):
+            try:
+                healed = tuple(heal(kube, inv, [ref_of(obj)]))
+            except AdapterError as e:
+                error = str(e)
+        self.on_event(DriftEvent(key[0], key[1], drift, healed, error))

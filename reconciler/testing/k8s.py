@@ -225,7 +225,7 @@ def _stage(name: str, kind: str, exprs: list[dict[str, Any]], next_: dict[str, A
 
 def _label(key: str, op: str) -> dict[str, Any]:
     expr: dict[str, Any] = {"key": f'.metadata.labels["{key}"]', "operator": op}
-    if op == "In":
+    if op in ("In", "NotIn"):
         expr["values"] = ["true"]
     return expr
 
@@ -292,18 +292,18 @@ def kwok_stages() -> list[dict[str, Any]]:
         _stage("node-heartbeat", "Node", [_phase("Running"), _READY],
                {"statusTemplate": _NODE_STATUS}, delay_ms=10_000),
         _stage("pod-ready", "Pod",
-               [_ALIVE, _phase("Pending"), _NOT_READY, _label(UNREADY_LABEL, "DoesNotExist"),
-                _label(FAIL_LABEL, "DoesNotExist")],
+               [_ALIVE, _phase("Pending"), _NOT_READY, _label(UNREADY_LABEL, "NotIn"),
+                _label(FAIL_LABEL, "NotIn")],
                {"statusTemplate": _POD_STATUS_RUNNING % running}),
         _stage("pod-unready", "Pod",
                [_ALIVE, _phase("Pending"), _label(UNREADY_LABEL, "In"),
-                _label(FAIL_LABEL, "DoesNotExist")],
+                _label(FAIL_LABEL, "NotIn")],
                {"statusTemplate": _POD_STATUS_RUNNING % unready}),
         _stage("pod-fail", "Pod", [_ALIVE, _phase("Pending", "Running"),
                                    _label(FAIL_LABEL, "In")],
                {"statusTemplate": _POD_STATUS_TERMINATED % bad}, delay_ms=300),
         _stage("pod-complete", "Pod", [_ALIVE, _phase("Running"), _JOB_POD,
-                                       _label(FAIL_LABEL, "DoesNotExist")],
+                                       _label(FAIL_LABEL, "NotIn")],
                {"statusTemplate": _POD_STATUS_TERMINATED % ok}, delay_ms=300),
         _stage("pod-delete", "Pod",
                [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],

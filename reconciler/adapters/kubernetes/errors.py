@@ -1,8 +1,8 @@
 """Translating HTTP statuses and transport failures into the adapter error tree.
 
 Temporary (retried with a delay): connection refused / reset / timeouts, 429 (honouring
-Retry-After), 5xx, 409 conflicts. Permanent: 400, 401, 403, 404, 422 and anything else,
-always with the API server's own message.
+Retry-After), 5xx, 409 conflicts. Permanent: 400, 401, 403, 404, 422, a 500 that names a
+mistyped apply patch, and anything else; always with the API server's own message.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ import json
 from collections.abc import Mapping
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
+
+
+#: 500 answers that are really invalid input: a typed server-side apply patch whose
+#: field types do not match the schema.
+_INVALID_500 = ("failed to create typed patch object",)
 
 
 class NotFound(PermanentError):
@@ -40,6 +45,8 @@ def from_status(status: int, body: bytes, headers: Mapping[str, str], what: str)
     msg = f"{what}: HTTP {status}: {api_message(body)}"
     if status == 429:
         return TemporaryError(msg, _retry_after(headers, 1.0))
+    if status == 500 and any(m in msg for m in _INVALID_500):
+        return PermanentError(msg)  # the API server reports some invalid input as 500
     if status >= 500:
         return TemporaryError(msg, _retry_after(headers, 5.0))
     if status == 409:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
 
-
 #: 500 answers that are really invalid input: a typed server-side apply patch whose
 #: field types do not match the schema.
 _INVALID_500 = ("failed to create typed patch object",)

@@ -221,7 +221,7 @@ def test_errors_are_translated(cluster_b: ControlPlane) -> None:
     with pytest.raises(PermanentError, match="replicas: expected numeric"):
         apply_service(k, c, "web", "1.0.0", bad)
     invalid = render(state, c, "1.0.0", deadline=-1)
-    with pytest.raises(PermanentError, match="HTTP 422: .*progressDeadlineSeconds"):
+    with pytest.raises(PermanentError, match=r"HTTP 422: .*progressDeadlineSeconds"):
         apply_service(k, c, "web", "1.0.0", invalid)
     cluster_b.stop_apiserver()
     try:

@@ -1,0 +1,70 @@
+"""What the executor talks to, as protocols: the real adapters plug in behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from reconciler.core.model import Cell, DesiredState
+
+
+class TerraformBackend(Protocol):
+    """Applies a cell's stack for a service and reads its outputs."""
+
+    def apply(self, desired: DesiredState, cell: Cell, service: str,
+              version: str) -> Mapping[str, Any]:
+        """Apply and return the (non-sensitive) outputs."""
+        ...
+
+    def outputs(self, desired: DesiredState, cell: Cell, service: str) -> Mapping[str, Any]:
+        """The outputs of the last apply (empty when never applied)."""
+        ...
+
+
+class KubernetesBackend(Protocol):
+    """Renders and applies a service's manifests in a cell."""
+
+    def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
+              terraform_outputs: Mapping[str, Any]) -> str:
+        """Apply; return a one-line summary of the change set."""
+        ...
+
+
+class MigrationBackend(Protocol):
+    """Runs one phase of a migration in one cell's database."""
+
+    def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
+        """Run ``action`` (expand, contract, rollback); return the outcome word."""
+        ...
+
+
+class GitBackend(Protocol):
+    """Commits a revert of the bump that failed."""
+
+    def revert(self, desired: DesiredState, service: str, groups: Sequence[str],
+               version: str, reason: str) -> str:
+        """Commit (and push) the revert; return the new commit id."""
+        ...
+
+
+class ProgressStore(Protocol):
+    """Rollout progress that must survive restarts (persisted, e.g. in Git status)."""
+
+    def start_bake(self, service: str, wave: str, version: str, at: datetime) -> None:
+        ...
+
+    def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
+        ...
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Every backend the executor may need; absent ones make their steps fail clearly."""
+
+    kubernetes: KubernetesBackend | None
+    terraform: TerraformBackend | None
+    migrations: MigrationBackend | None
+    git: GitBackend | None
+    progress: ProgressStore

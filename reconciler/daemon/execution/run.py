@@ -1,0 +1,77 @@
+"""Running the due steps of one plan: wave-level steps first, then cells in parallel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from reconciler.adapters.errors import AdapterError, TemporaryError
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import Plan, Step
+from reconciler.daemon.execution.backends import Backends
+from reconciler.daemon.execution.handlers import HANDLERS
+
+#: Step kinds that act on Git or on rollout progress rather than on one cell.
+SERIAL_KINDS = ("revert-commit", "bake")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one step: ``done``, ``retry`` (temporary) or ``failed``."""
+
+    step: Step
+    status: str
+    detail: str
+    retry_after: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"step": self.step.id, "status": self.status, "detail": self.detail,
+                "retryAfter": self.retry_after}
+
+
+def run_step(step: Step, desired: DesiredState, backends: Backends, now: datetime) -> Outcome:
+    """Run one step; never raises for an adapter error."""
+    try:
+        return Outcome(step, "done", HANDLERS[step.kind](step, desired, backends, now))
+    except TemporaryError as e:
+        return Outcome(step, "retry", str(e), e.retry_after)
+    except AdapterError as e:
+        return Outcome(step, "failed", str(e))
+
+
+def _per_cell(steps: Sequence[Step]) -> list[list[Step]]:
+    """Due steps grouped by cell, in plan order (one group runs sequentially)."""
+    groups: dict[str, list[Step]] = {}
+    for s in steps:
+        groups.setdefault(s.cell or "", []).append(s)
+    return list(groups.values())
+
+
+def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
+               now: datetime) -> list[Outcome]:
+    out = []
+    for step in group:
+        outcome = run_step(step, desired, backends, now)
+        out.append(outcome)
+        if outcome.status != "done":
+            break
+    return out
+
+
+def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime,
+            parallel: int = 8) -> list[Outcome]:
+    """Run every due step of ``plan``; returns outcomes in plan order."""
+    due = [s for s in plan.due_steps() if s.kind != "wait-healthy"]
+    serial = [s for s in due if s.kind in SERIAL_KINDS]
+    cells = [s for s in due if s.kind not in SERIAL_KINDS]
+    outcomes = [run_step(s, desired, backends, now) for s in serial]
+    groups = _per_cell(cells)
+    if not groups:
+        return outcomes
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(groups)))) as pool:
+        results = pool.map(lambda g: _run_group(g, desired, backends, now), groups)
+        for r in results:
+            outcomes.extend(r)
+    return outcomes

@@ -104,6 +104,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if p.refusals else EXIT_OK
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from reconciler.adapters.errors import AdapterError
+    from reconciler.adapters.kubernetes.snapshot import read_fleet
+    from reconciler.core.live import LiveSnapshot, snapshot_to_json
+
+    result = _load(args.repo)
+    if not result.ok:
+        _print_errors(result)
+        return EXIT_INVALID
+    try:
+        services = read_fleet(result.desired)
+    except AdapterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    doc = snapshot_to_json(LiveSnapshot(services=services))
+    if args.output == "json":
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for cell, body in doc["cells"].items():
+            for svc, s in body["services"].items():
+                drift = f" drift={len(s['drift'])}" if s["drift"] else ""
+                print(f"{cell:<24} {svc:<12} {s['version'] or '-':<10} {s['health']}{drift}")
+    return EXIT_OK
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
@@ -147,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     _add_common(p)
     p.set_defaults(func=cmd_plan)
+    s = sub.add_parser("snapshot", help="read the live state of every cell",
+                       description="Read what runs in every cell's Kubernetes target (by "
+                                   "label selector) as a live snapshot "
+                                   "(schemas/live.schema.json).")
+    s.add_argument("repo", metavar="REPO", help="repository directory")
+    s.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_common(s)
+    s.set_defaults(func=cmd_snapshot)
     for register in _plugins():
         register(sub)
     return parser

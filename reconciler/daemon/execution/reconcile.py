@@ -1,0 +1,121 @@
+"""One reconcile tick: load → snapshot → plan → execute, keeping the last good revision.
+
+Owns: the order of one pass of the loop and what survives an invalid revision (the last
+good desired state stays live; the errors are reported, nothing is applied from the bad
+revision). Every fact needed to resume lives in the backends and the progress store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from reconciler.adapters.errors import AdapterError
+from reconciler.core.live import (
+    AlarmState,
+    LiveSnapshot,
+    MigrationLive,
+    ServiceLive,
+    TerraformLive,
+    WaveProgress,
+)
+from reconciler.core.loader import LoadResult
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import Plan
+from reconciler.core.planner import plan as make_plan
+from reconciler.daemon.execution.backends import Backends
+from reconciler.daemon.execution.run import Outcome, execute
+
+log = logging.getLogger("reconciler.reconcile")
+
+ServicesReader = Callable[[DesiredState], Mapping[str, Mapping[str, ServiceLive]]]
+TerraformReader = Callable[[DesiredState], Mapping[str, Mapping[str, TerraformLive]]]
+MigrationReader = Callable[[DesiredState], Mapping[str, Mapping[str, Mapping[str,
+                                                                            MigrationLive]]]]
+AlarmReader = Callable[[DesiredState], tuple[AlarmState, ...]]
+RolloutReader = Callable[[], Mapping[str, Mapping[str, WaveProgress]]]
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Where each part of the live snapshot comes from (None: that part is empty)."""
+
+    services: ServicesReader | None = None
+    terraform: TerraformReader | None = None
+    migrations: MigrationReader | None = None
+    alarms: AlarmReader | None = None
+    rollout: RolloutReader | None = None
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick saw and did."""
+
+    revision: str | None
+    errors: tuple[str, ...]
+    plan: Plan | None
+    outcomes: tuple[Outcome, ...] = ()
+    snapshot_error: str = ""
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+
+def take_snapshot(desired: DesiredState, readers: Readers) -> LiveSnapshot:
+    """The live snapshot from every configured reader (adapter errors propagate)."""
+    services = {c: dict(s) for c, s in (readers.services(desired) if readers.services
+                                         else {}).items()}
+    for cell, by_svc in (readers.terraform(desired) if readers.terraform else {}).items():
+        for svc, tf in by_svc.items():
+            current = services.setdefault(cell, {}).get(svc) or ServiceLive(None, "Missing")
+            services[cell][svc] = replace(current, terraform=tf)
+    return LiveSnapshot(
+        services=services,
+        databases=readers.migrations(desired) if readers.migrations else {},
+        rollout=readers.rollout() if readers.rollout else {},
+        alarms=readers.alarms(desired) if readers.alarms else ())
+
+
+@dataclass
+class Reconciler:
+    """Runs ticks; remembers the last good desired state across invalid revisions."""
+
+    load: Callable[[], LoadResult]
+    readers: Readers
+    backends: Backends
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    parallel: int = 8
+    last_good: DesiredState | None = None
+
+    def _desired(self) -> tuple[DesiredState | None, tuple[str, ...], str | None]:
+        result = self.load()
+        if result.ok:
+            self.last_good = result.desired
+            return result.desired, (), result.revision
+        errors = tuple(str(e) for e in result.errors)
+        for e in errors:
+            log.error("invalid desired state: %s", e, extra={"revision": result.revision})
+        return self.last_good, errors, result.revision
+
+    def tick(self) -> TickReport:
+        """One pass: plan from the current state and run the due steps."""
+        desired, errors, revision = self._desired()
+        if desired is None:
+            return TickReport(revision, errors, None)
+        now = self.clock()
+        try:
+            live = take_snapshot(desired, self.readers)
+        except AdapterError as e:
+            log.warning("snapshot failed: %s", e)
+            return TickReport(revision, errors, None, snapshot_error=str(e))
+        p = make_plan(desired, live, now)
+        outcomes = execute(p, desired, self.backends, now, self.parallel)
+        for o in outcomes:
+            level = logging.INFO if o.status == "done" else logging.WARNING
+            log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,
+                    extra={"revision": desired.revision, "cell": o.step.cell,
+                           "service": o.step.service, "step": o.step.id})
+        return TickReport(revision, errors, p, tuple(outcomes))

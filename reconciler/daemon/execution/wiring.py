@@ -1,0 +1,72 @@
+"""The real backends and snapshot readers, built from the adapters.
+
+Owns: adapting each adapter's API to the executor's protocols (``backends.py``) and the
+reconcile tick's readers, so the daemon, the demo and the end-to-end tests assemble a
+``Reconciler`` the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.adapters.kubernetes.apply import apply_service
+from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.snapshot import read_fleet
+from reconciler.adapters.migrations.report import migration_phases
+from reconciler.adapters.migrations.runner import run_phase
+from reconciler.adapters.prometheus import PrometheusClient, evaluate
+from reconciler.core.live import AlarmState, ServiceLive
+from reconciler.core.model import Cell, DesiredState
+from reconciler.core.render import default_context, render_service
+
+
+@dataclass
+class KubernetesApply:
+    """Renders a service's templates for a cell and server-side applies them."""
+
+    clients: ClientCache
+
+    def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
+              terraform_outputs: Mapping[str, Any]) -> str:
+        objs = render_service(desired, default_context(cell, service, version,
+                                                       terraform_outputs))
+        result = apply_service(self.clients.for_cell(cell), cell, service, version, objs)
+        counts: dict[str, int] = {}
+        for change in result.changes:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        summary = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+        return f"applied {service} {version} to {cell.name}: {summary}"
+
+    def read(self, desired: DesiredState) -> dict[str, dict[str, ServiceLive]]:
+        return read_fleet(desired, self.clients)
+
+
+@dataclass
+class MigrationRunner:
+    """Runs migration phases against the cells' PostgreSQL databases."""
+
+    env: Mapping[str, str] | None = None
+
+    def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
+        env = os.environ if self.env is None else self.env
+        return run_phase(desired, cell, migration, action, env=env).outcome
+
+    def read(self, desired: DesiredState) -> Any:
+        return migration_phases(desired, env=os.environ if self.env is None else self.env)
+
+
+@dataclass
+class AlarmEvaluator:
+    """Evaluates the fleet's and services' alarm rules for every cell."""
+
+    client: PrometheusClient
+
+    def read(self, desired: DesiredState) -> tuple[AlarmState, ...]:
+        rules = list(desired.fleet.alarms)
+        for svc in desired.services.values():
+            rules += svc.alarms
+        cells: Sequence[Cell] = [desired.cells[n] for n in sorted(desired.cells)]
+        return tuple(evaluate(self.client, rules, cells))

@@ -1,0 +1,49 @@
+"""Assembling a Reconciler over the e2e fleet exactly as the daemon does, and reading
+the results back from the real parts."""
+
+from __future__ import annotations
+
+from reconciler.adapters.fs import DirectorySource
+from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.snapshot import read_fleet
+from reconciler.adapters.migrations.report import read_phases
+from reconciler.adapters.prometheus import PrometheusClient
+from reconciler.core.loader import LoadResult, ParseCache, load_repository
+from reconciler.daemon.execution import Backends
+from reconciler.daemon.execution.progress import FileProgressStore
+from reconciler.daemon.execution.reconcile import Readers, Reconciler
+from reconciler.daemon.execution.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
+from tests.e2e.conftest import Fleet
+
+
+def build_reconciler(fleet: Fleet) -> Reconciler:
+    cache = ParseCache()
+
+    def load() -> LoadResult:
+        return load_repository(DirectorySource(fleet.repo), cache)
+
+    kube = KubernetesApply(ClientCache())
+    migrations = MigrationRunner()
+    alarms = AlarmEvaluator(PrometheusClient(fleet.prom.url))
+    progress = FileProgressStore(fleet.state / "progress.json")
+    readers = Readers(services=kube.read, migrations=migrations.read, alarms=alarms.read,
+                      rollout=progress.rollout)
+    backends = Backends(kubernetes=kube, terraform=None, migrations=migrations, git=None,
+                        progress=progress)
+    return Reconciler(load, readers, backends)
+
+
+def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:
+    result = load_repository(DirectorySource(fleet.repo))
+    assert result.desired is not None
+    services = read_fleet(result.desired)
+    return {cell: (str(s["shop"].version) if s["shop"].version else None, s["shop"].health)
+            for cell, s in services.items()}
+
+
+def migration_phase(fleet: Fleet, cell: str) -> str | None:
+    result = load_repository(DirectorySource(fleet.repo))
+    assert result.desired is not None
+    ref = result.desired.cells[cell].databases[0]
+    phases = read_phases(cell, ref)
+    return phases["0001-currency"].phase if "0001-currency" in phases else None

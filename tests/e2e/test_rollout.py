@@ -1,0 +1,100 @@
+"""End to end against the real parts: a version bump promoted wave by wave with its
+migration expanded before the first cell needs it and contracted after the last wave;
+then a bad version whose canary breaches its alarm and is rolled back alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from reconciler.core.plan import Step
+from reconciler.daemon.execution import Outcome
+from reconciler.daemon.execution.reconcile import Reconciler, TickReport
+from tests.e2e.conftest import CELLS, Fleet
+from tests.e2e.support import build_reconciler, live_versions, migration_phase
+
+pytestmark = pytest.mark.e2e
+
+
+def run_until(rec: Reconciler, done: Callable[[TickReport], bool], log: list[Outcome],
+              timeout: float = 180.0) -> TickReport:
+    """Tick until ``done`` holds for a report; every outcome is appended to ``log``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = rec.tick()
+        assert not report.errors, report.errors
+        assert not report.failed, [o.to_json() for o in report.failed]
+        log.extend(report.outcomes)
+        if done(report):
+            return report
+        time.sleep(0.5)
+    raise AssertionError(f"not converged in {timeout}s; last plan: "
+                         f"{report.plan.to_json()['summary'] if report.plan else None}")
+
+
+def converged(report: TickReport) -> bool:
+    return report.plan is not None and not report.plan.steps and not report.outcomes
+
+
+def done_steps(log: list[Outcome], kind: str) -> list[Step]:
+    return [o.step for o in log if o.step.kind == kind and o.status == "done"]
+
+
+def index_of(log: list[Outcome], pred: Callable[[Step], bool]) -> list[int]:
+    return [i for i, o in enumerate(log) if o.status == "done" and pred(o.step)]
+
+
+def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> None:
+    rec = build_reconciler(fleet)
+    log: list[Outcome] = []
+    run_until(rec, converged, log)
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
+
+    fleet.set_version("2.0.0")
+    log.clear()
+    run_until(rec, converged, log)
+
+    applies = {c: index_of(log, lambda s, c=c: s.kind == "kubernetes-apply" and s.cell == c)
+               for c in CELLS}
+    assert all(len(v) == 1 for v in applies.values()), applies
+    c1, z1, r1, r2 = (applies[c][0] for c in CELLS)
+    bakes = {s.wave: i for i, s in enumerate(o.step for o in log)
+             if s.kind == "bake" and s.to_version == "2.0.0"}
+    assert c1 < bakes["canary"] < z1 < bakes["zone"] < min(r1, r2), (applies, bakes)
+    for cell in CELLS:
+        expand = index_of(log, lambda s, c=cell: s.kind == "migration-expand" and s.cell == c)
+        assert expand and expand[0] < applies[cell][0]
+    contracts = index_of(log, lambda s: s.kind == "migration-contract")
+    assert len(contracts) == len(CELLS)
+    assert min(contracts) > max(r1, r2)
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))
+    assert {migration_phase(fleet, c) for c in CELLS} == {"contracted"}
+
+
+def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(
+        fleet: Fleet) -> None:
+    rec = build_reconciler(fleet)
+    log: list[Outcome] = []
+    fleet.set_version("2.0.0")
+    run_until(rec, converged, log)
+
+    fleet.set_version("2.1.0")
+    log.clear()
+    run_until(rec, lambda r: bool(done_steps(log, "kubernetes-apply")), log)
+    fleet.exporter.set_error_rate("e2e-c1", 0.5)
+    run_until(rec, lambda r: bool(done_steps(log, "revert-commit")), log)
+    rollbacks = done_steps(log, "rollback")
+    assert [(s.cell, s.from_version, s.to_version) for s in rollbacks] == [
+        ("e2e-c1", "2.1.0", "2.0.0")]
+    reverts = done_steps(log, "revert-commit")
+    assert "error-rate" in reverts[0].detail and "0.05" in reverts[0].detail
+    fleet.exporter.set_error_rate("e2e-c1", 0.0)
+
+    # the revert reaches the desired state (a commit in Git, made here by hand)
+    fleet.set_version("2.0.0")
+    run_until(rec, converged, log)
+    touched = {s.cell for s in done_steps(log, "kubernetes-apply")}
+    assert touched == {"e2e-c1"}
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))

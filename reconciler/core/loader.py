@@ -55,6 +55,7 @@ class ParseCache:
 
     entries: dict[tuple[str, str], Parsed] = field(default_factory=dict)
     misses: int = 0
+    previous: set[tuple[str, str]] = field(default_factory=set)
 
     def get(self, key: tuple[str, str]) -> Parsed | None:
         return self.entries.get(key)
@@ -64,9 +65,11 @@ class ParseCache:
         self.entries[key] = value
 
     def keep_only(self, keys: set[tuple[str, str]]) -> None:
-        """Drop entries not used by the latest load."""
-        for k in [k for k in self.entries if k not in keys]:
+        """Drop entries used by neither of the last two loads (memory stays bounded)."""
+        keep = keys | self.previous
+        for k in [k for k in self.entries if k not in keep]:
             del self.entries[k]
+        self.previous = keys
 
 
 @dataclass(frozen=True)

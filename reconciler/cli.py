@@ -129,6 +129,60 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status_snapshot(args: argparse.Namespace, desired: Any) -> Any:
+    from reconciler.adapters.kubernetes.snapshot import read_fleet
+    from reconciler.adapters.prometheus import PrometheusClient
+    from reconciler.daemon.execution.progress import FileProgressStore
+    from reconciler.daemon.execution.reconcile import Readers, take_snapshot
+    from reconciler.daemon.execution.wiring import AlarmEvaluator, MigrationRunner
+
+    if args.live:
+        return _read_live(args.live)
+    store = FileProgressStore(Path(args.state_dir) / "progress.json")
+    alarms = AlarmEvaluator(PrometheusClient(args.prometheus)).read if args.prometheus else None
+    migrations = MigrationRunner().read if args.databases else None
+    readers = Readers(services=read_fleet, migrations=migrations, alarms=alarms,
+                      rollout=store.rollout)
+    return take_snapshot(desired, readers)
+
+
+def _status_once(args: argparse.Namespace) -> tuple[int, str]:
+    from reconciler.adapters.errors import AdapterError
+    from reconciler.core.planner import plan
+    from reconciler.core.statusview import render_status, status_json
+
+    result = _load(args.repo)
+    if not result.ok:
+        _print_errors(result)
+        return EXIT_INVALID, ""
+    try:
+        live = _status_snapshot(args, result.desired)
+    except AdapterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID, ""
+    p = plan(result.desired, live, _parse_now(None))
+    if args.output == "json":
+        return EXIT_OK, json.dumps(status_json(p, live), indent=2, sort_keys=True) + "\n"
+    return EXIT_OK, render_status(p, live)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    if not args.watch:
+        code, text = _status_once(args)
+        sys.stdout.write(text)
+        return code
+    try:
+        while True:
+            _, text = _status_once(args)
+            sys.stdout.write("\x1b[2J\x1b[H" + text)
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
@@ -180,6 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", choices=("text", "json"), default="text")
     _add_common(s)
     s.set_defaults(func=cmd_snapshot)
+    st = sub.add_parser("status", help="the fleet at a glance",
+                        description="Per service, wave and cell: version, health, bake "
+                                    "remaining, alarms, drift, holds. Reads live state from "
+                                    "the cells' Kubernetes targets and rollout progress from "
+                                    "the state directory (or a --live snapshot file).")
+    st.add_argument("repo", metavar="REPO", help="repository directory")
+    st.add_argument("--live", metavar="FILE", help="use this live snapshot instead of reading")
+    st.add_argument("--state-dir", default=".reconciler",
+                    help="the daemon's state directory (rollout progress); default .reconciler")
+    st.add_argument("--prometheus", metavar="URL", help="evaluate alarm rules against it")
+    st.add_argument("--databases", action="store_true",
+                    help="also read migration ledgers from the cells' databases")
+    st.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    st.add_argument("--interval", type=float, default=2.0, help="refresh seconds (--watch)")
+    st.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_common(st)
+    st.set_defaults(func=cmd_status)
     for register in _plugins():
         register(sub)
     return parser

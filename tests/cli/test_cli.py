@@ -96,3 +96,29 @@ def test_help_on_every_command() -> None:
     for args in (("--help",), ("validate", "--help"), ("plan", "--help")):
         r = run(*args)
         assert r.returncode == 0 and "usage: reconciler" in r.stdout
+
+
+def test_status_from_a_live_snapshot() -> None:
+    r = run("status", str(EXAMPLE), "--live", str(LIVE), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    waves = {w["wave"]: w for w in doc["services"]["api"]["waves"]}
+    assert waves["canary"]["state"] == "done"
+    one_zone = {c["cell"]: c for c in waves["one-zone"]["cells"]}
+    assert one_zone["euw1-a-01"]["health"] == "Progressing"
+    assert one_zone["euw1-a-02"]["target"] == "1.5.0"
+    text = run("status", str(EXAMPLE), "--live", str(LIVE)).stdout
+    assert "euw1-a-02                1.4.2 → 1.5.0" in text
+
+
+def test_status_watch_refreshes_until_interrupted() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "status", str(EXAMPLE),
+                             "--live", str(LIVE), "--watch", "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=10)
+    assert out.count("\x1b[2J") >= 2
+    assert proc.returncode == 0

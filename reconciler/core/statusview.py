@@ -1,0 +1,77 @@
+"""The fleet at a glance: per service, wave and cell — version, health, bake, alarms, drift.
+
+Owns: the view ``reconciler status`` prints (text and JSON), computed from a plan and the
+live snapshot it was made from. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.core.live import LiveSnapshot, format_time
+from reconciler.core.plan import Plan, WavePlan
+from reconciler.core.planner.waves import human
+
+
+def _cell_json(w: WavePlan, live: LiveSnapshot) -> list[dict[str, Any]]:
+    out = []
+    for c in w.cells:
+        s = live.service(c.cell, w.service)
+        firing = [a.rule for a in live.alarms if a.firing and a.cell == c.cell]
+        out.append({
+            "cell": c.cell, "version": c.live_version, "target": c.target_version,
+            "health": c.health, "action": c.action,
+            "drift": [d.to_json() for d in s.drift] if s else [],
+            "terraformDrifted": bool(s and s.terraform and s.terraform.drifted),
+            "alarms": firing, "message": s.message if s else "",
+        })
+    return out
+
+
+def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
+    """The status view as JSON."""
+    services: dict[str, Any] = {}
+    for w in plan.waves:
+        services.setdefault(w.service, {"waves": []})["waves"].append({
+            "wave": w.wave, "state": w.state, "weightPercent": round(w.weight_percent, 2),
+            "bakeRemainingSeconds": w.bake_remaining_seconds, "reason": w.reason,
+            "cells": _cell_json(w, live)})
+    return {
+        "revision": plan.revision, "at": format_time(plan.generated_at),
+        "services": services, "holds": [h.to_json() for h in plan.holds],
+        "refusals": [r.to_json() for r in plan.refusals],
+        "due": [s.id for s in plan.due_steps()],
+    }
+
+
+def _cell_line(c: dict[str, Any]) -> str:
+    version = c["version"] or "-"
+    if c["target"] and c["target"] != c["version"]:
+        version += f" → {c['target']}"
+    flags = []
+    if c["drift"]:
+        flags.append(f"drift: {', '.join(d['field'] for d in c['drift'])}")
+    if c["terraformDrifted"]:
+        flags.append("terraform drift")
+    if c["alarms"]:
+        flags.append(f"ALARM {', '.join(c['alarms'])}")
+    return f"    {c['cell']:<24} {version:<20} {c['health']:<12} {'; '.join(flags)}".rstrip()
+
+
+def render_status(plan: Plan, live: LiveSnapshot) -> str:
+    """The status view as text."""
+    doc = status_json(plan, live)
+    out = [f"revision {doc['revision']} at {doc['at']}"]
+    for svc, body in sorted(doc["services"].items()):
+        out.append(f"service {svc}")
+        for w in body["waves"]:
+            bake = f" · bake {human(w['bakeRemainingSeconds'])} left" \
+                if w["bakeRemainingSeconds"] else ""
+            reason = f" · {w['reason']}" if w["reason"] else ""
+            out.append(f"  {w['wave']:<12} [{w['state']}] {w['weightPercent']:.1f}%{bake}"
+                       f"{reason}")
+            out += [_cell_line(c) for c in w["cells"]]
+    out += [f"held: {h['service']} {h['version']} in {h['wave']}: {h['reason']}"
+            for h in doc["holds"]]
+    out += [f"refused: {r['service']} {r['cell']}: {r['reason']}" for r in doc["refusals"]]
+    return "\n".join(out) + "\n"

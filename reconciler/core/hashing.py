@@ -21,9 +21,13 @@ def stable_hash(value: Any) -> str:
 
 
 def terraform_variables(cell: Cell, version: str) -> dict[str, Any]:
-    """The variables a cell's stack receives: the cell's own plus identity and version."""
+    """The variables a cell's stack receives: the cell's own plus identity and version.
+
+    The version is ``service_version``: ``version`` is a reserved variable name in
+    Terraform.
+    """
     base: dict[str, Any] = {"cell": cell.name, "region": cell.region, "zone": cell.zone,
-                            "version": version}
+                            "service_version": version}
     return {**base, **dict(cell.terraform_vars)}
 
 

@@ -7,7 +7,7 @@ terraform {
 variable "cell" { type = string }
 variable "region" { type = string }
 variable "zone" { type = string }
-variable "version" { type = string }
+variable "service_version" { type = string }
 variable "instance_class" { type = string }
 variable "replicas" { type = number }
 

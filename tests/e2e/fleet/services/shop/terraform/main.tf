@@ -1,7 +1,7 @@
 variable "cell" { type = string }
 variable "region" { type = string }
 variable "zone" { type = string }
-variable "version" { type = string }
+variable "service_version" { type = string }
 variable "replicas" { type = number }
 
 resource "terraform_data" "queue" {

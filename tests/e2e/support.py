@@ -8,6 +8,7 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
 from reconciler.adapters.prometheus import PrometheusClient
+from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.daemon.execution import Backends
 from reconciler.daemon.execution.progress import FileProgressStore
@@ -22,13 +23,15 @@ def build_reconciler(fleet: Fleet) -> Reconciler:
     def load() -> LoadResult:
         return load_repository(DirectorySource(fleet.repo), cache)
 
-    kube = KubernetesApply(ClientCache())
-    migrations = MigrationRunner()
+    clients = ClientCache()
+    kube = KubernetesApply(clients)
+    migrations = MigrationRunner(clients=clients)
+    terraform = TerraformRunner(TerraformSettings(state_dir=fleet.state / "terraform"))
     alarms = AlarmEvaluator(PrometheusClient(fleet.prom.url))
     progress = FileProgressStore(fleet.state / "progress.json")
-    readers = Readers(services=kube.read, migrations=migrations.read, alarms=alarms.read,
-                      rollout=progress.rollout)
-    backends = Backends(kubernetes=kube, terraform=None, migrations=migrations, git=None,
+    readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
+                      alarms=alarms.read, rollout=progress.rollout)
+    backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=None,
                         progress=progress)
     return Reconciler(load, readers, backends)
 
@@ -47,3 +50,12 @@ def migration_phase(fleet: Fleet, cell: str) -> str | None:
     ref = result.desired.cells[cell].databases[0]
     phases = read_phases(cell, ref)
     return phases["0001-currency"].phase if "0001-currency" in phases else None
+
+
+def config_value(fleet: Fleet, cell: str, key: str) -> str:
+    """A key of the shop ConfigMap in the cell's namespace, read with kubectl."""
+    result = load_repository(DirectorySource(fleet.repo))
+    assert result.desired is not None
+    ns = result.desired.cells[cell].kubernetes.namespace
+    return fleet.plane.kubectl("get", "configmap", "shop-config", "-n", ns,
+                               "-o", f"jsonpath={{.data.{key}}}").strip()

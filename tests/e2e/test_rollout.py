@@ -13,7 +13,7 @@ from reconciler.core.plan import Step
 from reconciler.daemon.execution import Outcome
 from reconciler.daemon.execution.reconcile import Reconciler, TickReport
 from tests.e2e.conftest import CELLS, Fleet
-from tests.e2e.support import build_reconciler, live_versions, migration_phase
+from tests.e2e.support import build_reconciler, config_value, live_versions, migration_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +71,13 @@ def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> No
     assert min(contracts) > max(r1, r2)
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))
     assert {migration_phase(fleet, c) for c in CELLS} == {"contracted"}
+    tf = done_steps(log, "terraform-apply")
+    assert {s.cell for s in tf} == set(CELLS)
+    for step in tf:
+        assert index_of(log, lambda s, c=step.cell: s.kind == "terraform-apply" and
+                        s.cell == c)[0] < applies[step.cell][0]
+    queue = config_value(fleet, "e2e-c1", "QUEUE")
+    assert queue == "orders-e2e-c1"  # a Terraform output rendered into the manifest
 
 
 def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.snapshot import read_fleet
+from reconciler.adapters.migrations.job_runner import KubernetesJobRunner
 from reconciler.adapters.migrations.report import migration_phases
 from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
@@ -46,13 +47,16 @@ class KubernetesApply:
 
 @dataclass
 class MigrationRunner:
-    """Runs migration phases against the cells' PostgreSQL databases."""
+    """Runs migration phases against the cells' PostgreSQL databases (job steps as
+    Kubernetes Jobs when ``clients`` is given)."""
 
     env: Mapping[str, str] | None = None
+    clients: ClientCache | None = None
 
     def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
         env = os.environ if self.env is None else self.env
-        return run_phase(desired, cell, migration, action, env=env).outcome
+        jobs = KubernetesJobRunner(self.clients) if self.clients is not None else None
+        return run_phase(desired, cell, migration, action, env=env, jobs=jobs).outcome
 
     def read(self, desired: DesiredState) -> Any:
         return migration_phases(desired, env=os.environ if self.env is None else self.env)

@@ -107,18 +107,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from reconciler.adapters.errors import AdapterError
     from reconciler.adapters.kubernetes.snapshot import read_fleet
-    from reconciler.core.live import LiveSnapshot, snapshot_to_json
+    from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
+    from reconciler.core.live import snapshot_to_json
+    from reconciler.daemon.execution.reconcile import Readers, take_snapshot
 
     result = _load(args.repo)
     if not result.ok:
         _print_errors(result)
         return EXIT_INVALID
+    tf = TerraformRunner(TerraformSettings(state_dir=Path(args.state_dir) / "terraform"))
     try:
-        services = read_fleet(result.desired)
+        snap = take_snapshot(result.desired, Readers(services=read_fleet, terraform=tf.read))
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    doc = snapshot_to_json(LiveSnapshot(services=services))
+    doc = snapshot_to_json(snap)
     if args.output == "json":
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
@@ -132,6 +135,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 def _status_snapshot(args: argparse.Namespace, desired: Any) -> Any:
     from reconciler.adapters.kubernetes.snapshot import read_fleet
     from reconciler.adapters.prometheus import PrometheusClient
+    from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
     from reconciler.daemon.execution.progress import FileProgressStore
     from reconciler.daemon.execution.reconcile import Readers, take_snapshot
     from reconciler.daemon.execution.wiring import AlarmEvaluator, MigrationRunner
@@ -141,8 +145,9 @@ def _status_snapshot(args: argparse.Namespace, desired: Any) -> Any:
     store = FileProgressStore(Path(args.state_dir) / "progress.json")
     alarms = AlarmEvaluator(PrometheusClient(args.prometheus)).read if args.prometheus else None
     migrations = MigrationRunner().read if args.databases else None
-    readers = Readers(services=read_fleet, migrations=migrations, alarms=alarms,
-                      rollout=store.rollout)
+    tf = TerraformRunner(TerraformSettings(state_dir=Path(args.state_dir) / "terraform"))
+    readers = Readers(services=read_fleet, terraform=tf.read, migrations=migrations,
+                      alarms=alarms, rollout=store.rollout)
     return take_snapshot(desired, readers)
 
 
@@ -228,9 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
     s = sub.add_parser("snapshot", help="read the live state of every cell",
                        description="Read what runs in every cell's Kubernetes target (by "
-                                   "label selector) as a live snapshot "
-                                   "(schemas/live.schema.json).")
+                                   "label selector) and the Terraform workspaces' records "
+                                   "as a live snapshot (schemas/live.schema.json).")
     s.add_argument("repo", metavar="REPO", help="repository directory")
+    s.add_argument("--state-dir", default=".reconciler",
+                   help="the daemon's state directory (Terraform workspaces); "
+                        "default .reconciler")
     s.add_argument("-o", "--output", choices=("text", "json"), default="text")
     _add_common(s)
     s.set_defaults(func=cmd_snapshot)

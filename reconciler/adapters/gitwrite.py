@@ -1,0 +1,149 @@
+"""Writing rollbacks back to a local Git repository with pygit2.
+
+Owns: the revert commit of an automatic rollback — a real ``git revert`` of the bump
+commit when that commit touched only release files, otherwise a targeted edit of the
+release file setting the failing groups back to the versions they had before the bump —
+with the reason in the message and a ``Reconciler-Rollback-Of: <sha>`` trailer.
+Pushing to a remote is not done here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any
+
+import pygit2
+from ruamel.yaml import YAML
+
+from reconciler.adapters.errors import PermanentError
+from reconciler.core.model import DesiredState
+
+TRAILER = "Reconciler-Rollback-Of"
+
+
+def _changed_paths(repo: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
+    if not commit.parents:
+        return ["<root commit>"]
+    diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+    return [d.new_file.path for d in diff.deltas]
+
+
+def _release_text(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | None:
+    try:
+        blob = repo[commit.tree[path].id]
+    except KeyError:
+        return None
+    return blob.data.decode() if isinstance(blob, pygit2.Blob) else None
+
+
+def _versions(text: str | None) -> dict[str, str]:
+    if text is None:
+        return {}
+    doc: Any = YAML(typ="safe").load(text)
+    return {g: str(e["version"]) for e in doc["spec"]["versions"] for g in e["groups"]}
+
+
+def _split_entries(entries: Any, groups: Sequence[str], old: dict[str, str]) -> Any:
+    """Release entries with ``groups`` set back to their ``old`` versions (entries split
+    where only some of their groups go back; comments of kept entries survive)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    out = CommentedSeq()
+    for entry in entries:
+        stay = [g for g in entry["groups"] if g not in groups or g not in old]
+        back: dict[str, list[str]] = {}
+        for g in entry["groups"]:
+            if g in groups and g in old:
+                back.setdefault(old[g], []).append(g)
+        if stay:
+            entry["groups"] = type(entry["groups"])(stay) if stay != list(entry["groups"]) \
+                else entry["groups"]
+            out.append(entry)
+        for version, gs in back.items():
+            new = CommentedMap()
+            new["groups"] = gs
+            new["version"] = version
+            out.append(new)
+    return out
+
+
+@dataclass
+class LocalGit:
+    """A local (non-bare) repository whose branch the daemon commits to."""
+
+    path: str
+    author_name: str = "reconciler"
+    author_email: str = "reconciler@localhost"
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        return pygit2.Repository(self.path)
+
+    def _signature(self) -> pygit2.Signature:
+        return pygit2.Signature(self.author_name, self.author_email)
+
+    def bump_commit(self, service: str, version: str) -> pygit2.Commit:
+        """The newest commit that set a group of ``service`` to ``version``."""
+        repo = self.repo
+        path = f"releases/{service}.yaml"
+        for commit in repo.walk(repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL):
+            now = _versions(_release_text(repo, commit, path))
+            before = _versions(_release_text(repo, commit.parents[0], path)) \
+                if commit.parents else {}
+            if version in now.values() and now != before and version not in before.values():
+                return commit
+        raise PermanentError(f"no commit bumps {service} to {version}")
+
+    def _commit(self, repo: pygit2.Repository, tree: pygit2.Oid, message: str) -> str:
+        sig = self._signature()
+        oid = repo.create_commit("HEAD", sig, sig, message, tree, [repo.head.target])
+        repo.checkout_head(  # type: ignore[no-untyped-call]
+            strategy=pygit2.enums.CheckoutStrategy.FORCE)
+        return str(oid)
+
+    def _message(self, service: str, version: str, groups: Sequence[str], reason: str,
+                 sha: str) -> str:
+        return (f"Roll back {service} {version} in {', '.join(groups)}\n\n{reason}\n\n"
+                f"Reconciler-Status: true\n{TRAILER}: {sha}\n")
+
+    def revert(self, desired: DesiredState, service: str, groups: Sequence[str],
+               version: str, reason: str) -> str:
+        """Commit the rollback of ``version`` for ``groups``; the new commit's id."""
+        repo = self.repo
+        bump = self.bump_commit(service, version)
+        message = self._message(service, version, groups, reason, str(bump.id))
+        paths = _changed_paths(repo, bump)
+        head = repo[repo.head.target]
+        assert isinstance(head, pygit2.Commit)
+        path = f"releases/{service}.yaml"
+        before = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
+        changed = {g for g, v in _versions(_release_text(repo, bump, path)).items()
+                   if before.get(g) != v}
+        if all(p.startswith("releases/") for p in paths) and bump.id == head.id and \
+                changed <= set(groups):
+            index = repo.revert_commit(bump, head)
+            if not index.conflicts:
+                return self._commit(repo, index.write_tree(repo), message)
+        return self._targeted(repo, bump, service, groups, message)
+
+    def _targeted(self, repo: pygit2.Repository, bump: pygit2.Commit, service: str,
+                  groups: Sequence[str], message: str) -> str:
+        path = f"releases/{service}.yaml"
+        old = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
+        head = repo[repo.head.target]
+        assert isinstance(head, pygit2.Commit)
+        text = _release_text(repo, head, path)
+        if text is None:
+            raise PermanentError(f"{path} is missing at HEAD")
+        yaml = YAML()
+        doc = yaml.load(text)
+        doc["spec"]["versions"] = _split_entries(doc["spec"]["versions"], groups, old)
+        out = StringIO()
+        yaml.dump(doc, out)
+        repo.index.read()
+        blob = repo.create_blob(out.getvalue().encode())
+        repo.index.add(pygit2.IndexEntry(path, blob, pygit2.enums.FileMode.BLOB))
+        repo.index.write()
+        return self._commit(repo, repo.index.write_tree(), message)

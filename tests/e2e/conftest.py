@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,11 +66,19 @@ class Fleet:
     exporter: TestExporter
     state: Path
 
+    def git(self, *args: str) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+        return subprocess.run(["git", *args], cwd=self.repo, env=env, check=True, text=True,
+                              capture_output=True).stdout.strip()
+
     def set_version(self, version: str) -> None:
+        """Merge a pull request bumping every group of the shop service to ``version``."""
         rel = self.repo / "releases" / "shop.yaml"
         lines = rel.read_text().splitlines()
         lines[-1] = f"      version: {version}"
         rel.write_text("\n".join(lines) + "\n")
+        self.git("commit", "-q", "-am", f"bump shop to {version}")
 
 
 @pytest.fixture
@@ -90,4 +99,8 @@ def fleet(tmp_path: Path, e2e_cluster: ControlPlane, e2e_pg: PostgresCluster,
     for cell in CELLS:
         e2e_prom[1].set_error_rate(cell, 0.0)
     monkeypatch.setenv(SECRET_ENV, e2e_pg.password)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "fleet")):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={
+            **os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+            "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"})
     return Fleet(repo, e2e_cluster, e2e_pg, e2e_prom[0], e2e_prom[1], tmp_path / "state")

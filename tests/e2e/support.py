@@ -4,36 +4,18 @@ the results back from the real parts."""
 from __future__ import annotations
 
 from reconciler.adapters.fs import DirectorySource
-from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
-from reconciler.adapters.prometheus import PrometheusClient
-from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
-from reconciler.core.loader import LoadResult, ParseCache, load_repository
-from reconciler.daemon.execution import Backends
-from reconciler.daemon.execution.progress import FileProgressStore
-from reconciler.daemon.execution.reconcile import Readers, Reconciler
-from reconciler.daemon.execution.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
+from reconciler.core.loader import load_repository
+from reconciler.daemon.execution.assemble import LocalSettings, local_reconciler
+from reconciler.daemon.execution.reconcile import Reconciler
 from tests.e2e.conftest import Fleet
 
 
 def build_reconciler(fleet: Fleet) -> Reconciler:
-    cache = ParseCache()
-
-    def load() -> LoadResult:
-        return load_repository(DirectorySource(fleet.repo), cache)
-
-    clients = ClientCache()
-    kube = KubernetesApply(clients)
-    migrations = MigrationRunner(clients=clients)
-    terraform = TerraformRunner(TerraformSettings(state_dir=fleet.state / "terraform"))
-    alarms = AlarmEvaluator(PrometheusClient(fleet.prom.url))
-    progress = FileProgressStore(fleet.state / "progress.json")
-    readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
-                      alarms=alarms.read, rollout=progress.rollout)
-    backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=None,
-                        progress=progress)
-    return Reconciler(load, readers, backends)
+    return local_reconciler(LocalSettings(
+        repo=fleet.repo, state_dir=fleet.state, prometheus_url=fleet.prom.url,
+        git_author=("reconciler", "reconciler@e2e.example")))
 
 
 def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:

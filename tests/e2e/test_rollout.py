@@ -99,8 +99,11 @@ def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(
     assert "error-rate" in reverts[0].detail and "0.05" in reverts[0].detail
     fleet.exporter.set_error_rate("e2e-c1", 0.0)
 
-    # the revert reaches the desired state (a commit in Git, made here by hand)
-    fleet.set_version("2.0.0")
+    # the revert is a commit in Git: the desired state is 2.0.0 again, with the reason
+    message = fleet.git("log", "-1", "--format=%B")
+    bump = fleet.git("rev-parse", "HEAD~1")
+    assert f"Reconciler-Rollback-Of: {bump}" in message and "error-rate" in message
+    assert "version: 2.0.0" in (fleet.repo / "releases" / "shop.yaml").read_text()
     run_until(rec, converged, log)
     touched = {s.cell for s in done_steps(log, "kubernetes-apply")}
     assert touched == {"e2e-c1"}

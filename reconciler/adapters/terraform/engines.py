@@ -22,20 +22,20 @@ _ENV_LOCK = threading.Lock()
 
 @contextmanager
 def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Set ``env`` in this process while a command starts (engines inherit it)."""
+    """Make ``env`` this process's environment for Terraform (the engines inherit it).
+
+    The settings are process-wide, so once set they stay and commands run concurrently;
+    only a command with a different environment waits for the others to start.
+    ``TF_LOG`` is always removed: Terraform would log values, sensitive ones included.
+    """
+    if all(os.environ.get(k) == v for k, v in env.items()) and "TF_LOG" not in os.environ:
+        yield
+        return
     with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in (*env, "TF_LOG", "TF_LOG_PATH")}
         os.environ.pop("TF_LOG", None)
         os.environ.pop("TF_LOG_PATH", None)
         os.environ.update(env)
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        yield
 
 
 @dataclass

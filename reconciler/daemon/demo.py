@@ -65,7 +65,10 @@ def _seed(example: Path, repo: Path, kubeconfig: Path, pg_port: int, pg_user: st
                                                                       f"user: {pg_user}")
         f.write_text(text)
     fleet = repo / "reconciler.yaml"
-    fleet.write_text(re.sub(r"bake: \S+", "bake: 3s", fleet.read_text()))
+    text = re.sub(r"bake: \S+", "bake: 3s", fleet.read_text())
+    text = text.replace("bake: 3s", "bake: 25s", 1)  # the canary bakes long enough to fail
+    text = text.replace("[5m]", "[10s]").replace("window: 5m", "window: 15s")
+    fleet.write_text(text)
     mig = repo / "migrations" / "api" / "0007-order-currency.yaml"
     mig.write_text(mig.read_text().replace("soak: 1h", "soak: 2s"))
     _set_api(repo, "1.4.2")

@@ -76,10 +76,16 @@ class LocalGit:
     path: str
     author_name: str = "reconciler"
     author_email: str = "reconciler@localhost"
+    ref: str = "HEAD"  # a bare cache commits to refs/heads/<branch> instead
 
     @property
     def repo(self) -> pygit2.Repository:
         return pygit2.Repository(self.path)
+
+    def _head(self, repo: pygit2.Repository) -> pygit2.Commit:
+        head = repo[repo.references[self.ref].resolve().target]
+        assert isinstance(head, pygit2.Commit)
+        return head
 
     def _signature(self) -> pygit2.Signature:
         return pygit2.Signature(self.author_name, self.author_email)
@@ -88,7 +94,7 @@ class LocalGit:
         """The newest commit that set a group of ``service`` to ``version``."""
         repo = self.repo
         path = f"releases/{service}.yaml"
-        for commit in repo.walk(repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL):
+        for commit in repo.walk(self._head(repo).id, pygit2.enums.SortMode.TOPOLOGICAL):
             now = _versions(_release_text(repo, commit, path))
             before = _versions(_release_text(repo, commit.parents[0], path)) \
                 if commit.parents else {}
@@ -98,9 +104,10 @@ class LocalGit:
 
     def _commit(self, repo: pygit2.Repository, tree: pygit2.Oid, message: str) -> str:
         sig = self._signature()
-        oid = repo.create_commit("HEAD", sig, sig, message, tree, [repo.head.target])
-        repo.checkout_head(  # type: ignore[no-untyped-call]
-            strategy=pygit2.enums.CheckoutStrategy.FORCE)
+        oid = repo.create_commit(self.ref, sig, sig, message, tree, [self._head(repo).id])
+        if not repo.is_bare and self.ref == "HEAD":
+            repo.checkout_head(  # type: ignore[no-untyped-call]
+                strategy=pygit2.enums.CheckoutStrategy.FORCE)
         return str(oid)
 
     def _message(self, service: str, version: str, groups: Sequence[str], reason: str,
@@ -115,13 +122,12 @@ class LocalGit:
         bump = self.bump_commit(service, version)
         message = self._message(service, version, groups, reason, str(bump.id))
         paths = _changed_paths(repo, bump)
-        head = repo[repo.head.target]
-        assert isinstance(head, pygit2.Commit)
+        head = self._head(repo)
         path = f"releases/{service}.yaml"
         before = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
         changed = {g for g, v in _versions(_release_text(repo, bump, path)).items()
                    if before.get(g) != v}
-        if all(p.startswith("releases/") for p in paths) and bump.id == head.id and \
+        if all(p.startswith("releases/") for p in paths) and \
                 changed <= set(groups):
             index = repo.revert_commit(bump, head)
             if not index.conflicts:
@@ -132,9 +138,7 @@ class LocalGit:
                   groups: Sequence[str], message: str) -> str:
         path = f"releases/{service}.yaml"
         old = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
-        head = repo[repo.head.target]
-        assert isinstance(head, pygit2.Commit)
-        text = _release_text(repo, head, path)
+        text = _release_text(repo, self._head(repo), path)
         if text is None:
             raise PermanentError(f"{path} is missing at HEAD")
         yaml = YAML()
@@ -142,8 +146,9 @@ class LocalGit:
         doc["spec"]["versions"] = _split_entries(doc["spec"]["versions"], groups, old)
         out = StringIO()
         yaml.dump(doc, out)
-        repo.index.read()
-        blob = repo.create_blob(out.getvalue().encode())
-        repo.index.add(pygit2.IndexEntry(path, blob, pygit2.enums.FileMode.BLOB))
-        repo.index.write()
-        return self._commit(repo, repo.index.write_tree(), message)
+        tree = repo.TreeBuilder(self._head(repo).tree)
+        releases = repo.TreeBuilder(self._head(repo).tree["releases"].id)
+        releases.insert(path.split("/", 1)[1], repo.create_blob(out.getvalue().encode()),
+                        pygit2.enums.FileMode.BLOB)
+        tree.insert("releases", releases.write(), pygit2.enums.FileMode.TREE)
+        return self._commit(repo, tree.write(), message)

@@ -6,16 +6,22 @@ the same loader, snapshot readers and backends, so they cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pygit2
+
 from reconciler.adapters.fs import DirectorySource
+from reconciler.adapters.gitprogress import GitProgressStore
+from reconciler.adapters.gittree import GitTreeSource
 from reconciler.adapters.gitwrite import LocalGit
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
+from reconciler.core.live import WaveProgress
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
-from reconciler.daemon.execution.backends import Backends
+from reconciler.daemon.execution.backends import Backends, GitBackend, ProgressStore
 from reconciler.daemon.execution.progress import FileProgressStore
 from reconciler.daemon.execution.reconcile import Readers, Reconciler
 from reconciler.daemon.execution.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
@@ -33,6 +39,23 @@ class LocalSettings:
     parallel: int = 8
 
 
+def _build(load: Callable[[], LoadResult], state_dir: Path, prometheus_url: str | None,
+           git: GitBackend | None, progress: ProgressStore,
+           rollout: Callable[[], Mapping[str, Mapping[str, WaveProgress]]],
+           terraform_cli_config: Path | None, parallel: int) -> Reconciler:
+    clients = ClientCache()
+    kube = KubernetesApply(clients)
+    migrations = MigrationRunner(clients=clients)
+    terraform = TerraformRunner(TerraformSettings(state_dir=state_dir / "terraform",
+                                                  cli_config_file=terraform_cli_config))
+    alarms = AlarmEvaluator(PrometheusClient(prometheus_url)).read if prometheus_url else None
+    readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
+                      alarms=alarms, rollout=rollout)
+    backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=git,
+                        progress=progress)
+    return Reconciler(load, readers, backends, parallel=parallel)
+
+
 def local_reconciler(s: LocalSettings) -> Reconciler:
     """A Reconciler over ``s.repo`` with every real backend."""
     cache = ParseCache()
@@ -40,18 +63,38 @@ def local_reconciler(s: LocalSettings) -> Reconciler:
     def load() -> LoadResult:
         return load_repository(DirectorySource(s.repo), cache)
 
-    clients = ClientCache()
-    kube = KubernetesApply(clients)
-    migrations = MigrationRunner(clients=clients)
-    terraform = TerraformRunner(TerraformSettings(state_dir=s.state_dir / "terraform",
-                                                  cli_config_file=s.terraform_cli_config))
     progress = FileProgressStore(s.state_dir / "progress.json")
-    alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)).read \
-        if s.prometheus_url else None
     git = LocalGit(str(s.repo), *s.git_author) if s.git_author and \
         (s.repo / ".git").exists() else None
-    readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
-                      alarms=alarms, rollout=progress.rollout)
-    backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=git,
-                        progress=progress)
-    return Reconciler(load, readers, backends, parallel=s.parallel)
+    return _build(load, s.state_dir, s.prometheus_url, git, progress, progress.rollout,
+                  s.terraform_cli_config, s.parallel)
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    """Where things are for a reconciler over a (bare) Git cache of the remote."""
+
+    cache: Path
+    branch: str
+    state_dir: Path
+    revision: Callable[[], str | None]
+    author: tuple[str, str] = ("reconciler", "reconciler@localhost")
+    prometheus_url: str | None = None
+    terraform_cli_config: Path | None = None
+    parallel: int = 8
+
+
+def git_reconciler(s: GitSettings) -> Reconciler:
+    """A Reconciler loading ``s.revision()`` from the Git cache; progress and reverts go to
+    the local branch (the daemon pushes them)."""
+    cache = ParseCache()
+    repo = pygit2.Repository(str(s.cache))
+    ref = f"refs/heads/{s.branch}"
+
+    def load() -> LoadResult:
+        return load_repository(GitTreeSource(repo, s.revision() or ref), cache)
+
+    progress = GitProgressStore(repo, ref, s.author)
+    git = LocalGit(str(s.cache), *s.author, ref=ref)
+    return _build(load, s.state_dir, s.prometheus_url, git, progress, progress.rollout,
+                  s.terraform_cli_config, s.parallel)

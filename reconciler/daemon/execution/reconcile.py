@@ -8,6 +8,7 @@ revision). Every fact needed to resume lives in the backends and the progress st
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class TickReport:
     plan: Plan | None
     outcomes: tuple[Outcome, ...] = ()
     snapshot_error: str = ""
+    live: LiveSnapshot | None = None
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
@@ -89,6 +91,7 @@ class Reconciler:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     parallel: int = 8
     last_good: DesiredState | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def _desired(self) -> tuple[DesiredState | None, tuple[str, ...], str | None]:
         result = self.load()
@@ -112,10 +115,10 @@ class Reconciler:
             log.warning("snapshot failed: %s", e)
             return TickReport(revision, errors, None, snapshot_error=str(e))
         p = make_plan(desired, live, now)
-        outcomes = execute(p, desired, self.backends, now, self.parallel)
+        outcomes = execute(p, desired, self.backends, now, self.parallel, self.stop.is_set)
         for o in outcomes:
             level = logging.INFO if o.status == "done" else logging.WARNING
             log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,
                     extra={"revision": desired.revision, "cell": o.step.cell,
                            "service": o.step.service, "step": o.step.id})
-        return TickReport(revision, errors, p, tuple(outcomes))
+        return TickReport(revision, errors, p, tuple(outcomes), live=live)

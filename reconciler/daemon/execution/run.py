@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,9 +50,12 @@ def _per_cell(steps: Sequence[Step]) -> list[list[Step]]:
 
 
 def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
-               now: datetime) -> list[Outcome]:
+               now: datetime, should_stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
     out = []
     for step in group:
+        if should_stop():
+            out.append(Outcome(step, "skipped", "shutting down"))
+            break
         outcome = run_step(step, desired, backends, now)
         out.append(outcome)
         if outcome.status != "done":
@@ -61,17 +64,23 @@ def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
 
 
 def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime,
-            parallel: int = 8) -> list[Outcome]:
-    """Run every due step of ``plan``; returns outcomes in plan order."""
+            parallel: int = 8, should_stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
+    """Run every due step of ``plan``; returns outcomes in plan order.
+
+    Once ``should_stop()`` is true no further step starts (running ones finish)."""
     due = [s for s in plan.due_steps() if s.kind != "wait-healthy"]
     serial = [s for s in due if s.kind in SERIAL_KINDS]
     cells = [s for s in due if s.kind not in SERIAL_KINDS]
-    outcomes = [run_step(s, desired, backends, now) for s in serial]
+    outcomes: list[Outcome] = []
+    for s in serial:
+        if should_stop():
+            return [*outcomes, Outcome(s, "skipped", "shutting down")]
+        outcomes.append(run_step(s, desired, backends, now))
     groups = _per_cell(cells)
     if not groups:
         return outcomes
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(groups)))) as pool:
-        results = pool.map(lambda g: _run_group(g, desired, backends, now), groups)
+        results = pool.map(lambda g: _run_group(g, desired, backends, now, should_stop), groups)
         for r in results:
             outcomes.extend(r)
     return outcomes

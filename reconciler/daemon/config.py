@@ -1,0 +1,143 @@
+"""The daemon's configuration file (``--config``) and its command-line overrides.
+
+Owns: the configuration keys, their defaults and their validation. Secrets are never in
+the file itself: it names files or environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from reconciler.core.durations import seconds
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    url: str = ""
+    branch: str = "main"
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    ssh_private_key: str | None = None
+    known_hosts: str | None = None
+    verify_kind: str | None = None  # ssh | gpg
+    allowed_signers: str | None = None
+    gpg_home: str | None = None
+    fingerprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeaderConfig:
+    kind: str = "file"  # file | lease | none
+    namespace: str = "reconciler-system"
+    name: str = "reconciler"
+    kubeconfig: str | None = None
+    context: str | None = None
+    lease_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    repo: RepoConfig = field(default_factory=RepoConfig)
+    listen: str = "127.0.0.1:8080"
+    state_dir: str = "/var/lib/reconciler"
+    cache_dir: str | None = None
+    webhook_secret_file: str | None = None
+    webhook_secret_env: str | None = "RECONCILER_WEBHOOK_SECRET"
+    prometheus_url: str | None = None
+    poll_interval: int = 30
+    reconcile_interval: int = 10
+    git_author: tuple[str, str] = ("reconciler", "reconciler@localhost")
+    leader: LeaderConfig = field(default_factory=LeaderConfig)
+    terraform_cli_config: str | None = None
+    log_level: str = "info"
+    log_format: str = "json"
+
+    @property
+    def git_cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.state_dir) / "git"
+
+    def webhook_secret(self) -> bytes:
+        """The webhook secret from its file or environment variable (empty: none)."""
+        if self.webhook_secret_file:
+            try:
+                return Path(self.webhook_secret_file).read_bytes().strip()
+            except OSError as e:
+                raise ConfigError(f"webhook_secret_file: {e.strerror}") from None
+        return os.environ.get(self.webhook_secret_env or "", "").encode()
+
+
+_REPO_KEYS = {"url", "branch", "auth", "verify"}
+_TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
+             "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
+             "git_author", "leader", "terraform_cli_config", "log_level", "log_format"}
+
+
+def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _repo(doc: dict[str, Any], path: str) -> RepoConfig:
+    _check_keys(doc, _REPO_KEYS, f"{path}: repo")
+    auth, verify = doc.get("auth") or {}, doc.get("verify") or {}
+    return RepoConfig(
+        url=str(doc.get("url", "")), branch=str(doc.get("branch", "main")),
+        username=auth.get("username"), password_file=auth.get("password_file"),
+        password_env=auth.get("password_env"), ssh_private_key=auth.get("ssh_private_key"),
+        known_hosts=auth.get("known_hosts"), verify_kind=verify.get("kind"),
+        allowed_signers=verify.get("allowed_signers"), gpg_home=verify.get("gpg_home"),
+        fingerprints=tuple(verify.get("fingerprints") or ()))
+
+
+def _duration(value: Any, key: str, path: str) -> int:
+    try:
+        return seconds(value)
+    except ValueError:
+        raise ConfigError(f"{path}: {key}: not a duration: {value!r}") from None
+
+
+def load_config(path: str | None) -> DaemonConfig:
+    """The configuration in ``path`` (defaults when None)."""
+    if path is None:
+        return DaemonConfig()
+    try:
+        doc = YAML(typ="safe").load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except YAMLError as e:
+        raise ConfigError(f"{path}: not YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: must be a mapping")
+    _check_keys(doc, _TOP_KEYS, path)
+    author = doc.get("git_author") or {}
+    leader = doc.get("leader") or {}
+    base = DaemonConfig()
+    return replace(
+        base, repo=_repo(doc.get("repo") or {}, path),
+        listen=str(doc.get("listen", base.listen)),
+        state_dir=str(doc.get("state_dir", base.state_dir)), cache_dir=doc.get("cache_dir"),
+        webhook_secret_file=doc.get("webhook_secret_file"),
+        webhook_secret_env=doc.get("webhook_secret_env", base.webhook_secret_env),
+        prometheus_url=doc.get("prometheus_url"),
+        poll_interval=_duration(doc.get("poll_interval", "30s"), "poll_interval", path),
+        reconcile_interval=_duration(doc.get("reconcile_interval", "10s"),
+                                     "reconcile_interval", path),
+        git_author=(str(author.get("name", base.git_author[0])),
+                    str(author.get("email", base.git_author[1]))),
+        leader=LeaderConfig(**{k: v for k, v in leader.items()
+                               if k in LeaderConfig.__dataclass_fields__}),
+        terraform_cli_config=doc.get("terraform_cli_config"),
+        log_level=str(doc.get("log_level", "info")),
+        log_format=str(doc.get("log_format", "json")))

@@ -1,0 +1,263 @@
+"""``reconciler run``: the long-running daemon.
+
+Owns: the jobs APScheduler drives (fetch on a jittered poll or at once on a webhook,
+reconcile one tick at a time, leadership, the systemd watchdog), readiness, and a graceful
+shutdown on SIGTERM/SIGINT — no new step starts, the running ones finish, status is
+written and pushed, leadership released.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from reconciler.adapters.errors import AdapterError, TemporaryError
+from reconciler.daemon import sdnotify
+from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.httpserver import Endpoints, HttpServer
+from reconciler.daemon.logs import log_context, register_secret
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.sources import DirectorySource, Source, open_source
+
+log = logging.getLogger("reconciler.daemon")
+
+
+class Leader(Protocol):
+    def try_acquire(self) -> bool:
+        ...
+
+    def release(self) -> None:
+        ...
+
+
+class _Always:
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+def make_leader(cfg: DaemonConfig) -> Leader:
+    """The leadership the configuration asks for (file lock by default)."""
+    kind = cfg.leader.kind
+    if kind == "none":
+        return _Always()
+    if kind == "lease":
+        import socket
+
+        from reconciler.adapters.kubernetes.lease import LeaseElector
+
+        elector: Leader = LeaseElector(
+            namespace=cfg.leader.namespace, name=cfg.leader.name,
+            identity=f"{socket.gethostname()}-{id(cfg)}", kubeconfig=cfg.leader.kubeconfig,
+            context=cfg.leader.context, lease_seconds=cfg.leader.lease_seconds)
+        return elector
+    from reconciler.adapters.filelock import FileLock
+
+    Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
+    lock: Leader = FileLock(Path(cfg.state_dir) / "leader.lock")
+    return lock
+
+
+class _Trigger:
+    """A job that runs again at once if it was asked for while running."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.wanted = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        self.wanted.set()
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            while self.wanted.is_set():
+                self.wanted.clear()
+                self.fn()
+        finally:
+            self.lock.release()
+
+
+class Daemon:
+    """Fetch, reconcile, serve; until stopped."""
+
+    def __init__(self, cfg: DaemonConfig, metrics: Metrics | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self.stop_event = threading.Event()
+        self.source: Source | None = None
+        self.leader = make_leader(cfg)
+        self.is_leader = False
+        self.last_tick_error = "no tick yet"
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._fetch = _Trigger(self._do_fetch)
+        self._reconcile = _Trigger(self._do_reconcile)
+        secret = cfg.webhook_secret()
+        register_secret(secret.decode(errors="replace"))
+        self.http = HttpServer(cfg.listen, Endpoints(
+            self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret))
+        self._notified_ready = False
+
+    # -- readiness and triggers ------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        if self.source is None:
+            return False, "repository not fetched yet"
+        if not self.is_leader:
+            return True, "standby"
+        if self.source.reconciler.last_good is None:
+            return False, "no valid revision loaded yet"
+        if self.last_tick_error:
+            return False, f"backends not answering: {self.last_tick_error}"
+        return True, "ready"
+
+    def trigger_fetch(self) -> None:
+        threading.Thread(target=self._fetch, name="fetch-now", daemon=True).start()
+
+    def trigger_reconcile(self) -> None:
+        threading.Thread(target=self._reconcile, name="reconcile-now", daemon=True).start()
+
+    # -- jobs ----------------------------------------------------------------------------
+    def _do_fetch(self) -> None:
+        if self.source is None:
+            return
+        try:
+            result = self.source.sync()
+        except AdapterError as e:
+            self.metrics.fetch_errors.inc()
+            log.warning("fetch failed: %s", e)
+            return
+        self.metrics.invalid.set(1 if result.rejection else 0)
+        if result.changed:
+            log.info("new desired revision %s", str(result.revision)[:12],
+                     extra={"revision": result.revision})
+            if self.is_leader:
+                self._reconcile()
+
+    def _do_reconcile(self) -> None:
+        if self.source is None or not self.is_leader or self.stop_event.is_set():
+            return
+        rec = self.source.reconciler
+        start = time.monotonic()
+        report = rec.tick()
+        self.metrics.reconcile_seconds.observe(time.monotonic() - start)
+        self.last_tick_error = report.snapshot_error
+        self.metrics.invalid.set(1 if report.errors else 0)
+        if rec.last_good is not None:
+            self.metrics.revision.info({"revision": rec.last_good.revision})
+        if report.plan is not None:
+            self.metrics.observe_plan(report.plan)
+        if report.live is not None:
+            self.metrics.count_drift((c, s) for c, by in report.live.services.items()
+                                     for s, live in by.items() if live.drift)
+        for o in report.outcomes:
+            if o.step.kind == "revert-commit" and o.status == "done":
+                self.metrics.rollbacks.labels(o.step.service, o.step.wave or "").inc()
+        self._publish(report)
+        self._notify_ready()
+        if any(o.status == "done" for o in report.outcomes) and not self.stop_event.is_set():
+            self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _publish(self, report: Any) -> None:
+        assert self.source is not None
+        with log_context(revision=report.revision):
+            try:
+                self.source.publish(report)
+            except TemporaryError as e:
+                self.metrics.push_errors.inc()
+                log.warning("status not pushed yet (kept queued): %s", e)
+            except AdapterError as e:
+                self.metrics.push_errors.inc()
+                log.error("status not pushed: %s", e)
+        self.metrics.pending_commits.set(self.source.pending())
+
+    def _do_leader(self) -> None:
+        try:
+            now = self.leader.try_acquire()
+        except AdapterError as e:
+            log.warning("leadership check failed: %s", e)
+            now = False
+        if now != self.is_leader:
+            log.info("leadership %s", "acquired" if now else "lost")
+            self.is_leader = now
+            if now:
+                self._reconcile()
+
+    def _notify_ready(self) -> None:
+        ok, why = self.ready()
+        sdnotify.status(why)
+        if ok and not self._notified_ready:
+            self._notified_ready = True
+            sdnotify.ready()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _open_source(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.source = open_source(self.cfg)
+                return
+            except TemporaryError as e:
+                self.metrics.fetch_errors.inc()
+                log.warning("cannot fetch the repository yet: %s", e)
+                self.stop_event.wait(min(e.retry_after, 10))
+
+    def start(self) -> None:
+        """Serve HTTP, open the source and schedule the jobs (returns at once)."""
+        self.http.start()
+        log.info("listening on %s", self.cfg.listen)
+        self._open_source()
+        if self.source is None:
+            return
+        self.source.reconciler.stop = self.stop_event
+        self._do_leader()
+        s, c = self._scheduler, self.cfg
+        now = datetime.now(UTC)
+        s.add_job(self._fetch, "interval", seconds=c.poll_interval, jitter=c.poll_interval / 10,
+                  id="fetch", max_instances=1, coalesce=True, next_run_time=now)
+        s.add_job(self._reconcile, "interval", seconds=c.reconcile_interval, id="reconcile",
+                  max_instances=1, coalesce=True, next_run_time=now)
+        s.add_job(self._do_leader, "interval", seconds=max(1, c.leader.lease_seconds // 3),
+                  id="leader", max_instances=1, coalesce=True)
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            s.add_job(sdnotify.watchdog, "interval", seconds=interval / 2, id="watchdog")
+        if isinstance(self.source, DirectorySource):
+            self.source.watch(self.stop_event, self._reconcile)
+        s.start()
+
+    def shutdown(self) -> None:
+        """Stop starting steps, let running ones finish, flush status, release."""
+        sdnotify.stopping()
+        self.stop_event.set()
+        log.info("shutting down: finishing the running step")
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        with self._reconcile.lock:  # waits for a tick started by a trigger
+            pass
+        if self.source is not None and self.source.pending():
+            try:
+                self.source.flush()
+            except AdapterError as e:
+                log.warning("queued commits stay on disk until the next start: %s", e)
+        if self.is_leader:
+            self.leader.release()
+        self.http.stop()
+        log.info("stopped")
+
+    def run_forever(self) -> int:
+        """Start, wait for SIGTERM or SIGINT, shut down."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start()
+        self.stop_event.wait()
+        self.shutdown()
+        return 0

@@ -65,7 +65,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1", url)
 
 
-class _Callbacks(pygit2.RemoteCallbacks):  # type: ignore[misc]
+class _Callbacks(pygit2.RemoteCallbacks):
     def __init__(self, auth: RemoteAuth) -> None:
         super().__init__()
         self.auth = auth
@@ -140,7 +140,7 @@ class RemoteRepo:
 
         class _Home:
             def __enter__(self) -> None:
-                self.old = pygit2.settings.homedir
+                self.old: str | bytes = pygit2.settings.homedir or ""
                 self.tmp = None
                 if auth.known_hosts is not None:
                     self.tmp = tempfile.mkdtemp(prefix="reconciler-home-")

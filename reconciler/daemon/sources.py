@@ -133,7 +133,10 @@ class GitSource:
         return ""
 
     def sync(self) -> SyncResult:
-        head = self.remote.sync()  # type: ignore[attr-defined]
+        return self.adopt(self.remote.sync())  # type: ignore[attr-defined]
+
+    def adopt(self, head: str) -> SyncResult:
+        """Take ``head`` (the cache branch's head after a fetch) as the newest state."""
         with self._lock:
             if head == self._seen_head:
                 return SyncResult(self._revision, False, self._rejection)
@@ -234,5 +237,7 @@ def open_source(cfg: DaemonConfig) -> Source:
                       known_hosts=r.known_hosts)
     url = str(local.resolve()) if "://" not in url and local.exists() else url
     remote = RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author)
-    remote.sync()
-    return GitSource(cfg, remote)
+    head = remote.sync()
+    source = GitSource(cfg, remote)
+    source.adopt(head)
+    return source

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pygit2
 
+from reconciler.adapters.errors import PermanentError
+
 from reconciler.adapters.fs import DirectorySource
 from reconciler.adapters.gitprogress import GitProgressStore
 from reconciler.adapters.gittree import GitTreeSource
@@ -92,7 +94,10 @@ def git_reconciler(s: GitSettings) -> Reconciler:
     ref = f"refs/heads/{s.branch}"
 
     def load() -> LoadResult:
-        return load_repository(GitTreeSource(repo, s.revision() or ref), cache)
+        revision = s.revision()
+        if revision is None:
+            raise PermanentError("no verified desired revision yet")
+        return load_repository(GitTreeSource(repo, revision), cache)
 
     progress = GitProgressStore(repo, ref, s.author)
     git = LocalGit(str(s.cache), *s.author, ref=ref)

@@ -94,7 +94,11 @@ class Reconciler:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _desired(self) -> tuple[DesiredState | None, tuple[str, ...], str | None]:
-        result = self.load()
+        try:
+            result = self.load()
+        except AdapterError as e:
+            log.error("cannot load the desired state: %s", e)
+            return self.last_good, (str(e),), None
         if result.ok:
             self.last_good = result.desired
             return result.desired, (), result.revision

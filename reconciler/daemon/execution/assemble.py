@@ -13,7 +13,6 @@ from pathlib import Path
 import pygit2
 
 from reconciler.adapters.errors import PermanentError
-
 from reconciler.adapters.fs import DirectorySource
 from reconciler.adapters.gitprogress import GitProgressStore
 from reconciler.adapters.gittree import GitTreeSource

@@ -96,9 +96,9 @@ class Reconciler:
     def _desired(self) -> tuple[DesiredState | None, tuple[str, ...], str | None]:
         try:
             result = self.load()
-        except AdapterError as e:
-            log.error("cannot load the desired state: %s", e)
-            return self.last_good, (str(e),), None
+        except AdapterError as exc:
+            log.error("cannot load the desired state: %s", exc)
+            return self.last_good, (str(exc),), None
         if result.ok:
             self.last_good = result.desired
             return result.desired, (), result.revision

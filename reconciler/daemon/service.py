@@ -149,7 +149,11 @@ class Daemon:
         rec = self.source.reconciler
         start = time.monotonic()
         report = rec.tick()
-        self.metrics.reconcile_seconds.observe(time.monotonic() - start)
+        took = time.monotonic() - start
+        self.metrics.reconcile_seconds.observe(took)
+        log.info("tick done in %.3fs: %s, %d steps run, %d errors", took,
+                 "planned" if report.plan is not None else "not planned",
+                 len(report.outcomes), len(report.errors), extra={"revision": report.revision})
         self.last_tick_error = report.snapshot_error
         self.metrics.invalid.set(1 if report.errors else 0)
         if rec.last_good is not None:

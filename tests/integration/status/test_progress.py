@@ -1,0 +1,37 @@
+"""Rollout progress kept in Git status: committed at once, read back after a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+
+from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
+from reconciler.adapters.gitprogress import GitProgressStore
+from reconciler.adapters.gitstatus import STATUS_TRAILER
+
+REF = "refs/heads/main"
+AUTHOR = ("reconciler", "bot@example.test")
+
+
+def test_bake_and_failure_survive_a_restart(tmp_path: Path) -> None:
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
+    commit_files(repo, REF, {"reconciler.yaml": b"kind: Fleet\n",
+                             "status/rollouts/api.yaml": b"# rollout of api\nservice: api\n"},
+                 "seed", pygit2.Signature("dev", "dev@example.test"))
+    store = GitProgressStore(repo, REF, AUTHOR)
+    at = datetime(2026, 11, 23, 1, 2, 3, tzinfo=UTC)
+    store.start_bake("api", "canary", "1.5.0", at)
+    store.record_failure("api", "one-zone", "1.6.0", "alarm http-error-rate 0.03 > 0.02")
+    head = head_commit(repo, REF)
+    assert head is not None and STATUS_TRAILER in head.message
+    text = read_file(repo, head, "status/rollouts/api.yaml")
+    assert text is not None and text.startswith(b"# rollout of api\n")
+
+    again = GitProgressStore(pygit2.Repository(str(tmp_path / "r.git")), REF, AUTHOR)
+    progress = again.rollout()["api"]
+    assert str(progress["canary"].version) == "1.5.0"
+    assert progress["canary"].bake_started_at == at
+    assert str(progress["one-zone"].failed_version) == "1.6.0"
+    assert progress["one-zone"].failure_reason.startswith("alarm http-error-rate")

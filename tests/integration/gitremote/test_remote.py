@@ -176,3 +176,24 @@ def test_unknown_host_key_is_permanent(ssh_server: SshGitServer, tmp_path: Path,
         known.write_text(f"[127.0.0.1]:{ssh_server.port} {(tmp_path / 'k.pub').read_text()}")
     with pytest.raises(PermanentError, match="host key"):
         _ssh(ssh_server, tmp_path, known).sync()
+
+
+def test_revert_commit_pushed(http_server: HttpGitServer, root: Path, tmp_path: Path) -> None:
+    from reconciler.adapters.gitwrite import LocalGit
+
+    _other_push(root, tmp_path, "releases/api.yaml", "spec:\n  versions:\n"
+                "    - groups: [canary, eu]\n      version: 1.0.0\n")
+    _other_push(root, tmp_path, "releases/api.yaml", "spec:\n  versions:\n"
+                "    - groups: [canary, eu]\n      version: 1.1.0\n")
+    remote = _http(http_server, tmp_path)
+    remote.sync()
+    _status(remote, "status/desired.yaml", "valid: true\n")  # status after the bump
+    git_ = LocalGit(str(remote.cache_dir), "reconciler", "bot@example.test",
+                    ref=remote.local_ref)
+    sha = git_.revert(None, "api", ["canary", "eu"], "1.1.0",  # type: ignore[arg-type]
+                      "alarm 'errors' fired on canary-01 = 0.05 > 0.02 after 1.1.0")
+    assert remote.push() is True
+    message = git(root / "fleet.git", "log", "-1", "--format=%B", "main")
+    assert git(root / "fleet.git", "rev-parse", "main") == sha
+    assert "alarm 'errors' fired" in message and "Reconciler-Rollback-Of: " in message
+    assert "version: 1.0.0" in git(root / "fleet.git", "show", "main:releases/api.yaml")

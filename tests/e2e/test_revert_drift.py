@@ -1,0 +1,84 @@
+"""End to end: a human ``git revert`` of a finished rollout rolls every cell back (and is
+refused, with the reason in the plan, once a contract has run); drift made by hand — a
+Deployment scaled and its image changed — is reported and healed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.daemon.execution import Outcome
+from tests.e2e.conftest import CELLS, Fleet
+from tests.e2e.support import build_reconciler, live_versions
+from tests.e2e.test_rollout import converged, done_steps, run_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_human_revert_rolls_back_everywhere_and_is_refused_below_a_contract(
+        fleet: Fleet) -> None:
+    rec = build_reconciler(fleet)
+    log: list[Outcome] = []
+    fleet.set_version("2.0.0")  # carries migration 0001, contracted once everything baked
+    run_until(rec, converged, log)
+    fleet.set_version("2.1.0")
+    run_until(rec, converged, log)
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.1.0", "Healthy"))
+
+    fleet.git("revert", "--no-edit", "HEAD")  # a human reverts the 2.1.0 bump
+    log.clear()
+    run_until(rec, converged, log)
+    moved = [s for s in (o.step for o in log if o.status == "done")
+             if s.kind in ("kubernetes-apply", "rollback")]
+    assert {s.cell for s in moved} == set(CELLS)
+    assert all((s.from_version, s.to_version) == ("2.1.0", "2.0.0") for s in moved), moved
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))
+
+    bump_to_2 = fleet.git("log", "--format=%H", "--grep", "bump shop to 2.0.0", "-1")
+    fleet.git("revert", "--no-edit", bump_to_2)  # below the contracted migration's floor
+    report = rec.tick()
+    assert report.plan is not None and report.plan.refusals
+    reasons = " ".join(r.reason for r in report.plan.refusals)
+    assert "0001" in reasons or "contract" in reasons, reasons
+    assert not [o for o in report.outcomes if o.status == "done" and
+                o.step.kind in ("kubernetes-apply", "rollback")]
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))
+
+
+def _deployment(fleet: Fleet, ns: str) -> dict[str, object]:
+    doc: dict[str, object] = json.loads(fleet.plane.kubectl(
+        "get", "deployment", "shop", "-n", ns, "-o", "json"))
+    return doc
+
+
+def test_drift_by_hand_is_reported_and_healed(fleet: Fleet) -> None:
+    rec = build_reconciler(fleet)
+    log: list[Outcome] = []
+    run_until(rec, converged, log)
+    result = rec.last_good
+    assert result is not None
+    ns = result.cells["e2e-z1"].kubernetes.namespace
+    before = _deployment(fleet, ns)
+    spec = before["spec"]
+    assert isinstance(spec, dict)
+    fleet.plane.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=7")
+    fleet.plane.kubectl("set", "image", "deployment/shop", "-n", ns,
+                        "shop=registry.local/shop:hacked")
+    report = rec.tick()
+    live = report.live.service("e2e-z1", "shop") if report.live else None
+    assert live is not None and live.drift, "drift not reported"
+    fields = {d.field for d in live.drift}
+    assert any("replicas" in f for f in fields) and any("image" in f for f in fields), fields
+    heals = [o for o in report.outcomes if o.step.kind == "kubernetes-apply"]
+    assert heals and heals[0].status == "done" and "heal drift" in heals[0].step.detail
+    after = _deployment(fleet, ns)
+    a_spec = after["spec"]
+    assert isinstance(a_spec, dict)
+    assert a_spec["replicas"] == spec["replicas"]
+    image = a_spec["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith(":1.0.0"), image
+    log.clear()
+    run_until(rec, converged, log)
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
+    assert not done_steps(log, "rollback")

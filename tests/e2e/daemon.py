@@ -1,0 +1,113 @@
+"""The e2e fleet behind a real Git remote (git-http-backend with basic auth), followed by
+a real ``reconciler run`` process that can be killed and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
+from tests.e2e.conftest import SECRET_ENV, Fleet
+
+USER, PASSWORD = "e2e-bot", "e2e-git-password-do-not-log"
+BOT_EMAIL = "reconciler@e2e.example"
+
+
+class RemoteFleet:
+    """A bare repository seeded from the fleet, served over HTTP, and a human clone."""
+
+    def __init__(self, fleet: Fleet, tmp: Path) -> None:
+        self.fleet, self.tmp = fleet, tmp
+        (tmp / "srv").mkdir()
+        self.bare = seed_bare(tmp / "srv", "fleet.git", fleet.repo)
+        self.server = HttpGitServer(tmp / "srv", USER, PASSWORD).start()
+        self.human = tmp / "human"
+        git(tmp, "clone", "-q", str(self.bare), str(self.human))
+
+    def push_version(self, version: str) -> None:
+        git(self.human, "pull", "-q", "--rebase")
+        rel = self.human / "releases" / "shop.yaml"
+        lines = rel.read_text().splitlines()
+        lines[-1] = f"      version: {version}"
+        rel.write_text("\n".join(lines) + "\n")
+        git(self.human, "commit", "-qam", f"bump shop to {version}")
+        git(self.human, "push", "-q", "origin", "main")
+
+    def show(self, path: str) -> str:
+        try:
+            return git(self.bare, "show", f"main:{path}")
+        except subprocess.CalledProcessError:
+            return ""
+
+    def human_history(self) -> list[str]:
+        """Subjects of every commit that is not a status-only commit of the daemon."""
+        out = []
+        for sha in git(self.bare, "rev-list", "main").splitlines():
+            subject = git(self.bare, "log", "-1", "--format=%s", sha)
+            email = git(self.bare, "log", "-1", "--format=%ae", sha)
+            files = git(self.bare, "show", "--format=", "--name-only", sha).splitlines()
+            if email == BOT_EMAIL and files and all(f.startswith("status/") for f in files):
+                continue
+            out.append(subject)
+        return out
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class DaemonProcess:
+    """``reconciler run`` over the remote; ``kill9`` and ``start`` again at will."""
+
+    def __init__(self, remote: RemoteFleet, state: Path) -> None:
+        self.remote = remote
+        secrets = remote.tmp / "secrets"
+        secrets.mkdir(exist_ok=True)
+        (secrets / "git").write_text(PASSWORD)
+        self.port = free_port()
+        self.cfg = remote.tmp / "daemon.yaml"
+        self.cfg.write_text(json.dumps({
+            "repo": {"url": remote.server.url("fleet.git"),
+                     "auth": {"username": USER, "password_file": str(secrets / "git")}},
+            "listen": f"127.0.0.1:{self.port}", "state_dir": str(state),
+            "prometheus_url": remote.fleet.prom.url, "poll_interval": "1s",
+            "reconcile_interval": "1s", "leader": {"kind": "file"},
+            "git_author": {"name": "reconciler", "email": BOT_EMAIL}}))
+        self.logs: list[Path] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.remote.tmp / f"daemon-{len(self.logs)}.log"
+        self.logs.append(log)
+        env = {**os.environ, SECRET_ENV: self.remote.fleet.pg.password}
+        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run",
+                                      "--config", str(self.cfg)], env=env,
+                                     stderr=log.open("w"), stdout=subprocess.DEVNULL)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def text(self) -> str:
+        return "".join(p.read_text() for p in self.logs if p.exists())
+
+    def wait_for(self, cond: Callable[[], bool], what: str, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            assert self.proc is not None and self.proc.poll() is None, self.text()[-4000:]
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}\n{self.text()[-4000:]}")

@@ -3,25 +3,31 @@
 Owns: serving bare repositories under a root directory with the real
 ``git-http-backend`` (as CGI, behind HTTP basic auth) and with Debian's ``sshd`` (key auth
 only, a generated host key, a known_hosts file for the client), plus seeding a bare
-repository from a directory. When a part is missing the fixtures fail under CI=true and
-skip with the reason elsewhere.
+repository from a directory; optionally TLS with a throwaway self-signed certificate (to
+test that an untrusted certificate is refused). When a part is missing,
+``unavailable()`` fails the test under CI=true and skips it with the reason elsewhere.
+
+Must never: touch a process or directory it did not create, or outlive ``stop()``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hmac
 import os
 import shutil
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 HTTP_BACKEND = Path("/usr/lib/git-core/git-http-backend")
 SSHD = Path("/usr/sbin/sshd")
@@ -31,6 +37,15 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.test",
 
 class GitServerUnavailable(RuntimeError):
     """A part the Git servers need is missing."""
+
+
+def unavailable(e: Exception) -> NoReturn:
+    """In a test: fail under CI=true (the parts must be there), skip elsewhere."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"git servers unavailable under CI: {e}")
+    pytest.skip(f"git servers unavailable: {e}")
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -45,7 +60,7 @@ def seed_bare(root: Path, name: str, source: Path, branch: str = "main") -> Path
     git(root, "init", "-q", "--bare", "-b", branch, str(bare))
     git(bare, "config", "http.receivepack", "true")
     work = root / f".{name}-seed"
-    shutil.copytree(source, work)
+    shutil.copytree(source, work, ignore=shutil.ignore_patterns(".git"))
     git(work, "init", "-q", "-b", branch)
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "seed")
@@ -135,31 +150,74 @@ def _handler(server: HttpGitServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class HttpGitServer:
-    """Serves the bare repositories under ``root`` over HTTP with basic auth."""
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1 that nobody trusts."""
+    import datetime as dt
+    import ipaddress
 
-    def __init__(self, root: Path, username: str, password: str, port: int = 0) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    crt, pem = directory / "tls.crt", directory / "tls.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return crt, pem
+
+
+class HttpGitServer:
+    """Serves the bare repositories under ``root`` over HTTP with basic auth (HTTPS with
+    an untrusted self-signed certificate when ``tls``). ``port`` 0 picks a free one;
+    giving the old port again restarts a stopped server at the same URL."""
+
+    def __init__(self, root: Path, username: str, password: str, port: int = 0,
+                 tls: bool = False) -> None:
         if not HTTP_BACKEND.exists():
             raise GitServerUnavailable(f"{HTTP_BACKEND} not found (install git)")
         self.root, self.username, self.password = root, username, password
         self.requests = 0
+        self.tls = tls
         self._port = port
         self._server: ThreadingHTTPServer | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
+        assert self._server is not None, "the server is not running"
         return int(self._server.server_address[1])
 
     def url(self, name: str, userinfo: bool = False) -> str:
         auth = f"{self.username}:{self.password}@" if userinfo else ""
-        return f"http://{auth}127.0.0.1:{self.port}/{name}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/{name}"
+
+    def _wrap(self, server: ThreadingHTTPServer) -> None:
+        with tempfile.TemporaryDirectory(prefix="gitserver-tls-") as tmp:
+            crt, key = self_signed_cert(Path(tmp))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(crt, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
 
     def start(self) -> HttpGitServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
-        self._server.daemon_threads = True
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
+        server.daemon_threads = True
+        if self.tls:
+            self._wrap(server)
+        self._server = server
         self._port = self.port
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -176,31 +234,34 @@ class HttpGitServer:
 
 
 class SshGitServer:
-    """An sshd on loopback serving the bare repositories under ``root`` (key auth only)."""
+    """Debian's sshd on loopback, run as the current user, serving the bare repositories
+    under ``root`` to one generated client key (``client_key``); ``known_hosts`` lists
+    its generated host key as ``[127.0.0.1]:PORT``. Files go to ``workdir`` (a fresh
+    temporary directory, removed on stop, when not given)."""
 
-    def __init__(self, root: Path, workdir: Path) -> None:
+    def __init__(self, root: Path, workdir: Path | None = None) -> None:
         if not SSHD.exists():
             raise GitServerUnavailable(f"{SSHD} not found (bash hack/git-remotes.sh installs "
                                        "openssh-server)")
-        self.root, self.dir = root, workdir
+        if shutil.which("ssh-keygen") is None:
+            raise GitServerUnavailable("ssh-keygen not found (install openssh-client)")
+        self.root = root
+        self._own_dir = workdir is None
+        self.dir = workdir or Path(tempfile.mkdtemp(prefix="gitserver-sshd-"))
         self.port = free_port()
-        self.user = os.environ.get("USER") or subprocess.run(
-            ["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
-        self.client_key = workdir / "client_ed25519"
-        self.known_hosts = workdir / "known_hosts"
+        self.user = _current_user()
+        self.client_key = self.dir / "client_ed25519"
+        self.known_hosts = self.dir / "known_hosts"
+        self.log = self.dir / "sshd.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, name: str) -> str:
-        return f"ssh://{self.user}@127.0.0.1:{self.port}{self.root / name}"
-
-    def _keygen(self, path: Path) -> None:
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                       check=True)
+        return f"ssh://{self.user}@127.0.0.1:{self.port}{self.root.resolve() / name}"
 
     def _config(self) -> Path:
         host_key = self.dir / "host_ed25519"
-        self._keygen(host_key)
-        self._keygen(self.client_key)
+        _keygen(host_key)
+        _keygen(self.client_key)
         authorized = self.dir / "authorized_keys"
         authorized.write_text(Path(f"{self.client_key}.pub").read_text())
         self.known_hosts.write_text(
@@ -210,26 +271,35 @@ class SshGitServer:
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
             f"AuthorizedKeysFile {authorized}", f"PidFile {self.dir / 'sshd.pid'}",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "UsePAM no",
-            "StrictModes no", "LogLevel ERROR", "Subsystem sftp internal-sftp", ""]))
+            "PubkeyAuthentication yes", "AuthenticationMethods publickey",
+            # root (the usual user here) may log in with a key, never a password
+            "PermitRootLogin prohibit-password", f"AllowUsers {self.user}",
+            "UsePAM no", "StrictModes no", "LogLevel VERBOSE", ""]))
         return cfg
 
     def start(self) -> SshGitServer:
         self.dir.mkdir(parents=True, exist_ok=True)
-        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+        with contextlib.suppress(OSError):  # privilege separation directory (as root)
+            Path("/run/sshd").mkdir(exist_ok=True)
         cfg = self._config()
-        self._proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with self.log.open("wb") as log:
+            self._proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)],
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self._wait_listening()
+        return self
+
+    def _wait_listening(self) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise GitServerUnavailable(f"sshd exited: {err.strip()}")
+                raise GitServerUnavailable(f"sshd exited: {self.log.read_text().strip()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    return
             except OSError:
                 time.sleep(0.05)
+        self.stop()
         raise GitServerUnavailable("sshd did not start listening within 10 s")
 
     def stop(self) -> None:
@@ -239,10 +309,24 @@ class SshGitServer:
                 self._proc.wait(5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
             self._proc = None
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> SshGitServer:
         return self.start()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name,
+                    "-f", str(path)], check=True, stdin=subprocess.DEVNULL)
+
+
+def _current_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name

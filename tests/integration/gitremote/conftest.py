@@ -3,7 +3,6 @@ and an sshd with key auth. Missing parts fail under CI=true and skip elsewhere."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,23 +13,21 @@ from reconciler.testing.gitserver import (
     HttpGitServer,
     SshGitServer,
     seed_bare,
+    unavailable,
 )
 
 USER, PASSWORD = "deploy-bot", "hunter2-very-secret-token"
 
 
-def _unavailable(e: Exception) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"git servers unavailable under CI: {e}")
-    pytest.skip(f"git servers unavailable: {e}")
-
-
 @pytest.fixture()
 def root(tmp_path: Path) -> Path:
+    """Server root with ``fleet.git`` seeded with a release and a status file."""
     src = tmp_path / "src"
     (src / "releases").mkdir(parents=True)
+    (src / "status").mkdir()
     (src / "reconciler.yaml").write_text("kind: Fleet\n")
     (src / "releases" / "api.yaml").write_text("version: 1.0.0\n")
+    (src / "status" / "desired.yaml").write_text("valid: unknown\n")
     r = tmp_path / "srv"
     r.mkdir()
     seed_bare(r, "fleet.git", src)
@@ -40,16 +37,22 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture()
 def http_server(root: Path) -> Iterator[HttpGitServer]:
     try:
-        with HttpGitServer(root, USER, PASSWORD) as s:
-            yield s
+        server = HttpGitServer(root, USER, PASSWORD).start()
     except GitServerUnavailable as e:
-        _unavailable(e)
+        unavailable(e)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture()
 def ssh_server(root: Path, tmp_path: Path) -> Iterator[SshGitServer]:
     try:
-        with SshGitServer(root, tmp_path / "sshd") as s:
-            yield s
+        server = SshGitServer(root, tmp_path / "sshd").start()
     except GitServerUnavailable as e:
-        _unavailable(e)
+        unavailable(e)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -115,11 +115,33 @@ class LocalGit:
         return (f"Roll back {service} {version} in {', '.join(groups)}\n\n{reason}\n\n"
                 f"Reconciler-Status: true\n{TRAILER}: {sha}\n")
 
+    def already_reverted(self, service: str, groups: Sequence[str],
+                         bump: pygit2.Commit) -> str | None:
+        """The commit that already rolled ``bump`` back on this branch (ours, found by its
+        trailer), or the head when none of ``groups`` runs the bump's version any more
+        (a person reverted it); None when the rollback is still to be committed."""
+        repo, head = self.repo, self._head(self.repo)
+        needle = f"{TRAILER}: {bump.id}"
+        for commit in repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL):
+            if commit.id == bump.id:
+                break
+            if needle in commit.message:
+                return str(commit.id)
+        path = f"releases/{service}.yaml"
+        now, then = (_versions(_release_text(repo, c, path)) for c in (head, bump))
+        if not any(now.get(g) == then.get(g) for g in groups if g in then):
+            return str(head.id)
+        return None
+
     def revert(self, desired: DesiredState, service: str, groups: Sequence[str],
                version: str, reason: str) -> str:
-        """Commit the rollback of ``version`` for ``groups``; the new commit's id."""
+        """Commit the rollback of ``version`` for ``groups``; the commit's id. Idempotent:
+        a rollback already on the branch is returned instead of committed twice."""
         repo = self.repo
         bump = self.bump_commit(service, version)
+        done = self.already_reverted(service, groups, bump)
+        if done is not None:
+            return done
         message = self._message(service, version, groups, reason, str(bump.id))
         paths = _changed_paths(repo, bump)
         head = self._head(repo)

@@ -57,6 +57,7 @@ class DaemonConfig:
     prometheus_url: str | None = None
     poll_interval: int = 30
     reconcile_interval: int = 10
+    drift_interval: int = 300
     git_author: tuple[str, str] = ("reconciler", "reconciler@localhost")
     leader: LeaderConfig = field(default_factory=LeaderConfig)
     terraform_cli_config: str | None = None
@@ -80,7 +81,8 @@ class DaemonConfig:
 _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
-             "git_author", "leader", "terraform_cli_config", "log_level", "log_format"}
+             "drift_interval", "git_author", "leader", "terraform_cli_config", "log_level",
+             "log_format"}
 
 
 def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -134,6 +136,7 @@ def load_config(path: str | None) -> DaemonConfig:
         poll_interval=_duration(doc.get("poll_interval", "30s"), "poll_interval", path),
         reconcile_interval=_duration(doc.get("reconcile_interval", "10s"),
                                      "reconcile_interval", path),
+        drift_interval=_duration(doc.get("drift_interval", "5m"), "drift_interval", path),
         git_author=(str(author.get("name", base.git_author[0])),
                     str(author.get("email", base.git_author[1]))),
         leader=LeaderConfig(**{k: v for k, v in leader.items()

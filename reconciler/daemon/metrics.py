@@ -35,6 +35,9 @@ class Metrics:
                              "The desired revision of the last reconcile", registry=r)
         self.drift = Counter("reconciler_drift_events_total", "Drift seen in live objects",
                              ["cell", "service"], registry=r)
+        self.terraform_drift = Gauge("reconciler_terraform_drifted_stacks",
+                                     "Stacks the last Terraform drift check found drifted",
+                                     registry=r)
         self.rollbacks = Counter("reconciler_rollbacks_total", "Automatic rollbacks started",
                                  ["service", "wave"], registry=r)
         self.fetch_errors = Counter("reconciler_git_fetch_errors_total",

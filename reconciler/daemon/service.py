@@ -108,6 +108,7 @@ class Daemon:
         self.http = HttpServer(cfg.listen, Endpoints(
             self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret))
         self._notified_ready = False
+        self._next_drift = 0.0
 
     # -- readiness and triggers ------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
@@ -148,6 +149,7 @@ class Daemon:
         if self.source is None or not self.is_leader or self.stop_event.is_set():
             return
         rec = self.source.reconciler
+        self._check_drift(rec)
         start = time.monotonic()
         report = rec.tick()
         took = time.monotonic() - start
@@ -171,6 +173,17 @@ class Daemon:
         self._notify_ready()
         if any(o.status == "done" for o in report.outcomes) and not self.stop_event.is_set():
             self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _check_drift(self, rec: Any) -> None:
+        """Terraform drift checks every ``drift_interval`` (0: never), before a tick so
+        the tick heals what they find; they share the tick's lock, so never run during
+        an apply of the same stack."""
+        interval = self.cfg.drift_interval
+        if interval <= 0 or time.monotonic() < self._next_drift or rec.last_good is None:
+            return
+        found = rec.check_terraform_drift()
+        self._next_drift = time.monotonic() + interval
+        self.metrics.terraform_drift.set(sum(1 for f in found if f.changes))
 
     def _publish(self, report: Any) -> None:
         assert self.source is not None

@@ -181,7 +181,9 @@ class DirectorySource:
     def __post_init__(self) -> None:
         self.reconciler = local_reconciler(LocalSettings(
             repo=self.path, state_dir=Path(self.cfg.state_dir),
-            prometheus_url=self.cfg.prometheus_url, git_author=self.cfg.git_author))
+            prometheus_url=self.cfg.prometheus_url, git_author=self.cfg.git_author,
+            terraform_cli_config=Path(self.cfg.terraform_cli_config)
+            if self.cfg.terraform_cli_config else None))
         self._changed.set()
 
     def watch(self, stop: threading.Event, on_change: Callable[[], None]) -> threading.Thread:

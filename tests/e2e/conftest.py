@@ -4,6 +4,7 @@ and the e2e fleet repository (tests/e2e/fleet) wired to them in a temporary dire
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters.terraform.engine import DEFAULT_MIRROR, mirror_cli_config
 from reconciler.testing.k8s import ControlPlane, control_plane_fixture
 from reconciler.testing.postgres import PostgresCluster, start_cluster
 from reconciler.testing.prometheus import (
@@ -25,6 +27,7 @@ from reconciler.testing.prometheus import (
 FLEET = Path(__file__).parent / "fleet"
 CELLS = ("e2e-c1", "e2e-z1", "e2e-r1", "e2e-r2")
 SECRET_ENV = "E2E_PGPASSWORD"
+LOCAL_PROVIDER = "registry.terraform.io/hashicorp/local"
 
 e2e_cluster = control_plane_fixture("e2e")
 
@@ -55,6 +58,14 @@ def e2e_prom() -> Iterator[tuple[PrometheusServer, TestExporter]]:
         yield pair
 
 
+def set_canary_bake(repo: Path, bake: str) -> None:
+    """Rewrite the canary wave's bake time in ``repo``'s reconciler.yaml."""
+    path = repo / "reconciler.yaml"
+    text = re.sub(r"(\{name: canary, groups: \[canary\], bake: )[^,]+", rf"\g<1>{bake}",
+                  path.read_text())
+    path.write_text(text)
+
+
 @dataclass
 class Fleet:
     """The e2e repository in a temp dir, wired to the running parts."""
@@ -65,6 +76,8 @@ class Fleet:
     prom: PrometheusServer
     exporter: TestExporter
     state: Path
+    terraform_cli_config: Path
+    tf_out: Path
 
     def git(self, *args: str) -> str:
         env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
@@ -72,12 +85,15 @@ class Fleet:
         return subprocess.run(["git", *args], cwd=self.repo, env=env, check=True, text=True,
                               capture_output=True).stdout.strip()
 
-    def set_version(self, version: str) -> None:
-        """Merge a pull request bumping every group of the shop service to ``version``."""
+    def set_version(self, version: str, canary_bake: str | None = None) -> None:
+        """Merge a pull request bumping every group of the shop service to ``version``
+        (and setting the canary's bake time, so an alarm can fire before it is baked)."""
         rel = self.repo / "releases" / "shop.yaml"
         lines = rel.read_text().splitlines()
         lines[-1] = f"      version: {version}"
         rel.write_text("\n".join(lines) + "\n")
+        if canary_bake:
+            set_canary_bake(self.repo, canary_bake)
         self.git("commit", "-q", "-am", f"bump shop to {version}")
 
 
@@ -85,12 +101,18 @@ class Fleet:
 def fleet(tmp_path: Path, e2e_cluster: ControlPlane, e2e_pg: PostgresCluster,
           e2e_prom: tuple[PrometheusServer, TestExporter],
           monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    if not (DEFAULT_MIRROR / LOCAL_PROVIDER / "1.4.0").is_dir():
+        unavailable("hashicorp/local is not in the mirror: run hack/terraform.sh")
+    tf_config, tf_out = tmp_path / "terraformrc", tmp_path / "tf-out"
+    tf_config.write_text(mirror_cli_config(DEFAULT_MIRROR, [LOCAL_PROVIDER]))
+    tf_out.mkdir()
     repo = tmp_path / "repo"
     shutil.copytree(FLEET, repo)
     suffix = uuid.uuid4().hex[:6]
     for f in (repo / "cells").glob("*.yaml"):
         text = (f.read_text().replace("KUBECONFIG_PATH", str(e2e_cluster.kubeconfig))
-                .replace("PG_PORT", str(e2e_pg.port)).replace("PG_USER", e2e_pg.user))
+                .replace("PG_PORT", str(e2e_pg.port)).replace("PG_USER", e2e_pg.user)
+                .replace("TF_OUT_DIR", str(tf_out)))
         text = text.replace("namespace: e2e-", f"namespace: e2e{suffix}-")
         text = text.replace("dbname: e2e_", f"dbname: e2e{suffix}_")
         f.write_text(text)
@@ -103,4 +125,5 @@ def fleet(tmp_path: Path, e2e_cluster: ControlPlane, e2e_pg: PostgresCluster,
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={
             **os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
             "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"})
-    return Fleet(repo, e2e_cluster, e2e_pg, e2e_prom[0], e2e_prom[1], tmp_path / "state")
+    return Fleet(repo, e2e_cluster, e2e_pg, e2e_prom[0], e2e_prom[1], tmp_path / "state",
+                 tf_config, tf_out)

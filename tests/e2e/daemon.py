@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
-from tests.e2e.conftest import SECRET_ENV, Fleet
+from tests.e2e.conftest import SECRET_ENV, Fleet, set_canary_bake
 
 USER, PASSWORD = "e2e-bot", "e2e-git-password-do-not-log"
 BOT_EMAIL = "reconciler@e2e.example"
@@ -27,15 +27,20 @@ class RemoteFleet:
         (tmp / "srv").mkdir()
         self.bare = seed_bare(tmp / "srv", "fleet.git", fleet.repo)
         self.server = HttpGitServer(tmp / "srv", USER, PASSWORD).start()
+        self.port = self.server.port
         self.human = tmp / "human"
         git(tmp, "clone", "-q", str(self.bare), str(self.human))
 
-    def push_version(self, version: str) -> None:
+    def push_version(self, version: str, canary_bake: str | None = None) -> None:
+        """Push a bump of every group to ``version`` (and a new canary bake time, so an
+        alarm has time to fire before the canary is baked)."""
         git(self.human, "pull", "-q", "--rebase")
         rel = self.human / "releases" / "shop.yaml"
         lines = rel.read_text().splitlines()
         lines[-1] = f"      version: {version}"
         rel.write_text("\n".join(lines) + "\n")
+        if canary_bake:
+            set_canary_bake(self.human, canary_bake)
         git(self.human, "commit", "-qam", f"bump shop to {version}")
         git(self.human, "push", "-q", "origin", "main")
 
@@ -60,6 +65,11 @@ class RemoteFleet:
     def stop(self) -> None:
         self.server.stop()
 
+    def restart_server(self) -> None:
+        """Serve again on the same port (after an outage made with ``stop``)."""
+        port = self.server.port if self.server._server else self.port
+        self.server = HttpGitServer(self.tmp / "srv", USER, PASSWORD, port=port).start()
+
 
 class DaemonProcess:
     """``reconciler run`` over the remote; ``kill9`` and ``start`` again at will."""
@@ -77,6 +87,7 @@ class DaemonProcess:
             "listen": f"127.0.0.1:{self.port}", "state_dir": str(state),
             "prometheus_url": remote.fleet.prom.url, "poll_interval": "1s",
             "reconcile_interval": "1s", "leader": {"kind": "file"},
+            "terraform_cli_config": str(remote.fleet.terraform_cli_config),
             "git_author": {"name": "reconciler", "email": BOT_EMAIL}}))
         self.logs: list[Path] = []
         self.proc: subprocess.Popen[bytes] | None = None

@@ -15,7 +15,8 @@ from tests.e2e.conftest import Fleet
 def build_reconciler(fleet: Fleet) -> Reconciler:
     return local_reconciler(LocalSettings(
         repo=fleet.repo, state_dir=fleet.state, prometheus_url=fleet.prom.url,
-        git_author=("reconciler", "reconciler@e2e.example")))
+        git_author=("reconciler", "reconciler@e2e.example"),
+        terraform_cli_config=fleet.terraform_cli_config))
 
 
 def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:

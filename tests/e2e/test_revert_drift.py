@@ -82,3 +82,26 @@ def test_drift_by_hand_is_reported_and_healed(fleet: Fleet) -> None:
     run_until(rec, converged, log)
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
     assert not done_steps(log, "rollback")
+
+
+def test_terraform_object_changed_by_hand_is_found_and_healed(fleet: Fleet) -> None:
+    rec = build_reconciler(fleet)
+    log: list[Outcome] = []
+    run_until(rec, converged, log)
+    conf = fleet.tf_out / "e2e-z1.conf"
+    assert conf.read_text() == "queue=orders-e2e-z1\n"
+    assert not [f for f in rec.check_terraform_drift() if f.changes]  # nothing yet
+
+    conf.write_text("queue=hand-edited\n")  # an object Terraform manages, changed by hand
+    found = [f for f in rec.check_terraform_drift() if f.changes or f.error]
+    assert [(f.target.cell, f.changes, f.error) for f in found] == [
+        ("e2e-z1", ("local_file.queue_conf",), "")]
+    report = rec.tick()
+    live = report.live.service("e2e-z1", "shop") if report.live else None
+    assert live is not None and live.terraform is not None and live.terraform.drifted
+    heals = [o for o in report.outcomes if o.step.kind == "terraform-apply"]
+    assert [(o.step.cell, o.status) for o in heals] == [("e2e-z1", "done")], heals
+    assert "heal Terraform drift" in heals[0].step.detail
+    assert conf.read_text() == "queue=orders-e2e-z1\n"
+    assert not [f for f in rec.check_terraform_drift() if f.changes]
+    assert not [o for o in rec.tick().outcomes if o.step.kind == "terraform-apply"]

@@ -87,7 +87,7 @@ def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(
     fleet.set_version("2.0.0")
     run_until(rec, converged, log)
 
-    fleet.set_version("2.1.0")
+    fleet.set_version("2.1.0", canary_bake="60s")
     log.clear()
     run_until(rec, lambda r: bool(done_steps(log, "kubernetes-apply")), log)
     fleet.exporter.set_error_rate("e2e-c1", 0.5)

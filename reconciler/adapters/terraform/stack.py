@@ -60,6 +60,11 @@ class TerraformRunner:
         ws, h = self.workspace(desired, cell, service, version)
         return ws.check_drift(h)
 
+    def drift_addresses(self, desired: DesiredState, cell: Cell, service: str,
+                        version: str) -> tuple[str, ...]:
+        """``check_drift`` as the addresses that would change (empty: no drift)."""
+        return tuple(c.address for c in self.check_drift(desired, cell, service, version).changes)
+
     def read(self, desired: DesiredState) -> dict[str, dict[str, TerraformLive]]:
         assert self.engine is not None
         return terraform_live(desired, self.settings, self.engine)

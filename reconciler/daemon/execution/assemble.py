@@ -51,7 +51,7 @@ def _build(load: Callable[[], LoadResult], state_dir: Path, prometheus_url: str 
                                                   cli_config_file=terraform_cli_config))
     alarms = AlarmEvaluator(PrometheusClient(prometheus_url)).read if prometheus_url else None
     readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
-                      alarms=alarms, rollout=rollout)
+                      alarms=alarms, rollout=rollout, terraform_drift=terraform.drift_addresses)
     backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=git,
                         progress=progress)
     return Reconciler(load, readers, backends, parallel=parallel)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from reconciler.adapters.errors import AdapterError
+from reconciler.core.driftcheck import DriftTarget, terraform_drift_targets
 from reconciler.core.live import (
     AlarmState,
     LiveSnapshot,
@@ -23,7 +24,7 @@ from reconciler.core.live import (
     WaveProgress,
 )
 from reconciler.core.loader import LoadResult
-from reconciler.core.model import DesiredState
+from reconciler.core.model import Cell, DesiredState
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
 from reconciler.daemon.execution.backends import Backends
@@ -37,6 +38,9 @@ MigrationReader = Callable[[DesiredState], Mapping[str, Mapping[str, Mapping[str
                                                                             MigrationLive]]]]
 AlarmReader = Callable[[DesiredState], tuple[AlarmState, ...]]
 RolloutReader = Callable[[], Mapping[str, Mapping[str, WaveProgress]]]
+#: Plans one applied stack against its recorded inputs; returns the changed addresses
+#: (and records the drift flag the next snapshot reads).
+DriftChecker = Callable[[DesiredState, Cell, str, str], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,16 @@ class Readers:
     migrations: MigrationReader | None = None
     alarms: AlarmReader | None = None
     rollout: RolloutReader | None = None
+    terraform_drift: DriftChecker | None = None
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """What one Terraform drift check found (``error`` when the check itself failed)."""
+
+    target: DriftTarget
+    changes: tuple[str, ...] = ()
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,33 @@ class Reconciler:
         for e in errors:
             log.error("invalid desired state: %s", e, extra={"revision": result.revision})
         return self.last_good, errors, result.revision
+
+    def check_terraform_drift(self) -> tuple[DriftFinding, ...]:
+        """Plan every steadily applied stack against its inputs; drift found is recorded
+        for the next tick, which heals it (never toward a version being rolled back: only
+        stacks applied with the inputs of the desired version are checked)."""
+        desired, check = self.last_good, self.readers.terraform_drift
+        if desired is None or check is None or self.readers.terraform is None:
+            return ()
+        try:
+            targets = terraform_drift_targets(desired, self.readers.terraform(desired))
+        except AdapterError as e:
+            log.warning("terraform drift check skipped: %s", e)
+            return ()
+        return tuple(self._check_one(desired, check, t) for t in targets
+                     if not self.stop.is_set())
+
+    @staticmethod
+    def _check_one(desired: DesiredState, check: DriftChecker, t: DriftTarget) -> DriftFinding:
+        extra = {"revision": desired.revision, "cell": t.cell, "service": t.service}
+        try:
+            changes = check(desired, desired.cells[t.cell], t.service, t.version)
+        except AdapterError as e:
+            log.warning("terraform drift check failed: %s", e, extra=extra)
+            return DriftFinding(t, error=str(e))
+        if changes:
+            log.warning("terraform drift: %s", ", ".join(changes), extra=extra)
+        return DriftFinding(t, changes)
 
     def tick(self) -> TickReport:
         """One pass: plan from the current state and run the due steps."""

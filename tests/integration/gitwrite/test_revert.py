@@ -84,3 +84,26 @@ def test_mixed_commit_gets_a_targeted_edit(repo: Path) -> None:
 def test_unknown_bump_is_a_clear_error(repo: Path) -> None:
     with pytest.raises(PermanentError, match=r"no commit bumps api to 9\.9\.9"):
         LocalGit(str(repo)).revert(load(repo), "api", ALL, "9.9.9", "x")
+
+
+@pytest.mark.parametrize("also_cell", [False, True], ids=["real-revert", "targeted-edit"])
+def test_a_second_revert_of_the_same_bump_commits_nothing(repo: Path, also_cell: bool) -> None:
+    bump(repo, "1.6.0", also_cell=also_cell)
+    gitw = LocalGit(str(repo))
+    first = gitw.revert(load(repo), "api", ALL, "1.6.0", "canary degraded")
+    (repo / "status").mkdir(exist_ok=True)
+    (repo / "status" / "note.yaml").write_text("progress: 1\n")  # a status commit on top
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "status")
+    count = git(repo, "rev-list", "--count", "HEAD")
+    again = gitw.revert(load(repo), "api", ALL, "1.6.0", "canary degraded")
+    assert again == first
+    assert git(repo, "rev-list", "--count", "HEAD") == count
+
+
+def test_a_bump_reverted_by_a_person_is_not_reverted_again(repo: Path) -> None:
+    bump(repo, "1.6.0")
+    git(repo, "revert", "--no-edit", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
+    assert LocalGit(str(repo)).revert(load(repo), "api", ALL, "1.6.0", "late alarm") == head
+    assert git(repo, "rev-parse", "HEAD") == head

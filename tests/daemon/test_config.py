@@ -1,0 +1,43 @@
+"""Table test: the daemon's configuration file — defaults, durations, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.daemon.config import ConfigError, load_config
+
+CASES = [
+    ("defaults", "{}", {"poll_interval": 30, "reconcile_interval": 10, "drift_interval": 300}),
+    ("durations", "poll_interval: 1m30s\nreconcile_interval: 5s\ndrift_interval: 1h\n",
+     {"poll_interval": 90, "reconcile_interval": 5, "drift_interval": 3600}),
+    ("drift checks off", "drift_interval: 0\n", {"drift_interval": 0}),
+    ("integer seconds", "poll_interval: 45\n", {"poll_interval": 45}),
+    ("terraform config", "terraform_cli_config: /etc/reconciler/terraformrc\n",
+     {"terraform_cli_config": "/etc/reconciler/terraformrc"}),
+]
+ERRORS = [
+    ("unknown key", "drift_intervall: 5m\n", "unknown key(s) drift_intervall"),
+    ("bad duration", "drift_interval: soon\n", "drift_interval: not a duration: 'soon'"),
+    ("not a mapping", "- a\n", "must be a mapping"),
+    ("not YAML", "a: [\n", "not YAML"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "want"), CASES, ids=[c[0] for c in CASES])
+def test_config_values(name: str, text: str, want: dict[str, object], tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    cfg = load_config(str(path))
+    assert {k: getattr(cfg, k) for k in want} == want
+
+
+@pytest.mark.parametrize(("name", "text", "message"), ERRORS, ids=[c[0] for c in ERRORS])
+def test_config_errors_name_the_file(name: str, text: str, message: str,
+                                     tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value).startswith(str(path)) and message in str(e.value)

@@ -30,6 +30,10 @@ class Endpoints:
     webhook_secret: bytes = b""
 
 
+#: Refused bodies up to this size are read and dropped before the 413 is sent.
+DRAIN_LIMIT = 16 << 20
+
+
 def _handler(ep: Endpoints) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "reconciler"
@@ -71,6 +75,7 @@ def _handler(ep: Endpoints) -> type[BaseHTTPRequestHandler]:
                 self._refuse(411, b"length required\n", "no-length")
                 return
             if length < 0 or length > webhook.MAX_BODY:
+                self._drain(length)
                 self._refuse(413, b"payload too large\n", "too-large")
                 return
             body = self.rfile.read(length)
@@ -85,6 +90,21 @@ def _handler(ep: Endpoints) -> type[BaseHTTPRequestHandler]:
             ep.metrics.webhooks.labels("accepted").inc()
             ep.on_push()
             self._send(202, b"fetch scheduled\n")
+
+        def _drain(self, length: int) -> None:
+            """Read and drop a refused body of up to DRAIN_LIMIT bytes (in small chunks,
+            within a short timeout), so the sender sees the 413 instead of a reset."""
+            if not 0 < length <= DRAIN_LIMIT:
+                return
+            self.connection.settimeout(2.0)
+            try:
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 65536))
+                    if not chunk:
+                        return
+                    length -= len(chunk)
+            except OSError:
+                return
 
         def _refuse(self, code: int, body: bytes, result: str) -> None:
             ep.metrics.webhooks.labels(result).inc()

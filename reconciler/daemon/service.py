@@ -20,8 +20,10 @@ from typing import Any, Protocol
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
+from reconciler.adapters.kubernetes.watch import DriftEvent
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.driftwatch import DriftWatch
 from reconciler.daemon.httpserver import Endpoints, HttpServer
 from reconciler.daemon.logs import log_context, register_secret
 from reconciler.daemon.metrics import Metrics
@@ -109,6 +111,7 @@ class Daemon:
             self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret))
         self._notified_ready = False
         self._next_drift = 0.0
+        self.drift_watch = DriftWatch(self._on_live_drift)
 
     # -- readiness and triggers ------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
@@ -169,10 +172,18 @@ class Daemon:
         for o in report.outcomes:
             if o.step.kind == "revert-commit" and o.status == "done":
                 self.metrics.rollbacks.labels(o.step.service, o.step.wave or "").inc()
+        if rec.last_good is not None and not self.stop_event.is_set():
+            self.drift_watch.ensure(rec.last_good)
         self._publish(report)
         self._notify_ready()
         if any(o.status == "done" for o in report.outcomes) and not self.stop_event.is_set():
             self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _on_live_drift(self, event: DriftEvent) -> None:
+        """A watched object drifted: count it and reconcile now (the tick heals)."""
+        self.metrics.count_drift([(event.cell, event.service)])
+        if self.is_leader and not self.stop_event.is_set():
+            self.trigger_reconcile()
 
     def _check_drift(self, rec: Any) -> None:
         """Terraform drift checks every ``drift_interval`` (0: never), before a tick so
@@ -266,6 +277,7 @@ class Daemon:
                 self.source.flush()
             except AdapterError as e:
                 log.warning("queued commits stay on disk until the next start: %s", e)
+        self.drift_watch.stop()
         if self.is_leader:
             self.leader.release()
         self.http.stop()

@@ -523,7 +523,11 @@ class ControlPlane:
         return [str(self.bins["kube-controller-manager"]), *self._component_common(),
                 f"--service-account-private-key-file={self.pki.sa_key}",
                 f"--root-ca-file={self.pki.ca_crt}",
-                "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10"]
+                "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+                # KWOK's fake kubelets never mark a pod Ready again once the node
+                # controller has marked it not ready, so a short API server outage (the
+                # e2e outage scenario) must not make the nodes look dead.
+                "--node-monitor-grace-period=5m"]
 
     def _scheduler_argv(self) -> list[str]:
         return [str(self.bins["kube-scheduler"]), *self._component_common()]

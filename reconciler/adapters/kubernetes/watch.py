@@ -1,9 +1,11 @@
 """Watching a fleet's objects so drift is seen at once, and healed when asked.
 
-Owns: one watch per (cluster, namespace, kind) on objects labelled
-``reconciler.dev/service``, a cache of recorded inventories (refreshed from their own
-ConfigMap events), comparing each event's object with what was applied, reporting
-drift through a callback, and re-applying the recorded object when self-heal is on.
+Owns: one cluster-wide watch per (cluster, kind) on objects labelled
+``reconciler.dev/service`` (a fleet of many cells costs a handful of streams, not one per
+namespace; objects outside the watched cells' namespaces are ignored), a cache of
+recorded inventories (refreshed from their own ConfigMap events), comparing each
+event's object with what was applied, reporting drift through a callback, and
+re-applying the recorded object when self-heal is on.
 While an apply is in flight (the inventory lists pending objects, or the object
 carries a newer hash) nothing is judged, so a rollout is never fought.
 Must never: heal toward anything but the recorded inventory.
@@ -58,7 +60,7 @@ class DriftEvent:
 @dataclass
 class _Stream:
     target: Target
-    namespace: str
+    namespace: str | None
     api_version: str
     kind: str
     response: Any = None
@@ -90,12 +92,11 @@ class DriftWatcher:
     # -- lifecycle
 
     def start(self) -> None:
-        places = sorted({(Target.of(c), c.kubernetes.namespace) for c in self._cells.values()},
-                        key=str)
-        self._streams = [_Stream(t, ns, av, k) for t, ns in places for av, k in self.kinds]
+        targets = sorted({Target.of(c) for c in self._cells.values()}, key=str)
+        self._streams = [_Stream(t, None, av, k) for t in targets for av, k in self.kinds]
         for s in self._streams:
             th = threading.Thread(target=self._run, args=(s,), daemon=True,
-                                  name=f"watch-{s.namespace}-{s.kind}")
+                                  name=f"watch-{s.kind}")
             self._threads.append(th)
             th.start()
 
@@ -164,9 +165,11 @@ class DriftWatcher:
     # -- judging
 
     def _key(self, obj: dict[str, Any]) -> tuple[str, str] | None:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
         cell, service = labels.get(LABEL_CELL), labels.get(LABEL_SERVICE)
-        if cell in self._cells and service in self._services:
+        if cell in self._cells and service in self._services and \
+                meta.get("namespace") == self._cells[str(cell)].kubernetes.namespace:
             return str(cell), str(service)
         return None
 

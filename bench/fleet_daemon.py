@@ -1,0 +1,316 @@
+"""End-to-end benchmarks of the daemon on the real parts (docs/benchmarks.md).
+
+A local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK nodes),
+Prometheus scraping a test exporter of per-cell error rates, a Git remote served by
+git-http-backend over HTTP with basic auth, and a real ``reconciler run`` process:
+
+1. commit → canary applied: push a bump, send the signed webhook, time until the
+   canary's Deployment in the cluster carries the new image (polled every 20 ms);
+2. alarm breach → revert pushed: set the canary's error rate over the threshold while it
+   bakes, time until the revert commit is on the remote and the canary runs the old
+   image again;
+3. a 4-wave rollout of N cells (default 100) with zero bake time: push, time until every
+   cell's Deployment carries the new image and every wave is done in Git status.
+
+The generated fleet: one service with a Terraform stack (terraform_data: no provider
+download) and a ConfigMap + Deployment, waves canary (1 cell) → zone → region → rest.
+
+Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+
+import yaml
+
+from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
+from reconciler.testing.k8s import ControlPlane, start_control_plane
+from reconciler.testing.prometheus import prometheus_with_exporter
+
+USER, PASSWORD, SECRET = "bot", "bench-password", "bench-webhook-secret"
+ALARM = ('sum(rate(http_requests_total{cell="{{ cell.name }}",code=~"5.."}[4s])) / '
+         'sum(rate(http_requests_total{cell="{{ cell.name }}"}[4s]))')
+STACK = """\
+variable "cell" { type = string }
+variable "region" { type = string }
+variable "zone" { type = string }
+variable "service_version" { type = string }
+resource "terraform_data" "queue" { input = "orders-${var.cell}" }
+output "queue" { value = terraform_data.queue.output }
+"""
+MANIFESTS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop-config, namespace: "{{ cell.namespace }}"}
+data: {QUEUE: "{{ terraform.queue }}", VERSION: "{{ version }}"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: "{{ cell.namespace }}"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers: [{name: shop, image: "registry.local/shop:{{ version }}"}]
+"""
+
+
+def _doc(kind: str, name: str, spec: object) -> str:
+    return yaml.safe_dump({"apiVersion": "reconciler.dev/v1", "kind": kind,
+                           "metadata": {"name": name}, "spec": spec}, sort_keys=False)
+
+
+def groups_of(n: int) -> list[tuple[str, str]]:
+    """(cell, group) for n cells: 1 canary, ~10% zone, ~40% region, the rest."""
+    zone, region = max(1, n // 10), max(1, (n * 4) // 10)
+    out = []
+    for i in range(n):
+        group = ("canary" if i == 0 else "zone" if i <= zone else
+                 "region" if i <= zone + region else "rest")
+        out.append((f"b{i:03d}", group))
+    return out
+
+
+def write_fleet(repo: Path, cells: list[tuple[str, str]], kubeconfig: Path,
+                canary_bake: str) -> None:
+    waves = [{"name": g, "groups": [g], "bake": canary_bake if g == "canary" else "0s",
+              "maxUnavailable": "100%" if g != "canary" else 1}
+             for g in ("canary", "zone", "region", "rest")]
+    (repo / "cells").mkdir(parents=True)
+    (repo / "reconciler.yaml").write_text(_doc("Fleet", "bench", {
+        "waves": waves, "selfHeal": True, "rollout": {"canaryMaxWeightPercent": 100},
+        "alarms": [{"name": "error-rate", "query": ALARM, "threshold": 0.05,
+                    "minSamples": 2, "window": "6s"}]}))
+    for name, group in cells:
+        (repo / "cells" / f"{name}.yaml").write_text(_doc("Cell", name, {
+            "group": group, "region": "r1", "zone": "r1a", "weight": 1,
+            "kubernetes": {"namespace": f"bench-{name}", "kubeconfig": str(kubeconfig)},
+            "terraform": {"vars": {}}}))
+    svc = repo / "services" / "shop"
+    (svc / "kubernetes").mkdir(parents=True)
+    (svc / "terraform").mkdir()
+    (svc / "kubernetes" / "app.yaml").write_text(MANIFESTS)
+    (svc / "terraform" / "main.tf").write_text(STACK)
+    (svc / "service.yaml").write_text(_doc("Service", "shop", {
+        "kubernetes": {"manifests": ["kubernetes/app.yaml"]},
+        "terraform": {"stack": "terraform"}, "health": {"progressDeadline": "60s"}}))
+    (repo / "releases").mkdir()
+    set_version(repo, "1.0.0")
+
+
+def set_version(repo: Path, version: str) -> None:
+    (repo / "releases" / "shop.yaml").write_text(_doc("Release", "shop", {
+        "service": "shop", "versions": [{"groups": ["canary", "zone", "region", "rest"],
+                                         "version": version}]}))
+
+
+class Bench:
+    """The parts, the remote, a human clone and the daemon process."""
+
+    def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str) -> None:
+        self.tmp, self.cells = tmp, groups_of(n)
+        self.plane: ControlPlane = start_control_plane("bench", nodes=4)
+        stack.callback(self.plane.stop)
+        self.prom, self.exporter = stack.enter_context(prometheus_with_exporter(
+            [c for c, _ in self.cells]))
+        seed = tmp / "seed"
+        write_fleet(seed, self.cells, self.plane.kubeconfig, canary_bake)
+        (tmp / "srv").mkdir()
+        git(seed, "init", "-q", "-b", "main")
+        git(seed, "add", "-A")
+        git(seed, "commit", "-qm", "bench fleet")
+        self.bare = seed_bare(tmp / "srv", "fleet.git", seed)
+        self.server = HttpGitServer(tmp / "srv", USER, PASSWORD).start()
+        stack.callback(self.server.stop)
+        self.human = tmp / "human"
+        git(tmp, "clone", "-q", str(self.bare), str(self.human))
+        self.port = free_port()
+        self.log = tmp / "daemon.log"
+        self.proc = self._start()
+        stack.callback(self._stop)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        (self.tmp / "pw").write_text(PASSWORD)
+        (self.tmp / "hook").write_text(SECRET)
+        cfg = self.tmp / "daemon.yaml"
+        cfg.write_text(json.dumps({
+            "repo": {"url": self.server.url("fleet.git"),
+                     "auth": {"username": USER, "password_file": str(self.tmp / "pw")}},
+            "listen": f"127.0.0.1:{self.port}", "state_dir": str(self.tmp / "state"),
+            "webhook_secret_file": str(self.tmp / "hook"), "prometheus_url": self.prom.url,
+            "poll_interval": "1h", "reconcile_interval": "2s", "drift_interval": "0",
+            "leader": {"kind": "file"}, "log_level": "info",
+            "git_author": {"name": "reconciler", "email": "reconciler@bench"}}))
+        return subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run", "--config",
+                                 str(cfg)], stderr=self.log.open("w"),
+                                stdout=subprocess.DEVNULL)
+
+    def _stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+    def push(self, version: str, bake: str | None = None) -> float:
+        git(self.human, "pull", "-q", "--rebase")
+        set_version(self.human, version)
+        if bake is not None:
+            path = self.human / "reconciler.yaml"
+            doc = yaml.safe_load(path.read_text())
+            doc["spec"]["waves"][0]["bake"] = bake
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        git(self.human, "commit", "-qam", f"bump shop to {version}")
+        git(self.human, "push", "-q", "origin", "main")
+        t0 = time.monotonic()
+        self.webhook()
+        return t0
+
+    def webhook(self) -> None:
+        import urllib.request
+        body = json.dumps({"ref": "refs/heads/main"}).encode()
+        sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/webhook", data=body,
+                                     method="POST",
+                                     headers={"X-Hub-Signature-256": f"sha256={sig}"})
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def images(self) -> dict[str, str]:
+        """namespace -> image of every bench Deployment (one list call)."""
+        out = self.plane.kubectl("get", "deployments", "-A", "-l", "app=shop", "-o",
+                                 "jsonpath={range .items[*]}{.metadata.namespace} "
+                                 "{.spec.template.spec.containers[0].image}{'\\n'}{end}")
+        return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+    def image_of(self, cell: str) -> str:
+        return self.plane.kubectl("get", "deployment", "shop", "-n", f"bench-{cell}", "-o",
+                                  "jsonpath={.spec.template.spec.containers[0].image}")
+
+    def canary_on(self, version: str) -> bool:
+        return self.image_of(self.cells[0][0]).endswith(f":{version}")
+
+    def reverts(self) -> int:
+        return int(git(self.bare, "rev-list", "--count", "--grep", "Roll back", "main"))
+
+    def reverted(self, before: int) -> bool:
+        return self.reverts() > before
+
+    def finished(self, version: str) -> bool:
+        return self.everywhere(version) and self.waves_done(version)
+
+    def waves_done(self, version: str) -> bool:
+        try:
+            text = git(self.bare, "show", "main:status/rollouts/shop.yaml")
+        except subprocess.CalledProcessError:
+            return False
+        waves = (yaml.safe_load(text) or {}).get("waves", {})
+        return len(waves) == 4 and all(w.get("state") == "done" and
+                                       str(w.get("version")) == version
+                                       for w in waves.values())
+
+    def wait(self, cond: Callable[[], bool], what: str, timeout: float = 600,
+             every: float = 0.02) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return time.monotonic()
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the daemon exited:\n{self.log.read_text()[-3000:]}")
+            time.sleep(every)
+        raise SystemExit(f"timed out waiting for {what}\n{self.log.read_text()[-3000:]}")
+
+    def everywhere(self, version: str) -> bool:
+        images = self.images()
+        want = f"registry.local/shop:{version}"
+        return len(images) >= len(self.cells) and all(
+            images.get(f"bench-{c}") == want for c, _ in self.cells)
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"median_s": round(statistics.median(xs), 3), "max_s": round(max(xs), 3),
+            "min_s": round(min(xs), 3), "n": len(xs)}
+
+
+def run(n: int, rounds: int) -> dict[str, object]:
+    with ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
+        stack.callback(shutil.rmtree, tmp, True)
+        b = Bench(stack, tmp, n, canary_bake="0s")
+        t0 = time.monotonic()
+        b.wait(partial(b.finished, "1.0.0"), "the install", every=0.5)
+        install = time.monotonic() - t0
+        canary = b.cells[0][0]
+        to_canary: list[float] = []
+        breach: list[float] = []
+        back: list[float] = []
+        rollout: list[float] = []
+        version = 1
+        for _ in range(rounds):  # 1: commit → canary applied (zero bake: full rollouts)
+            version += 1
+            v = f"{version}.0.0"
+            t0 = b.push(v)
+            to_canary.append(b.wait(partial(b.canary_on, v), "the canary") - t0)
+            b.wait(partial(b.finished, v), "the rollout", every=0.5)
+        for _ in range(rounds):  # 2: alarm breach → revert pushed
+            version += 1
+            good, bad = f"{version - 1}.0.0", f"{version}.0.0"
+            b.push(bad, bake="120s")
+            b.wait(partial(b.canary_on, bad), "the bad canary")
+            before = b.reverts()
+            t0 = time.monotonic()
+            b.exporter.set_error_rate(canary, 0.5)
+            pushed = b.wait(partial(b.reverted, before), "the revert pushed", every=0.05)
+            rolled = b.wait(partial(b.canary_on, good), "the canary rolled back")
+            breach.append(pushed - t0)
+            back.append(rolled - t0)
+            b.exporter.set_error_rate(canary, 0.0)
+            time.sleep(8)  # the alarm window passes before the next bump
+            git(b.human, "pull", "-q", "--rebase")  # the revert is on the remote now
+            set_version(b.human, good)
+            path = b.human / "reconciler.yaml"
+            doc = yaml.safe_load(path.read_text())
+            doc["spec"]["waves"][0]["bake"] = "0s"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            git(b.human, "commit", "-qam", "canary bake 0s")
+            git(b.human, "push", "-q", "origin", "main")
+            b.webhook()
+        for _ in range(max(1, rounds // 2)):  # 3: a 4-wave rollout of n cells, zero bake
+            version += 1
+            v = f"{version}.0.0"
+            t0 = b.push(v)
+            rollout.append(b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0)
+        return {"cells": n, "install_s": round(install, 1),
+                "commit_to_canary_applied": _stats(to_canary),
+                "breach_to_revert_pushed": _stats(breach),
+                "breach_to_canary_rolled_back": _stats(back),
+                "four_wave_rollout_zero_bake": _stats(rollout),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                           f"Python {platform.python_version()}"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    print(json.dumps(run(args.cells, args.rounds), indent=2))
+
+
+if __name__ == "__main__":
+    main()

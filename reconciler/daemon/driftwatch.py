@@ -1,0 +1,60 @@
+"""Kubernetes drift seen as it happens.
+
+Owns: keeping one ``DriftWatcher`` over the cells and services of the live desired state
+(restarted when those change) and turning each drift it reports into a log line and an
+immediate reconcile. The watcher never heals by itself here: the tick plans the heal, so
+the planner's rules hold (never toward a version being rolled back, only with selfHeal).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
+from reconciler.core.model import DesiredState
+
+log = logging.getLogger("reconciler.drift")
+
+Key = tuple[tuple[tuple[str, str, str | None, str | None], ...], tuple[str, ...]]
+
+
+def _key(desired: DesiredState) -> Key:
+    cells = tuple(sorted((c.name, c.kubernetes.namespace, c.kubernetes.kubeconfig,
+                          c.kubernetes.context) for c in desired.cells.values()))
+    return cells, tuple(sorted(n for n, s in desired.services.items() if s.manifests))
+
+
+class DriftWatch:
+    """Watches the live desired state's objects; ``on_drift`` runs for every drift."""
+
+    def __init__(self, on_drift: Callable[[DriftEvent], None]) -> None:
+        self.on_drift = on_drift
+        self._key: Key | None = None
+        self._watcher: DriftWatcher | None = None
+
+    def ensure(self, desired: DesiredState) -> None:
+        """Watch ``desired``'s cells and services (a no-op when already watching them)."""
+        key = _key(desired)
+        if key == self._key:
+            return
+        self.stop()
+        self._key = key
+        if not key[0] or not key[1]:
+            return
+        self._watcher = DriftWatcher(list(desired.cells.values()), key[1], self._event,
+                                     clients=ClientCache())
+        self._watcher.start()
+        log.info("watching %d cells for drift", len(key[0]))
+
+    def _event(self, event: DriftEvent) -> None:
+        fields = ", ".join(sorted({f"{d.kind}/{d.name} {d.field}" for d in event.drift}))
+        log.warning("drift seen: %s", fields, extra={"cell": event.cell,
+                                                     "service": event.service})
+        self.on_drift(event)
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._watcher, self._key = None, None

@@ -18,6 +18,8 @@ def seconds(value: object, default: int = 0) -> int:
         return default
     if isinstance(value, int):
         return value
+    if str(value).isdigit():  # "0", "45": plain seconds
+        return int(str(value))
     m = _DURATION.match(str(value))
     if not m or not any(m.groups()):
         raise ValueError(f"invalid duration {value!r}: use e.g. 90s, 10m, 1h30m")

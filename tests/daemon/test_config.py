@@ -13,6 +13,8 @@ CASES = [
     ("durations", "poll_interval: 1m30s\nreconcile_interval: 5s\ndrift_interval: 1h\n",
      {"poll_interval": 90, "reconcile_interval": 5, "drift_interval": 3600}),
     ("drift checks off", "drift_interval: 0\n", {"drift_interval": 0}),
+    ("quoted seconds", 'drift_interval: "0"\npoll_interval: "45"\n',
+     {"drift_interval": 0, "poll_interval": 45}),
     ("integer seconds", "poll_interval: 45\n", {"poll_interval": 45}),
     ("terraform config", "terraform_cli_config: /etc/reconciler/terraformrc\n",
      {"terraform_cli_config": "/etc/reconciler/terraformrc"}),

@@ -192,7 +192,8 @@ class Bench:
 
     def images(self) -> dict[str, str]:
         """namespace -> image of every bench Deployment (one list call)."""
-        out = self.plane.kubectl("get", "deployments", "-A", "-l", "app=shop", "-o",
+        out = self.plane.kubectl("get", "deployments", "-A", "-l",
+                                 "reconciler.dev/service=shop", "-o",
                                  "jsonpath={range .items[*]}{.metadata.namespace} "
                                  "{.spec.template.spec.containers[0].image}{'\\n'}{end}")
         return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)

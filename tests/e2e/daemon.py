@@ -42,7 +42,18 @@ class RemoteFleet:
         if canary_bake:
             set_canary_bake(self.human, canary_bake)
         git(self.human, "commit", "-qam", f"bump shop to {version}")
-        git(self.human, "push", "-q", "origin", "main")
+        self.push()
+
+    def push(self) -> None:
+        """Push the human clone, rebasing over the daemon's status commits as people do."""
+        for attempt in range(10):
+            try:
+                git(self.human, "push", "-q", "origin", "main")
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 9:
+                    raise
+                git(self.human, "pull", "-q", "--rebase")
 
     def show(self, path: str) -> str:
         try:

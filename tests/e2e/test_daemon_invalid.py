@@ -28,7 +28,7 @@ def _push_invalid_bump(remote: RemoteFleet, version: str) -> None:
     cell = remote.human / "cells" / "e2e-z1.yaml"
     cell.write_text(cell.read_text().replace("weight: 2", "weight: heavy"))
     git(remote.human, "commit", "-qam", f"bump shop to {version} (and a typo)")
-    git(remote.human, "push", "-q", "origin", "main")
+    remote.push()
 
 
 def _namespace(fleet: Fleet, cell: str) -> str:
@@ -79,8 +79,7 @@ def test_invalid_commit_is_rejected_whole_and_the_next_valid_one_proceeds(
         rel = remote.human / "releases" / "shop.yaml"  # ... then the bump alone
         rel.write_text(rel.read_text().replace("version: 1.0.0", "version: 1.3.0"))
         git(remote.human, "commit", "-qam", "bump shop to 1.3.0")
-        git(remote.human, "pull", "-q", "--rebase")
-        git(remote.human, "push", "-q", "origin", "main")
+        remote.push()
         daemon.wait_for(lambda: "valid: true" in remote.show("status/desired.yaml"),
                         "valid again")
         daemon.wait_for(lambda: _cells_at(remote, "1.3.0") and _waves_done(remote),

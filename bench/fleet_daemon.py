@@ -176,7 +176,14 @@ class Bench:
             doc["spec"]["waves"][0]["bake"] = bake
             path.write_text(yaml.safe_dump(doc, sort_keys=False))
         git(self.human, "commit", "-qam", f"bump shop to {version}")
-        git(self.human, "push", "-q", "origin", "main")
+        for attempt in range(5):  # the daemon's status pushes race ours: rebase, retry
+            try:
+                git(self.human, "push", "-q", "origin", "main")
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
+                git(self.human, "pull", "-q", "--rebase")
         t0 = time.monotonic()
         self.webhook()
         return t0
@@ -250,58 +257,62 @@ def _stats(xs: list[float]) -> dict[str, float]:
 def run(n: int, rounds: int) -> dict[str, object]:
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
-        stack.callback(shutil.rmtree, tmp, True)
         b = Bench(stack, tmp, n, canary_bake="0s")
+        try:
+            result = _measure(b, n, rounds)
+        except SystemExit:
+            print(f"kept for inspection: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
+            raise
+    shutil.rmtree(tmp, True)
+    return result
+
+
+def _measure(b: Bench, n: int, rounds: int) -> dict[str, object]:
+    """The three measurements on a running bench (see the module docstring)."""
+    t0 = time.monotonic()
+    b.wait(partial(b.finished, "1.0.0"), "the install", every=0.5)
+    install = time.monotonic() - t0
+    canary = b.cells[0][0]
+    to_canary: list[float] = []
+    breach: list[float] = []
+    back: list[float] = []
+    rollout: list[float] = []
+    version, current = 1, "1.0.0"  # the newest version used; the one the fleet runs
+    for _ in range(rounds):  # 1: commit → canary applied (zero bake: full rollouts)
+        version += 1
+        v = f"{version}.0.0"
+        t0 = b.push(v)
+        to_canary.append(b.wait(partial(b.canary_on, v), "the canary") - t0)
+        b.wait(partial(b.finished, v), "the rollout", every=0.5)
+        current = v
+    for _ in range(rounds):  # 2: alarm breach → revert pushed
+        version += 1
+        good, bad = current, f"{version}.0.0"
+        b.push(bad, bake="120s")
+        b.wait(partial(b.canary_on, bad), "the bad canary")
+        before = b.reverts()
         t0 = time.monotonic()
-        b.wait(partial(b.finished, "1.0.0"), "the install", every=0.5)
-        install = time.monotonic() - t0
-        canary = b.cells[0][0]
-        to_canary: list[float] = []
-        breach: list[float] = []
-        back: list[float] = []
-        rollout: list[float] = []
-        version = 1
-        for _ in range(rounds):  # 1: commit → canary applied (zero bake: full rollouts)
-            version += 1
-            v = f"{version}.0.0"
-            t0 = b.push(v)
-            to_canary.append(b.wait(partial(b.canary_on, v), "the canary") - t0)
-            b.wait(partial(b.finished, v), "the rollout", every=0.5)
-        for _ in range(rounds):  # 2: alarm breach → revert pushed
-            version += 1
-            good, bad = f"{version - 1}.0.0", f"{version}.0.0"
-            b.push(bad, bake="120s")
-            b.wait(partial(b.canary_on, bad), "the bad canary")
-            before = b.reverts()
-            t0 = time.monotonic()
-            b.exporter.set_error_rate(canary, 0.5)
-            pushed = b.wait(partial(b.reverted, before), "the revert pushed", every=0.05)
-            rolled = b.wait(partial(b.canary_on, good), "the canary rolled back")
-            breach.append(pushed - t0)
-            back.append(rolled - t0)
-            b.exporter.set_error_rate(canary, 0.0)
-            time.sleep(8)  # the alarm window passes before the next bump
-            git(b.human, "pull", "-q", "--rebase")  # the revert is on the remote now
-            set_version(b.human, good)
-            path = b.human / "reconciler.yaml"
-            doc = yaml.safe_load(path.read_text())
-            doc["spec"]["waves"][0]["bake"] = "0s"
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-            git(b.human, "commit", "-qam", "canary bake 0s")
-            git(b.human, "push", "-q", "origin", "main")
-            b.webhook()
-        for _ in range(max(1, rounds // 2)):  # 3: a 4-wave rollout of n cells, zero bake
-            version += 1
-            v = f"{version}.0.0"
-            t0 = b.push(v)
-            rollout.append(b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0)
-        return {"cells": n, "install_s": round(install, 1),
-                "commit_to_canary_applied": _stats(to_canary),
-                "breach_to_revert_pushed": _stats(breach),
-                "breach_to_canary_rolled_back": _stats(back),
-                "four_wave_rollout_zero_bake": _stats(rollout),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                           f"Python {platform.python_version()}"}
+        b.exporter.set_error_rate(canary, 0.5)
+        pushed = b.wait(partial(b.reverted, before), "the revert pushed", timeout=120,
+                        every=0.05)
+        rolled = b.wait(partial(b.canary_on, good), "the canary rolled back", timeout=120)
+        breach.append(pushed - t0)
+        back.append(rolled - t0)
+        b.exporter.set_error_rate(canary, 0.0)
+        time.sleep(8)  # the alarm window passes before the next bump
+        b.push(good, bake="0s")  # the fleet stays on ``good``; the canary bake back to 0
+    for _ in range(max(1, rounds // 2)):  # 3: a 4-wave rollout of n cells, zero bake
+        version += 1
+        v = f"{version}.0.0"
+        t0 = b.push(v)
+        rollout.append(b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0)
+    return {"cells": n, "install_s": round(install, 1),
+            "commit_to_canary_applied": _stats(to_canary),
+            "breach_to_revert_pushed": _stats(breach),
+            "breach_to_canary_rolled_back": _stats(back),
+            "four_wave_rollout_zero_bake": _stats(rollout),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"Python {platform.python_version()}"}
 
 
 def main() -> None:

@@ -383,6 +383,14 @@ class RemoteRepo:
             walker.hide(remote.id)
         return list(walker)
 
+    def head(self) -> str:
+        """The local branch's head, without a fetch (it includes our unpushed commits)."""
+        with self._lock:
+            local = self._commit_at(self.repo, self.local_ref) if self._cloned() else None
+            if local is None:
+                raise PermanentError(f"branch {self.branch} is not cloned yet")
+            return str(local.id)
+
     def pending(self) -> int:
         """How many of our commits wait to be pushed."""
         with self._lock:

@@ -174,10 +174,26 @@ class Daemon:
                 self.metrics.rollbacks.labels(o.step.service, o.step.wave or "").inc()
         if rec.last_good is not None and not self.stop_event.is_set():
             self.drift_watch.ensure(rec.last_good)
+        adopted = self._adopt_reverts(report)
         self._publish(report)
         self._notify_ready()
-        if any(o.status == "done" for o in report.outcomes) and not self.stop_event.is_set():
+        progress = adopted or any(o.status == "done" and o.step.kind != "revert-commit"
+                                  for o in report.outcomes)
+        if progress and not self.stop_event.is_set():
             self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _adopt_reverts(self, report: Any) -> bool:
+        """After a revert commit, plan from it at once (it is the desired state now, pushed
+        or still queued); True when the desired revision moved."""
+        assert self.source is not None
+        if not any(o.step.kind == "revert-commit" and o.status == "done"
+                   for o in report.outcomes):
+            return False
+        result = self.source.refresh()
+        if result.changed:
+            log.info("new desired revision %s (our revert)", str(result.revision)[:12],
+                     extra={"revision": result.revision})
+        return result.changed
 
     def _on_live_drift(self, event: DriftEvent) -> None:
         """A watched object drifted: count it and reconcile now (the tick heals)."""

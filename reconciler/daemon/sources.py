@@ -50,6 +50,10 @@ class Source(Protocol):
     def sync(self) -> SyncResult:
         ...
 
+    def refresh(self) -> SyncResult:
+        """Take our own new commits (a revert) as desired, without a fetch."""
+        ...
+
     def publish(self, report: TickReport) -> None:
         """Record the tick's status (and push whatever is queued)."""
         ...
@@ -135,6 +139,9 @@ class GitSource:
     def sync(self) -> SyncResult:
         return self.adopt(self.remote.sync())  # type: ignore[attr-defined]
 
+    def refresh(self) -> SyncResult:
+        return self.adopt(self.remote.head())  # type: ignore[attr-defined]
+
     def adopt(self, head: str) -> SyncResult:
         """Take ``head`` (the cache branch's head after a fetch) as the newest state."""
         with self._lock:
@@ -203,6 +210,10 @@ class DirectorySource:
         changed = self._changed.is_set()
         self._changed.clear()
         return SyncResult(str(self.path), changed)
+
+    def refresh(self) -> SyncResult:
+        """Files are re-read every tick; a revert's checkout also wakes the watch."""
+        return SyncResult(str(self.path), False)
 
     def publish(self, report: TickReport) -> None:
         out = Path(self.cfg.state_dir)

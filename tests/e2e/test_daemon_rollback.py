@@ -51,6 +51,11 @@ def test_breach_during_git_outage_then_kill9_before_push(fleet: Fleet, tmp_path:
         fleet.exporter.set_error_rate("e2e-c1", 0.5)
         daemon.wait_for(lambda: "revert committed as" in daemon.text(), "the revert commit")
         daemon.wait_for(lambda: "not pushed yet" in daemon.text(), "a failed push")
+        # the revert is the desired state at once, pushed or not: no fetch needed, and
+        # the rollback is not planned (and committed) again tick after tick
+        daemon.wait_for(lambda: "(our revert)" in daemon.text(), "the revert adopted")
+        time.sleep(3)
+        assert daemon.text().count("revert-commit done") == 1
         daemon.kill9()  # between the revert commit and its push
         fleet.exporter.set_error_rate("e2e-c1", 0.0)
         remote.restart_server()

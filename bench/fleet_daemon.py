@@ -10,12 +10,15 @@ git-http-backend over HTTP with basic auth, and a real ``reconciler run`` proces
    bakes, time until the revert commit is on the remote and the canary runs the old
    image again;
 3. a 4-wave rollout of N cells (default 100) with zero bake time: push, time until every
-   cell's Deployment carries the new image and every wave is done in Git status.
+   cell's Deployment carries the new image and every wave is done in Git status;
+4. out-of-band change → healed: ``kubectl scale`` a cell's Deployment to 3 replicas, time
+   until the daemon (woken by its Kubernetes watch) has set it back to 1.
 
 The generated fleet: one service with a Terraform stack (terraform_data: no provider
 download) and a ConfigMap + Deployment, waves canary (1 cell) → zone → region → rest.
 
 Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5]
+       [--scenarios canary,breach,rollout,heal]
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class Bench:
 
     def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str) -> None:
         self.tmp, self.cells = tmp, groups_of(n)
+        self.version, self.current = 1, "1.0.0"  # the newest version used; the one running
         self.plane: ControlPlane = start_control_plane("bench", nodes=4)
         stack.callback(self.plane.stop)
         self.prom, self.exporter = stack.enter_context(prometheus_with_exporter(
@@ -205,6 +209,14 @@ class Bench:
                                  "{.spec.template.spec.containers[0].image}{'\\n'}{end}")
         return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
+    def next_version(self) -> str:
+        self.version += 1
+        return f"{self.version}.0.0"
+
+    def replicas(self, cell: str) -> str:
+        return self.plane.kubectl("get", "deployment", "shop", "-n", f"bench-{cell}", "-o",
+                                  "jsonpath={.spec.replicas}").strip()
+
     def image_of(self, cell: str) -> str:
         return self.plane.kubectl("get", "deployment", "shop", "-n", f"bench-{cell}", "-o",
                                   "jsonpath={.spec.template.spec.containers[0].image}")
@@ -254,65 +266,83 @@ def _stats(xs: list[float]) -> dict[str, float]:
             "min_s": round(min(xs), 3), "n": len(xs)}
 
 
-def run(n: int, rounds: int) -> dict[str, object]:
+SCENARIOS = ("canary", "breach", "rollout", "heal")
+
+
+def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS) -> dict[str, object]:
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
         b = Bench(stack, tmp, n, canary_bake="0s")
         try:
-            result = _measure(b, n, rounds)
+            result = _measure(b, rounds, scenarios)
         except SystemExit:
             print(f"kept for inspection: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
             raise
     shutil.rmtree(tmp, True)
-    return result
+    return {"cells": n, **result, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                                             f"Python {platform.python_version()}"}
 
 
-def _measure(b: Bench, n: int, rounds: int) -> dict[str, object]:
-    """The three measurements on a running bench (see the module docstring)."""
+def _measure(b: Bench, rounds: int, scenarios: tuple[str, ...]) -> dict[str, object]:
+    """The chosen measurements on a running bench (see the module docstring)."""
     t0 = time.monotonic()
     b.wait(partial(b.finished, "1.0.0"), "the install", every=0.5)
-    install = time.monotonic() - t0
-    canary = b.cells[0][0]
-    to_canary: list[float] = []
-    breach: list[float] = []
-    back: list[float] = []
-    rollout: list[float] = []
-    version, current = 1, "1.0.0"  # the newest version used; the one the fleet runs
-    for _ in range(rounds):  # 1: commit → canary applied (zero bake: full rollouts)
-        version += 1
-        v = f"{version}.0.0"
-        t0 = b.push(v)
-        to_canary.append(b.wait(partial(b.canary_on, v), "the canary") - t0)
-        b.wait(partial(b.finished, v), "the rollout", every=0.5)
-        current = v
-    for _ in range(rounds):  # 2: alarm breach → revert pushed
-        version += 1
-        good, bad = current, f"{version}.0.0"
-        b.push(bad, bake="120s")
-        b.wait(partial(b.canary_on, bad), "the bad canary")
-        before = b.reverts()
-        t0 = time.monotonic()
-        b.exporter.set_error_rate(canary, 0.5)
-        pushed = b.wait(partial(b.reverted, before), "the revert pushed", timeout=120,
-                        every=0.05)
-        rolled = b.wait(partial(b.canary_on, good), "the canary rolled back", timeout=120)
-        breach.append(pushed - t0)
-        back.append(rolled - t0)
-        b.exporter.set_error_rate(canary, 0.0)
-        time.sleep(8)  # the alarm window passes before the next bump
-        b.push(good, bake="0s")  # the fleet stays on ``good``; the canary bake back to 0
-    for _ in range(max(1, rounds // 2)):  # 3: a 4-wave rollout of n cells, zero bake
-        version += 1
-        v = f"{version}.0.0"
-        t0 = b.push(v)
-        rollout.append(b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0)
-    return {"cells": n, "install_s": round(install, 1),
-            "commit_to_canary_applied": _stats(to_canary),
-            "breach_to_revert_pushed": _stats(breach),
-            "breach_to_canary_rolled_back": _stats(back),
-            "four_wave_rollout_zero_bake": _stats(rollout),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                       f"Python {platform.python_version()}"}
+    out: dict[str, object] = {"install_s": round(time.monotonic() - t0, 1)}
+    if "canary" in scenarios:
+        out["commit_to_canary_applied"] = _stats([_to_canary(b) for _ in range(rounds)])
+    if "breach" in scenarios:
+        pushed, back = zip(*(_breach(b) for _ in range(rounds)), strict=True)
+        out["breach_to_revert_pushed"] = _stats(list(pushed))
+        out["breach_to_canary_rolled_back"] = _stats(list(back))
+    if "rollout" in scenarios:
+        out["four_wave_rollout_zero_bake"] = _stats([
+            _rollout(b) for _ in range(max(1, rounds // 2))])
+    if "heal" in scenarios:
+        out["out_of_band_scale_to_healed"] = _stats([_heal(b, i) for i in range(rounds)])
+    return out
+
+
+def _to_canary(b: Bench) -> float:
+    """1: commit → canary applied (zero bake: each bump then rolls out everywhere)."""
+    v = b.next_version()
+    t0 = b.push(v)
+    took = b.wait(partial(b.canary_on, v), "the canary") - t0
+    b.wait(partial(b.finished, v), "the rollout", every=0.5)
+    b.current = v
+    return took
+
+
+def _breach(b: Bench) -> tuple[float, float]:
+    """2: alarm breach → (revert pushed, canary back on the good version)."""
+    canary, good, bad = b.cells[0][0], b.current, b.next_version()
+    b.push(bad, bake="120s")
+    b.wait(partial(b.canary_on, bad), "the bad canary")
+    before = b.reverts()
+    t0 = time.monotonic()
+    b.exporter.set_error_rate(canary, 0.5)
+    pushed = b.wait(partial(b.reverted, before), "the revert pushed", timeout=120, every=0.05)
+    rolled = b.wait(partial(b.canary_on, good), "the canary rolled back", timeout=120)
+    b.exporter.set_error_rate(canary, 0.0)
+    time.sleep(8)  # the alarm window passes before the next bump
+    b.push(good, bake="0s")  # the fleet stays on ``good``; the canary bake back to 0
+    return pushed - t0, rolled - t0
+
+
+def _rollout(b: Bench) -> float:
+    """3: a 4-wave rollout of every cell, zero bake."""
+    v = b.next_version()
+    t0 = b.push(v)
+    took = b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0
+    b.current = v
+    return took
+
+
+def _heal(b: Bench, i: int) -> float:
+    """4: a Deployment scaled by hand → seen by the watch and scaled back by the daemon."""
+    cell = b.cells[-1 - i % len(b.cells)][0]
+    b.plane.kubectl("scale", "deployment", "shop", "-n", f"bench-{cell}", "--replicas=3")
+    t0 = time.monotonic()
+    return b.wait(lambda: b.replicas(cell) == "1", "the scale healed", timeout=120) - t0
 
 
 def main() -> None:
@@ -320,8 +350,14 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     args = ap.parse_args()
-    print(json.dumps(run(args.cells, args.rounds), indent=2))
+    chosen = tuple(x.strip() for x in args.scenarios.split(",") if x.strip())
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    print(json.dumps(run(args.cells, args.rounds, chosen), indent=2))
 
 
 if __name__ == "__main__":

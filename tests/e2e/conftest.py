@@ -66,6 +66,17 @@ def set_canary_bake(repo: Path, bake: str) -> None:
     path.write_text(text)
 
 
+def bump_release(repo: Path, version: str, canary_bake: str | None = None) -> None:
+    """Bump every group of the shop service to ``version`` in ``repo``'s working tree (and
+    set the canary's bake time, so an alarm can fire before it is baked)."""
+    rel = repo / "releases" / "shop.yaml"
+    lines = rel.read_text().splitlines()
+    lines[-1] = f"      version: {version}"
+    rel.write_text("\n".join(lines) + "\n")
+    if canary_bake:
+        set_canary_bake(repo, canary_bake)
+
+
 @dataclass
 class Fleet:
     """The e2e repository in a temp dir, wired to the running parts."""
@@ -86,14 +97,8 @@ class Fleet:
                               capture_output=True).stdout.strip()
 
     def set_version(self, version: str, canary_bake: str | None = None) -> None:
-        """Merge a pull request bumping every group of the shop service to ``version``
-        (and setting the canary's bake time, so an alarm can fire before it is baked)."""
-        rel = self.repo / "releases" / "shop.yaml"
-        lines = rel.read_text().splitlines()
-        lines[-1] = f"      version: {version}"
-        rel.write_text("\n".join(lines) + "\n")
-        if canary_bake:
-            set_canary_bake(self.repo, canary_bake)
+        """Merge a pull request bumping the shop service (see ``bump_release``)."""
+        bump_release(self.repo, version, canary_bake)
         self.git("commit", "-q", "-am", f"bump shop to {version}")
 
 

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
-from tests.e2e.conftest import SECRET_ENV, Fleet, set_canary_bake
+from tests.e2e.conftest import CELLS, SECRET_ENV, Fleet, bump_release
 
 USER, PASSWORD = "e2e-bot", "e2e-git-password-do-not-log"
 BOT_EMAIL = "reconciler@e2e.example"
@@ -35,12 +37,7 @@ class RemoteFleet:
         """Push a bump of every group to ``version`` (and a new canary bake time, so an
         alarm has time to fire before the canary is baked)."""
         git(self.human, "pull", "-q", "--rebase")
-        rel = self.human / "releases" / "shop.yaml"
-        lines = rel.read_text().splitlines()
-        lines[-1] = f"      version: {version}"
-        rel.write_text("\n".join(lines) + "\n")
-        if canary_bake:
-            set_canary_bake(self.human, canary_bake)
+        bump_release(self.human, version, canary_bake)
         git(self.human, "commit", "-qam", f"bump shop to {version}")
         self.push()
 
@@ -60,6 +57,25 @@ class RemoteFleet:
             return git(self.bare, "show", f"main:{path}")
         except subprocess.CalledProcessError:
             return ""
+
+    def rollout(self) -> dict[str, dict[str, object]]:
+        """The shop rollout's waves in the pushed status."""
+        doc = yaml.safe_load(self.show("status/rollouts/shop.yaml") or "{}") or {}
+        waves: dict[str, dict[str, object]] = doc.get("waves") or {}
+        return waves
+
+    def cells_at(self, version: str) -> bool:
+        """Every cell on ``version`` and Healthy in the pushed status."""
+        for cell in CELLS:
+            doc = yaml.safe_load(self.show(f"status/cells/{cell}.yaml") or "{}") or {}
+            shop = (doc.get("services") or {}).get("shop") or {}
+            if shop.get("version") != version or shop.get("health") != "Healthy":
+                return False
+        return True
+
+    def waves_done(self) -> bool:
+        waves = self.rollout()
+        return bool(waves) and all(w.get("state") == "done" for w in waves.values())
 
     def human_history(self) -> list[str]:
         """Subjects of every commit that is not a status-only commit of the daemon."""

@@ -15,7 +15,6 @@ from reconciler.testing.gitserver import git
 from tests.e2e.conftest import CELLS, Fleet
 from tests.e2e.daemon import DaemonProcess, RemoteFleet
 from tests.e2e.support import live_versions
-from tests.e2e.test_daemon_rollback import _cells_at, _waves_done
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +47,7 @@ def test_invalid_commit_is_rejected_whole_and_the_next_valid_one_proceeds(
     daemon = DaemonProcess(remote, tmp_path / "state")
     try:
         daemon.start()
-        daemon.wait_for(lambda: _cells_at(remote, "1.0.0") and _waves_done(remote),
+        daemon.wait_for(lambda: remote.cells_at("1.0.0") and remote.waves_done(),
                         "install at 1.0.0")
         good = git(remote.bare, "rev-list", "--max-parents=0", "main")  # the seeded fleet
         _push_invalid_bump(remote, "1.3.0")
@@ -82,7 +81,7 @@ def test_invalid_commit_is_rejected_whole_and_the_next_valid_one_proceeds(
         remote.push()
         daemon.wait_for(lambda: "valid: true" in remote.show("status/desired.yaml"),
                         "valid again")
-        daemon.wait_for(lambda: _cells_at(remote, "1.3.0") and _waves_done(remote),
+        daemon.wait_for(lambda: remote.cells_at("1.3.0") and remote.waves_done(),
                         "the rollout of 1.3.0")
     finally:
         rc = daemon.stop()

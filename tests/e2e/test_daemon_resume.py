@@ -9,59 +9,37 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import CELLS, Fleet
+from tests.e2e.conftest import CELLS, Fleet, set_canary_bake
 from tests.e2e.daemon import PASSWORD, DaemonProcess, RemoteFleet
 from tests.e2e.support import live_versions, migration_phase
 
 pytestmark = pytest.mark.e2e
 
 
-def _slow_canary(fleet: Fleet) -> None:
-    cfg = fleet.repo / "reconciler.yaml"
-    cfg.write_text(cfg.read_text().replace("{name: canary, groups: [canary], bake: 2s",
-                                           "{name: canary, groups: [canary], bake: 8s"))
-
-
-def _rollout(remote: RemoteFleet) -> dict[str, dict[str, object]]:
-    doc = yaml.safe_load(remote.show("status/rollouts/shop.yaml") or "{}") or {}
-    waves: dict[str, dict[str, object]] = doc.get("waves") or {}
-    return waves
-
-
-def _all_at(remote: RemoteFleet, version: str) -> bool:
-    for cell in CELLS:
-        doc = yaml.safe_load(remote.show(f"status/cells/{cell}.yaml") or "{}") or {}
-        shop = (doc.get("services") or {}).get("shop") or {}
-        if shop.get("version") != version or shop.get("health") != "Healthy":
-            return False
-    waves = _rollout(remote)
-    return bool(waves) and all(w.get("state") == "done" for w in waves.values())
-
-
 def test_kill9_mid_apply_and_mid_bake_then_resume(fleet: Fleet, tmp_path: Path) -> None:
-    _slow_canary(fleet)
+    set_canary_bake(fleet.repo, "8s")
     remote = RemoteFleet(fleet, tmp_path)
     before = remote.human_history()
     daemon = DaemonProcess(remote, tmp_path / "state")
     try:
         daemon.start()
-        daemon.wait_for(lambda: _all_at(remote, "1.0.0"), "install at 1.0.0")
+        daemon.wait_for(lambda: remote.cells_at("1.0.0") and remote.waves_done(),
+                        "install at 1.0.0")
 
         remote.push_version("2.0.0")
         daemon.wait_for(lambda: "applied shop 2.0.0" in daemon.text(), "the first 2.0.0 apply")
         daemon.kill9()  # mid-apply: the canary applied, nothing recorded after it
         daemon.start()
-        daemon.wait_for(lambda: (_rollout(remote).get("canary") or {}).get("bakeStartedAt")
-                        is not None and (_rollout(remote).get("canary") or {}).get("version")
+        daemon.wait_for(lambda: (remote.rollout().get("canary") or {}).get("bakeStartedAt")
+                        is not None and (remote.rollout().get("canary") or {}).get("version")
                         == "2.0.0", "the canary's bake start in Git")
-        bake_start = _rollout(remote)["canary"]["bakeStartedAt"]
+        bake_start = remote.rollout()["canary"]["bakeStartedAt"]
         daemon.kill9()  # mid-bake
         daemon.start()
-        daemon.wait_for(lambda: _all_at(remote, "2.0.0") and {
+        daemon.wait_for(lambda: remote.cells_at("2.0.0") and remote.waves_done() and {
             migration_phase(fleet, c) for c in CELLS} == {"contracted"}, "the rollout to finish")
-        assert _rollout(remote)["canary"]["bakeStartedAt"] == bake_start  # not restarted
+        assert remote.rollout()["canary"]["bakeStartedAt"] == bake_start  # not restarted
     finally:
         rc = daemon.stop()
         remote.stop()

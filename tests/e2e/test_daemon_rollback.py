@@ -22,27 +22,12 @@ from tests.e2e.support import live_versions
 pytestmark = pytest.mark.e2e
 
 
-def _cells_at(remote: RemoteFleet, version: str) -> bool:
-    for cell in CELLS:
-        doc = yaml.safe_load(remote.show(f"status/cells/{cell}.yaml") or "{}") or {}
-        shop = (doc.get("services") or {}).get("shop") or {}
-        if shop.get("version") != version or shop.get("health") != "Healthy":
-            return False
-    return True
-
-
-def _waves_done(remote: RemoteFleet) -> bool:
-    waves = (yaml.safe_load(remote.show("status/rollouts/shop.yaml") or "{}") or {}).get(
-        "waves", {})
-    return bool(waves) and all(w.get("state") == "done" for w in waves.values())
-
-
 def test_breach_during_git_outage_then_kill9_before_push(fleet: Fleet, tmp_path: Path) -> None:
     remote = RemoteFleet(fleet, tmp_path)
     daemon = DaemonProcess(remote, tmp_path / "state")
     try:
         daemon.start()
-        daemon.wait_for(lambda: _cells_at(remote, "1.0.0"), "install at 1.0.0")
+        daemon.wait_for(lambda: remote.cells_at("1.0.0"), "install at 1.0.0")
         remote.push_version("1.1.0", canary_bake="60s")
         bump = git(remote.bare, "rev-parse", "main")
         daemon.wait_for(lambda: "applied shop 1.1.0 to e2e-c1" in daemon.text(),
@@ -62,7 +47,7 @@ def test_breach_during_git_outage_then_kill9_before_push(fleet: Fleet, tmp_path:
         daemon.start()
         daemon.wait_for(lambda: "Roll back shop 1.1.0" in git(remote.bare, "log", "--format=%s",
                                                               "main"), "the revert pushed")
-        daemon.wait_for(lambda: _cells_at(remote, "1.0.0"), "every cell back at 1.0.0")
+        daemon.wait_for(lambda: remote.cells_at("1.0.0"), "every cell back at 1.0.0")
     finally:
         rc = daemon.stop()
         remote.stop()
@@ -89,7 +74,7 @@ def test_api_server_and_git_outage_during_rollout(fleet: Fleet, tmp_path: Path) 
     daemon = DaemonProcess(remote, tmp_path / "state")
     try:
         daemon.start()
-        daemon.wait_for(lambda: _cells_at(remote, "1.0.0"), "install at 1.0.0")
+        daemon.wait_for(lambda: remote.cells_at("1.0.0"), "install at 1.0.0")
         remote.push_version("1.2.0")
         daemon.wait_for(lambda: "applied shop 1.2.0 to e2e-c1" in daemon.text(),
                         "the canary at 1.2.0")
@@ -106,7 +91,7 @@ def test_api_server_and_git_outage_during_rollout(fleet: Fleet, tmp_path: Path) 
                         "the zone wave while Git is down")
         assert "not pushed yet" in daemon.text()
         remote.restart_server()
-        daemon.wait_for(lambda: _cells_at(remote, "1.2.0") and _waves_done(remote),
+        daemon.wait_for(lambda: remote.cells_at("1.2.0") and remote.waves_done(),
                         "the rollout to complete", timeout=180)
     finally:
         rc = daemon.stop()

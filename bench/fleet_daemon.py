@@ -18,7 +18,7 @@ The generated fleet: one service with a Terraform stack (terraform_data: no prov
 download) and a ConfigMap + Deployment, waves canary (1 cell) → zone → region → rest.
 
 Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5]
-       [--scenarios canary,breach,rollout,heal]
+       [--scenarios canary,breach,rollout,heal] [--keep]
 """
 
 from __future__ import annotations
@@ -269,7 +269,8 @@ def _stats(xs: list[float]) -> dict[str, float]:
 SCENARIOS = ("canary", "breach", "rollout", "heal")
 
 
-def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS) -> dict[str, object]:
+def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS,
+        keep: bool = False) -> dict[str, object]:
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
         b = Bench(stack, tmp, n, canary_bake="0s")
@@ -278,7 +279,10 @@ def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS) -> dict[str
         except SystemExit:
             print(f"kept for inspection: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
             raise
-    shutil.rmtree(tmp, True)
+    if keep:
+        print(f"kept: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, True)
     return {"cells": n, **result, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                              f"Python {platform.python_version()}"}
 
@@ -352,12 +356,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the bench directory (daemon.log, the Git remote)")
     args = ap.parse_args()
     chosen = tuple(x.strip() for x in args.scenarios.split(",") if x.strip())
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    print(json.dumps(run(args.cells, args.rounds, chosen), indent=2))
+    print(json.dumps(run(args.cells, args.rounds, chosen, args.keep), indent=2))
 
 
 if __name__ == "__main__":

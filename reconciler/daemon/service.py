@@ -157,9 +157,11 @@ class Daemon:
         report = rec.tick()
         took = time.monotonic() - start
         self.metrics.reconcile_seconds.observe(took)
-        log.info("tick done in %.3fs: %s, %d steps run, %d errors", took,
+        log.info("tick done in %.3fs: %s, %d steps run, %d errors (%s)", took,
                  "planned" if report.plan is not None else "not planned",
-                 len(report.outcomes), len(report.errors), extra={"revision": report.revision})
+                 len(report.outcomes), len(report.errors),
+                 ", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items()),
+                 extra={"revision": report.revision})
         self.last_tick_error = report.snapshot_error
         self.metrics.invalid.set(1 if report.errors else 0)
         if rec.last_good is not None:

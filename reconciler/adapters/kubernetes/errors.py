@@ -21,6 +21,10 @@ class NotFound(PermanentError):
     """The object (or its namespace, or its kind) does not exist."""
 
 
+class Forbidden(PermanentError):
+    """The credentials may not do this (HTTP 403)."""
+
+
 def api_message(body: bytes) -> str:
     """The ``message`` of a Status body, else the body text (shortened)."""
     try:
@@ -52,6 +56,8 @@ def from_status(status: int, body: bytes, headers: Mapping[str, str], what: str)
         return TemporaryError(msg, 1.0)
     if status == 404:
         return NotFound(msg)
+    if status == 403:
+        return Forbidden(msg)
     return PermanentError(msg)
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from reconciler.adapters.errors import AdapterError
 from reconciler.core.driftcheck import DriftTarget, terraform_drift_targets
@@ -31,6 +33,7 @@ from reconciler.daemon.execution.backends import Backends
 from reconciler.daemon.execution.run import Outcome, execute
 
 log = logging.getLogger("reconciler.reconcile")
+_T = TypeVar("_T")
 
 ServicesReader = Callable[[DesiredState], Mapping[str, Mapping[str, ServiceLive]]]
 TerraformReader = Callable[[DesiredState], Mapping[str, Mapping[str, TerraformLive]]]
@@ -74,25 +77,43 @@ class TickReport:
     outcomes: tuple[Outcome, ...] = ()
     snapshot_error: str = ""
     live: LiveSnapshot | None = None
+    #: Seconds per phase: each snapshot reader, ``plan`` and ``execute``.
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if o.status == "failed")
 
 
-def take_snapshot(desired: DesiredState, readers: Readers) -> LiveSnapshot:
-    """The live snapshot from every configured reader (adapter errors propagate)."""
-    services = {c: dict(s) for c, s in (readers.services(desired) if readers.services
-                                         else {}).items()}
-    for cell, by_svc in (readers.terraform(desired) if readers.terraform else {}).items():
-        for svc, tf in by_svc.items():
-            current = services.setdefault(cell, {}).get(svc) or ServiceLive(None, "Missing")
-            services[cell][svc] = replace(current, terraform=tf)
+def _timed(timings: dict[str, float], part: str, read: Callable[[], _T]) -> _T:
+    start = time.monotonic()
+    try:
+        return read()
+    finally:
+        timings[part] = round(time.monotonic() - start, 3)
+
+
+def take_snapshot(desired: DesiredState, readers: Readers,
+                  timings: dict[str, float] | None = None) -> LiveSnapshot:
+    """The live snapshot from every configured reader (adapter errors propagate); the
+    seconds each reader took go into ``timings`` when given."""
+    took = timings if timings is not None else {}
+    services: dict[str, dict[str, ServiceLive]] = {}
+    if (read_services := readers.services) is not None:
+        services = {c: dict(s) for c, s in
+                    _timed(took, "services", lambda: read_services(desired)).items()}
+    if (read_tf := readers.terraform) is not None:
+        for cell, by_svc in _timed(took, "terraform", lambda: read_tf(desired)).items():
+            for svc, tf in by_svc.items():
+                current = services.setdefault(cell, {}).get(svc) or ServiceLive(None,
+                                                                                "Missing")
+                services[cell][svc] = replace(current, terraform=tf)
+    read_db, read_alarms = readers.migrations, readers.alarms
     return LiveSnapshot(
         services=services,
-        databases=readers.migrations(desired) if readers.migrations else {},
+        databases=_timed(took, "migrations", lambda: read_db(desired)) if read_db else {},
         rollout=readers.rollout() if readers.rollout else {},
-        alarms=readers.alarms(desired) if readers.alarms else ())
+        alarms=_timed(took, "alarms", lambda: read_alarms(desired)) if read_alarms else ())
 
 
 @dataclass
@@ -153,17 +174,18 @@ class Reconciler:
         desired, errors, revision = self._desired()
         if desired is None:
             return TickReport(revision, errors, None)
-        now = self.clock()
+        now, timings = self.clock(), dict[str, float]()
         try:
-            live = take_snapshot(desired, self.readers)
+            live = take_snapshot(desired, self.readers, timings)
         except AdapterError as e:
             log.warning("snapshot failed: %s", e)
-            return TickReport(revision, errors, None, snapshot_error=str(e))
-        p = make_plan(desired, live, now)
-        outcomes = execute(p, desired, self.backends, now, self.parallel, self.stop.is_set)
+            return TickReport(revision, errors, None, snapshot_error=str(e), timings=timings)
+        p = _timed(timings, "plan", lambda: make_plan(desired, live, now))
+        outcomes = _timed(timings, "execute", lambda: execute(
+            p, desired, self.backends, now, self.parallel, self.stop.is_set))
         for o in outcomes:
             level = logging.INFO if o.status == "done" else logging.WARNING
             log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,
                     extra={"revision": desired.revision, "cell": o.step.cell,
                            "service": o.step.service, "step": o.step.id})
-        return TickReport(revision, errors, p, tuple(outcomes), live=live)
+        return TickReport(revision, errors, p, tuple(outcomes), live=live, timings=timings)

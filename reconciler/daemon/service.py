@@ -31,6 +31,11 @@ from reconciler.daemon.sources import DirectorySource, Source, open_source
 
 log = logging.getLogger("reconciler.daemon")
 
+#: While ticks make progress back to back, status is committed at most this often (the
+#: steps are not held up by commits; the local progress store is what a restart resumes
+#: from). A tick that makes no progress, a revert and a shutdown always publish.
+STATUS_COALESCE_SECONDS = 5.0
+
 
 class Leader(Protocol):
     def try_acquire(self) -> bool:
@@ -111,6 +116,8 @@ class Daemon:
             self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret))
         self._notified_ready = False
         self._next_drift = 0.0
+        self._last_publish = 0.0
+        self._unpublished: Any = None
         self.drift_watch = DriftWatch(self._on_live_drift)
 
     # -- readiness and triggers ------------------------------------------------------
@@ -177,11 +184,16 @@ class Daemon:
         if rec.last_good is not None and not self.stop_event.is_set():
             self.drift_watch.ensure(rec.last_good)
         adopted = self._adopt_reverts(report)
-        self._publish(report)
-        self._notify_ready()
         progress = adopted or any(o.status == "done" and o.step.kind != "revert-commit"
                                   for o in report.outcomes)
-        if progress and not self.stop_event.is_set():
+        again = progress and not self.stop_event.is_set()
+        if again and not adopted and time.monotonic() - self._last_publish < \
+                STATUS_COALESCE_SECONDS:
+            self._unpublished = report  # committed after the next tick (or at shutdown)
+        else:
+            self._publish(report)
+        self._notify_ready()
+        if again:
             self._reconcile.wanted.set()  # progress made: look again at once
 
     def _adopt_reverts(self, report: Any) -> bool:
@@ -216,6 +228,7 @@ class Daemon:
 
     def _publish(self, report: Any) -> None:
         assert self.source is not None
+        self._last_publish, self._unpublished = time.monotonic(), None
         with log_context(revision=report.revision):
             try:
                 self.source.publish(report)
@@ -289,7 +302,8 @@ class Daemon:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         with self._reconcile.lock:  # waits for a tick started by a trigger
-            pass
+            if self._unpublished is not None:
+                self._publish(self._unpublished)
         if self.source is not None and self.source.pending():
             try:
                 self.source.flush()

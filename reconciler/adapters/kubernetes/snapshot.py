@@ -29,6 +29,7 @@ from reconciler.adapters.kubernetes.objects import (
     LABEL_INVENTORY,
     LABEL_SERVICE,
     Ref,
+    ownership_labels,
     ref_of,
     selector,
 )
@@ -57,6 +58,10 @@ def list_live(kube: KubeClient, refs: Iterable[Ref], cell: str,
     return out
 
 
+#: A service in a cell with no recorded inventory.
+NOTHING_APPLIED = ServiceLive(version=None, health="Missing", message="nothing applied")
+
+
 def _version(text: str | None) -> Version | None:
     return Version.parse(text) if text else None
 
@@ -80,7 +85,7 @@ def read_service(kube: KubeClient, cell: Cell, service: str) -> ServiceLive:
     """The live state of ``service`` in ``cell``."""
     inv = read_inventory(kube, cell.name, service, cell.kubernetes.namespace)
     if inv is None:
-        return ServiceLive(version=None, health="Missing", message="nothing applied")
+        return NOTHING_APPLIED
     return service_live(inv, list_live(kube, inv.refs, cell.name, service))
 
 
@@ -119,8 +124,7 @@ def read_cluster(kube: KubeClient, cells: Sequence[Cell], services: Sequence[str
     out: dict[str, dict[str, ServiceLive]] = {c.name: {} for c in cells}
     for (cell, svc), inv in ((k, parsed.get(k)) for k in invs):
         if inv is None:
-            out[cell][svc] = ServiceLive(version=None, health="Missing",
-                                         message="nothing applied")
+            out[cell][svc] = NOTHING_APPLIED
             continue
         mine = {r: live[r] for r in inv.refs if r in live and _owned_by(live[r], cell, svc)}
         out[cell][svc] = service_live(inv, mine)
@@ -148,4 +152,4 @@ def _meta(obj: dict[str, Any], key: str) -> str:
 
 def _owned_by(obj: dict[str, Any], cell: str, service: str) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(LABEL_CELL) == cell and labels.get(LABEL_SERVICE) == service)
+    return ownership_labels(cell, service).items() <= labels.items()

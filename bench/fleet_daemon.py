@@ -42,9 +42,9 @@ from pathlib import Path
 
 import yaml
 
+from reconciler.localparts.k8s import ControlPlane, start_control_plane
+from reconciler.localparts.prometheus import prometheus_with_exporter
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
-from reconciler.testing.k8s import ControlPlane, start_control_plane
-from reconciler.testing.prometheus import prometheus_with_exporter
 
 USER, PASSWORD, SECRET = "bot", "bench-password", "bench-webhook-secret"
 ALARM = ('sum(rate(http_requests_total{cell="{{ cell.name }}",code=~"5.."}[4s])) / '

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from reconciler.adapters.gitremote import RemoteAuth, RemoteRepo
+from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example-repo"

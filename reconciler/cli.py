@@ -26,7 +26,7 @@ class UsageError(Exception):
 
 def _load(repo: str) -> Any:
     from reconciler.adapters.errors import PermanentError
-    from reconciler.adapters.fs import DirectorySource
+    from reconciler.adapters.fs.source import DirectorySource
     from reconciler.core.loader import load_repository
 
     try:
@@ -109,7 +109,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from reconciler.adapters.kubernetes.snapshot import read_fleet
     from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
     from reconciler.core.live import snapshot_to_json
-    from reconciler.daemon.execution.reconcile import Readers, take_snapshot
+    from reconciler.engine.tick import Readers, take_snapshot
 
     result = _load(args.repo)
     if not result.ok:
@@ -133,12 +133,12 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _status_snapshot(args: argparse.Namespace, desired: Any) -> Any:
+    from reconciler.adapters.fs.progress import FileProgressStore
     from reconciler.adapters.kubernetes.snapshot import read_fleet
     from reconciler.adapters.prometheus import PrometheusClient
     from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
-    from reconciler.daemon.execution.progress import FileProgressStore
-    from reconciler.daemon.execution.reconcile import Readers, take_snapshot
-    from reconciler.daemon.execution.wiring import AlarmEvaluator, MigrationRunner
+    from reconciler.compose.wiring import AlarmEvaluator, MigrationRunner
+    from reconciler.engine.tick import Readers, take_snapshot
 
     if args.live:
         return _read_live(args.live)

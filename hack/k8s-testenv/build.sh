@@ -5,7 +5,7 @@
 #
 # Idempotent: binaries already in the cache are reused (a few ms when warm).
 # Binaries given by the user through TEST_ASSET_KUBE_APISERVER / TEST_ASSET_ETCD /
-# TEST_ASSET_KUBECTL or KUBEBUILDER_ASSETS are not rebuilt (reconciler.testing.k8s
+# TEST_ASSET_KUBECTL or KUBEBUILDER_ASSETS are not rebuilt (reconciler.localparts.k8s
 # prefers them). Caches: GOMODCACHE (~/go/pkg/mod) and GOCACHE (~/.cache/go-build)
 # stay in their defaults and should be kept between CI runs.
 #

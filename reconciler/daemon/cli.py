@@ -11,7 +11,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "example-repo"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from reconciler.daemon.demo import DemoUnavailable, run_demo
+    from reconciler.demo import DemoUnavailable, run_demo
 
     try:
         return run_demo(Path(args.example))

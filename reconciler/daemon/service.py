@@ -68,7 +68,7 @@ def make_leader(cfg: DaemonConfig) -> Leader:
             identity=f"{socket.gethostname()}-{id(cfg)}", kubeconfig=cfg.leader.kubeconfig,
             context=cfg.leader.context, lease_seconds=cfg.leader.lease_seconds)
         return elector
-    from reconciler.adapters.filelock import FileLock
+    from reconciler.adapters.fs.lock import FileLock
 
     Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
     lock: Leader = FileLock(Path(cfg.state_dir) / "leader.lock")

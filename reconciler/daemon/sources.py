@@ -18,17 +18,17 @@ from typing import Protocol
 import pygit2
 
 from reconciler.adapters.errors import AdapterError, PermanentError
-from reconciler.adapters.gitstatus import StatusWriter, own_status_only, render
-from reconciler.adapters.signing import SigningPolicy, verify
-from reconciler.core.statusdocs import status_documents
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.execution.assemble import (
+from reconciler.adapters.git.signing import SigningPolicy, verify
+from reconciler.adapters.git.status import StatusWriter, own_status_only, render
+from reconciler.compose.reconciler import (
     GitSettings,
     LocalSettings,
     git_reconciler,
     local_reconciler,
 )
-from reconciler.daemon.execution.reconcile import Reconciler, TickReport
+from reconciler.core.statusdocs import status_documents
+from reconciler.daemon.config import DaemonConfig
+from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.source")
 
@@ -89,7 +89,7 @@ class GitSource:
     """A remote repository, fetched into a bare cache under the state directory."""
 
     cfg: DaemonConfig
-    remote: object  # reconciler.adapters.gitremote.RemoteRepo
+    remote: object  # reconciler.adapters.git.remote.RemoteRepo
     reconciler: Reconciler = field(init=False)
     _revision: str | None = None
     _seen_head: str | None = None
@@ -241,7 +241,7 @@ def open_source(cfg: DaemonConfig) -> Source:
             not (local / "HEAD").exists():
         return DirectorySource(cfg, local.resolve())
     try:
-        from reconciler.adapters.gitremote import RemoteAuth, RemoteRepo
+        from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
     except ImportError as e:  # pragma: no cover - packaging error
         raise AdapterError(f"git remote support is missing: {e}") from None
     r = cfg.repo

@@ -1,3 +1,5 @@
-"""Test harnesses for real components on loopback: Kubernetes control plane, PostgreSQL,
-Prometheus, Git remotes. Used by the test suite and the demo; never by the daemon itself.
+"""Test code: pytest helpers over the local parts and Git remote servers (HTTP, SSH).
+
+Used by the test suite and the benchmarks only; no product module imports it (an
+import-linter contract says so).
 """

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.terraform.engine import DEFAULT_MIRROR, mirror_cli_config
-from reconciler.testing.k8s import ControlPlane, control_plane_fixture
-from reconciler.testing.postgres import PostgresCluster, start_cluster
-from reconciler.testing.prometheus import (
+from reconciler.localparts.k8s import ControlPlane
+from reconciler.localparts.postgres import PostgresCluster, start_cluster
+from reconciler.localparts.prometheus import (
     PrometheusServer,
     TestExporter,
     prometheus_binary,
     prometheus_with_exporter,
 )
+from reconciler.testing.k8s import control_plane_fixture
 
 FLEET = Path(__file__).parent / "fleet"
 CELLS = ("e2e-c1", "e2e-z1", "e2e-r1", "e2e-r2")

@@ -3,12 +3,12 @@ the results back from the real parts."""
 
 from __future__ import annotations
 
-from reconciler.adapters.fs import DirectorySource
+from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
+from reconciler.compose.reconciler import LocalSettings, local_reconciler
 from reconciler.core.loader import load_repository
-from reconciler.daemon.execution.assemble import LocalSettings, local_reconciler
-from reconciler.daemon.execution.reconcile import Reconciler
+from reconciler.engine.tick import Reconciler
 from tests.e2e.conftest import Fleet
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reconciler.daemon.execution import Outcome
+from reconciler.engine.executor import Outcome
 from tests.e2e.conftest import CELLS, Fleet
 from tests.e2e.support import build_reconciler, live_versions
 from tests.e2e.test_rollout import converged, done_steps, run_until

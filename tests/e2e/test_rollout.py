@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from reconciler.core.plan import Step
-from reconciler.daemon.execution import Outcome
-from reconciler.daemon.execution.reconcile import Reconciler, TickReport
+from reconciler.engine.executor import Outcome
+from reconciler.engine.tick import Reconciler, TickReport
 from tests.e2e.conftest import CELLS, Fleet
 from tests.e2e.support import build_reconciler, config_value, live_versions, migration_phase
 

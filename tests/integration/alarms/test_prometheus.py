@@ -12,7 +12,7 @@ from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
 from reconciler.core.live import AlarmState
 from reconciler.core.model import AlarmRule, Cell, KubernetesTarget, SourceRef, frozen_map
-from reconciler.testing.prometheus import (
+from reconciler.localparts.prometheus import (
     PrometheusServer,
     TestExporter,
     free_port,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.filelock import FileLock
+from reconciler.adapters.fs.lock import FileLock
 from reconciler.daemon import sdnotify
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,7 +71,7 @@ def test_sd_notify_outside_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
 
 HOLDER = """
 import sys, time
-from reconciler.adapters.filelock import FileLock
+from reconciler.adapters.fs.lock import FileLock
 lock = FileLock(sys.argv[1])
 print(lock.try_acquire(), flush=True)
 time.sleep(60)

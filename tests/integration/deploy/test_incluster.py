@@ -13,7 +13,7 @@ import yaml
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.client import KubeClient, Target
 from reconciler.adapters.kubernetes.lease import LeaseElector
-from reconciler.testing.k8s import ControlPlane
+from reconciler.localparts.k8s import ControlPlane
 
 pytestmark = pytest.mark.k8s
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"

@@ -16,8 +16,8 @@ import pygit2
 import pytest
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
-from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
-from reconciler.adapters.gitremote import RebaseConflict, RemoteAuth, RemoteRepo
+from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.remote import RebaseConflict, RemoteAuth, RemoteRepo
 from reconciler.testing.gitserver import HttpGitServer, SshGitServer, git
 
 from .conftest import PASSWORD, USER
@@ -243,8 +243,8 @@ def test_queue_survives_restart_and_outage(root: Path, tmp_path: Path) -> None:
 _KILLED_WRITER = """
 import os, signal, sys
 import pygit2
-from reconciler.adapters.gitcommit import commit_files
-from reconciler.adapters.gitremote import RemoteRepo
+from reconciler.adapters.git.commits import commit_files
+from reconciler.adapters.git.remote import RemoteRepo
 remote = RemoteRepo(sys.argv[1], sys.argv[2])
 sig = pygit2.Signature("reconciler", "bot@example.test")
 for i in range(3):
@@ -380,7 +380,7 @@ def test_untrusted_tls_certificate_is_permanent(root: Path, tmp_path: Path) -> N
 
 
 def test_revert_commit_pushed(http_server: HttpGitServer, root: Path, tmp_path: Path) -> None:
-    from reconciler.adapters.gitwrite import LocalGit
+    from reconciler.adapters.git.revert import LocalGit
 
     _other_push(root, tmp_path, "releases/api.yaml", "spec:\n  versions:\n"
                 "    - groups: [canary, eu]\n      version: 1.0.0\n")

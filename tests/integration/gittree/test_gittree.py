@@ -11,8 +11,8 @@ import pygit2
 import pytest
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.adapters.fs import DirectorySource
-from reconciler.adapters.gittree import GitTreeSource
+from reconciler.adapters.fs.source import DirectorySource
+from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.core.loader import ParseCache, load_repository
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "example-repo"

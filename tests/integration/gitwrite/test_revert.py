@@ -9,8 +9,8 @@ import pygit2
 import pytest
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.adapters.gittree import GitTreeSource
-from reconciler.adapters.gitwrite import LocalGit
+from reconciler.adapters.git.revert import LocalGit
+from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.core.loader import load_repository
 from reconciler.core.model import DesiredState
 from tests.integration.gittree.test_gittree import EXAMPLE, git

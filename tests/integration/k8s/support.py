@@ -17,7 +17,7 @@ from reconciler.core.model import (
     StatusConfig,
 )
 from reconciler.core.render import RenderContext, render_service
-from reconciler.testing.k8s import ControlPlane
+from reconciler.localparts.k8s import ControlPlane
 
 T = TypeVar("T")
 TEMPLATE_PATH = "services/web/kubernetes/app.yaml"

@@ -23,7 +23,7 @@ from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
 from reconciler.core.live import LiveSnapshot, ServiceLive, snapshot_to_json
 from reconciler.core.model import Cell
 from reconciler.core.versions import Version
-from reconciler.testing.k8s import ControlPlane
+from reconciler.localparts.k8s import ControlPlane
 
 from .support import EXTRA, WEB, cell, desired, render, wait_for
 

@@ -19,7 +19,7 @@ from reconciler.adapters.kubernetes.objects import LABEL_SERVICE
 from reconciler.adapters.kubernetes.snapshot import read_cluster, read_fleet, read_service
 from reconciler.core.live import ServiceLive
 from reconciler.core.model import Cell, DesiredState, KubernetesTarget
-from reconciler.testing.k8s import ControlPlane
+from reconciler.localparts.k8s import ControlPlane
 
 from .support import cell, desired, render, wait_for
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.fs import DirectorySource
+from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.core.loader import load_repository
 from reconciler.core.render import default_context, render_service
 from reconciler.core.schema import validate_json
-from reconciler.testing.k8s import ControlPlane
+from reconciler.localparts.k8s import ControlPlane
 
 from .support import wait_for
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.fs import DirectorySource
+from reconciler.adapters.fs.source import DirectorySource
 from reconciler.core.loader import load_repository
 from reconciler.core.model import DesiredState, Migration, MigrationStep, SourceRef
 from reconciler.core.versions import VersionRange
-from reconciler.testing.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from reconciler.localparts.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CELLS = ("euw1-canary-01", "euw1-canary-02", "euw1-a-01")

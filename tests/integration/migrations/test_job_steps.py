@@ -12,7 +12,8 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.migrations import run_phase
 from reconciler.adapters.migrations.job_runner import KubernetesJobRunner
 from reconciler.core.model import DesiredState, KubernetesTarget, Migration, MigrationStep
-from reconciler.testing.k8s import ControlPlane, control_plane_fixture
+from reconciler.localparts.k8s import ControlPlane
+from reconciler.testing.k8s import control_plane_fixture
 
 from .conftest import CELLS, Fleet, sql_migration
 

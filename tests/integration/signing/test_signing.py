@@ -11,7 +11,7 @@ import pygit2
 import pytest
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.adapters.signing import SigningPolicy, verify
+from reconciler.adapters.git.signing import SigningPolicy, verify
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:

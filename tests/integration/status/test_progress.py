@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pygit2
 
-from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
-from reconciler.adapters.gitprogress import GitProgressStore
-from reconciler.adapters.gitstatus import STATUS_TRAILER
+from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.progress import GitProgressStore
+from reconciler.adapters.git.status import STATUS_TRAILER
 
 REF = "refs/heads/main"
 AUTHOR = ("reconciler", "bot@example.test")

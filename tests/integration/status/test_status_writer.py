@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pygit2
 
-from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
-from reconciler.adapters.gitstatus import STATUS_TRAILER, StatusWriter, own_status_only
+from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.status import STATUS_TRAILER, StatusWriter, own_status_only
 
 REF = "refs/heads/main"
 AUTHOR = ("reconciler", "bot@example.test")

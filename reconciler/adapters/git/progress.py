@@ -16,8 +16,8 @@ import pygit2
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
-from reconciler.adapters.gitstatus import STATUS_TRAILER, render
+from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.status import STATUS_TRAILER, render
 from reconciler.core.live import WaveProgress, format_time, parse_time
 from reconciler.core.versions import Version
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from reconciler.adapters.errors import PermanentError
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Step
-from reconciler.daemon.execution.backends import Backends
+from reconciler.engine.backends import Backends
 
 Handler = Callable[[Step, DesiredState, Backends, datetime], str]
 

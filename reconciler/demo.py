@@ -20,9 +20,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.daemon.execution.assemble import LocalSettings, local_reconciler
-from reconciler.daemon.execution.reconcile import Reconciler, TickReport
-from reconciler.testing.prometheus import TestExporter
+from reconciler.compose.reconciler import LocalSettings, local_reconciler
+from reconciler.engine.tick import Reconciler, TickReport
+from reconciler.localparts.prometheus import TestExporter
 
 Say = Callable[[str], None]
 SECRET_ENV = "SHOP_DB_PASSWORD"
@@ -33,9 +33,9 @@ class DemoUnavailable(RuntimeError):
 
 
 def _check_parts() -> None:
-    from reconciler.testing.k8s import K8sUnavailable, find_binaries
-    from reconciler.testing.postgres import PostgresUnavailable, find_bindir
-    from reconciler.testing.prometheus import prometheus_binary
+    from reconciler.localparts.k8s import K8sUnavailable, find_binaries
+    from reconciler.localparts.postgres import PostgresUnavailable, find_bindir
+    from reconciler.localparts.prometheus import prometheus_binary
 
     try:
         find_binaries()
@@ -124,9 +124,9 @@ class _Demo:
 
 @contextmanager
 def _parts(example: Path, say: Say) -> Iterator[_Demo]:
-    from reconciler.testing.k8s import start_control_plane
-    from reconciler.testing.postgres import start_cluster
-    from reconciler.testing.prometheus import prometheus_with_exporter
+    from reconciler.localparts.k8s import start_control_plane
+    from reconciler.localparts.postgres import start_cluster
+    from reconciler.localparts.prometheus import prometheus_with_exporter
 
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="reconciler-demo-"))

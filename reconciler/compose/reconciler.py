@@ -13,19 +13,19 @@ from pathlib import Path
 import pygit2
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.adapters.fs import DirectorySource
-from reconciler.adapters.gitprogress import GitProgressStore
-from reconciler.adapters.gittree import GitTreeSource
-from reconciler.adapters.gitwrite import LocalGit
+from reconciler.adapters.fs.progress import FileProgressStore
+from reconciler.adapters.fs.source import DirectorySource
+from reconciler.adapters.git.progress import GitProgressStore
+from reconciler.adapters.git.revert import LocalGit
+from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
+from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.live import WaveProgress
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
-from reconciler.daemon.execution.backends import Backends, GitBackend, ProgressStore
-from reconciler.daemon.execution.progress import FileProgressStore
-from reconciler.daemon.execution.reconcile import Readers, Reconciler
-from reconciler.daemon.execution.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
+from reconciler.engine.backends import Backends, GitBackend, ProgressStore
+from reconciler.engine.tick import Readers, Reconciler
 
 
 @dataclass(frozen=True)

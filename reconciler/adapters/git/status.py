@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from reconciler.adapters.gitcommit import commit_files, head_commit, read_file
+from reconciler.adapters.git.commits import commit_files, head_commit, read_file
 
 STATUS_TRAILER = "Reconciler-Status: true"
 STATUS_PREFIX = "status/"

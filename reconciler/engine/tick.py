@@ -29,8 +29,8 @@ from reconciler.core.loader import LoadResult
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
-from reconciler.daemon.execution.backends import Backends
-from reconciler.daemon.execution.run import Outcome, execute
+from reconciler.engine.backends import Backends
+from reconciler.engine.executor import Outcome, execute
 
 log = logging.getLogger("reconciler.reconcile")
 _T = TypeVar("_T")

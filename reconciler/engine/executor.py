@@ -10,8 +10,8 @@ from datetime import datetime
 from reconciler.adapters.errors import AdapterError, TemporaryError
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, Step
-from reconciler.daemon.execution.backends import Backends
-from reconciler.daemon.execution.handlers import HANDLERS
+from reconciler.engine.backends import Backends
+from reconciler.engine.handlers import HANDLERS
 
 #: Step kinds that act on Git or on rollout progress rather than on one cell.
 SERIAL_KINDS = ("revert-commit", "bake")

@@ -10,8 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from reconciler.core.versions import Version, VersionRange
+
+if TYPE_CHECKING:
+    from reconciler.core.kinds.fleet import RollbackPolicy
 
 API_VERSION = "reconciler.dev/v1"
 
@@ -98,7 +102,7 @@ class Fleet:
 
     name: str
     waves: tuple[Wave, ...]
-    rollback_policy: str  # "wave" | "rollback-all"
+    rollback_policy: RollbackPolicy
     parallel_rollback: bool
     self_heal: bool
     canary_max_weight_percent: float

@@ -1,39 +1,55 @@
 """The plan: ordered steps with their gates, holds, refusals and warnings.
 
-Owns: the vocabulary of step kinds, gate kinds and wave states, the single documented
-sort key of steps, and the JSON form validated by ``schemas/plan.schema.json``.
+Owns: the vocabulary of step kinds (``StepKind``), gate kinds (``GateKind``) and wave
+states, the single documented sort key of steps, and the JSON form validated by
+``schemas/plan.schema.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from reconciler.core.live import format_time
 from reconciler.core.model import API_VERSION
 
-#: Step kinds in the order they run for one cell (the sort key's second field).
-STEP_KINDS = (
-    "rollback",
-    "migration-rollback",
-    "terraform-apply",
-    "migration-expand",
-    "kubernetes-apply",
-    "wait-healthy",
-    "bake",
-    "migration-contract",
-    "revert-commit",
-)
 
-_KIND_ORDER = {k: i for i, k in enumerate(STEP_KINDS)}
+class StepKind(StrEnum):
+    """What a step does. Declared in the order they run for one cell (the sort key's second
+    field): a member compares and serialises as its plain string value."""
 
-#: What a step waits for. ``none`` means nothing: the step is due now.
-GATE_KINDS = (
-    "none", "wave-baked", "bake-time", "max-unavailable", "migration-expanded",
-    "migration-in-flight", "old-shape-in-use", "soak", "healthy", "alarm", "time-window",
-    "previous-step",
-)
+    ROLLBACK = "rollback"
+    MIGRATION_ROLLBACK = "migration-rollback"
+    TERRAFORM_APPLY = "terraform-apply"
+    MIGRATION_EXPAND = "migration-expand"
+    KUBERNETES_APPLY = "kubernetes-apply"
+    WAIT_HEALTHY = "wait-healthy"
+    BAKE = "bake"
+    MIGRATION_CONTRACT = "migration-contract"
+    REVERT_COMMIT = "revert-commit"
+
+
+_KIND_ORDER = {k: i for i, k in enumerate(StepKind)}
+
+
+class GateKind(StrEnum):
+    """What a step waits for. ``none`` means nothing: the step is due now."""
+
+    NONE = "none"
+    WAVE_BAKED = "wave-baked"
+    BAKE_TIME = "bake-time"
+    MAX_UNAVAILABLE = "max-unavailable"
+    MIGRATION_EXPANDED = "migration-expanded"
+    MIGRATION_IN_FLIGHT = "migration-in-flight"
+    OLD_SHAPE_IN_USE = "old-shape-in-use"
+    SOAK = "soak"
+    HEALTHY = "healthy"
+    ALARM = "alarm"
+    TIME_WINDOW = "time-window"
+    PREVIOUS_STEP = "previous-step"
+
 
 #: The state of one wave of one service.
 WAVE_STATES = ("done", "baking", "in-progress", "pending", "held", "failed", "rolling-back",
@@ -44,15 +60,15 @@ WAVE_STATES = ("done", "baking", "in-progress", "pending", "held", "failed", "ro
 class Gate:
     """What stands in front of a step; ``open`` when nothing does."""
 
-    kind: str = "none"
+    kind: GateKind = GateKind.NONE
     reason: str = ""
 
     @property
     def open(self) -> bool:
-        return self.kind == "none"
+        return self.kind == GateKind.NONE
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "reason": self.reason}
+        return {"kind": str(self.kind), "reason": self.reason}
 
 
 OPEN = Gate()
@@ -68,7 +84,7 @@ class Step(NamedTuple):
     steps and a tuple builds five times faster (see docs/benchmarks.md).
     """
 
-    kind: str
+    kind: StepKind
     service: str
     wave: str | None
     wave_index: int
@@ -79,6 +95,9 @@ class Step(NamedTuple):
     database: str | None = None
     gate: Gate = OPEN
     detail: str = ""
+    #: The cell groups a ``revert-commit`` sets back in Git (decided here, not by the
+    #: executor); empty for every other kind.
+    groups: tuple[str, ...] = ()
 
     @property
     def due(self) -> bool:
@@ -95,12 +114,17 @@ class Step(NamedTuple):
                 self.service, self.migration or "")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "kind": self.kind, "service": self.service, "wave": self.wave,
-            "cell": self.cell, "fromVersion": self.from_version, "toVersion": self.to_version,
-            "migration": self.migration, "database": self.database,
-            "gate": self.gate.to_json(), "due": self.due, "detail": self.detail,
+        """Plain JSON; ``groups`` only when there are some (revert commits)."""
+        out: dict[str, Any] = {
+            "id": self.id, "kind": str(self.kind), "service": self.service,
+            "wave": self.wave, "cell": self.cell, "fromVersion": self.from_version,
+            "toVersion": self.to_version, "migration": self.migration,
+            "database": self.database, "gate": self.gate.to_json(), "due": self.due,
+            "detail": self.detail,
         }
+        if self.groups:
+            out["groups"] = list(self.groups)
+        return out
 
 
 @dataclass(frozen=True)
@@ -204,7 +228,7 @@ class Plan:
         """Plain JSON (valid against schemas/plan.schema.json), deterministic."""
         kinds: dict[str, int] = {}
         for s in self.steps:
-            kinds[s.kind] = kinds.get(s.kind, 0) + 1
+            kinds[str(s.kind)] = kinds.get(str(s.kind), 0) + 1
         return {
             "apiVersion": API_VERSION, "kind": "Plan", "revision": self.revision,
             "generatedAt": format_time(self.generated_at),

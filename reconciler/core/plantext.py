@@ -18,7 +18,7 @@ SYMBOL = {"install": "+", "upgrade": "~", "rollback": "-", "held": "‖", "refus
 
 
 def _step_name(s: Step) -> str:
-    return f"{s.kind} {s.migration}" if s.migration else s.kind
+    return f"{s.kind} {s.migration}" if s.migration else str(s.kind)
 
 
 def _cell_line(cell: str, frm: str | None, to: str | None, action: str,
@@ -129,7 +129,7 @@ def _tail(plan: Plan) -> list[str]:
         out += [f"  ⚠ {w.code}: {w.message}" for w in plan.warnings]
     kinds: dict[str, int] = defaultdict(int)
     for s in plan.steps:
-        kinds[s.kind] += 1
+        kinds[str(s.kind)] += 1
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     out.append(f"Plan: {len(plan.steps)} steps ({len(plan.due_steps())} due now)"
                + (f": {detail}" if detail else "") +

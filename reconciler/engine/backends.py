@@ -5,20 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
+from reconciler.core.kinds.migration import MigrationAction
 from reconciler.core.model import Cell, DesiredState
+
+#: A decoded JSON value: what a Terraform output holds (any shape the module declares).
+JsonValue: TypeAlias = (
+    "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None")
 
 
 class TerraformBackend(Protocol):
     """Applies a cell's stack for a service and reads its outputs."""
 
     def apply(self, desired: DesiredState, cell: Cell, service: str,
-              version: str) -> Mapping[str, Any]:
+              version: str) -> Mapping[str, JsonValue]:
         """Apply and return the (non-sensitive) outputs."""
         ...
 
-    def outputs(self, desired: DesiredState, cell: Cell, service: str) -> Mapping[str, Any]:
+    def outputs(self, desired: DesiredState, cell: Cell,
+                service: str) -> Mapping[str, JsonValue]:
         """The outputs of the last apply (empty when never applied)."""
         ...
 
@@ -27,7 +33,7 @@ class KubernetesBackend(Protocol):
     """Renders and applies a service's manifests in a cell."""
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
-              terraform_outputs: Mapping[str, Any]) -> str:
+              terraform_outputs: Mapping[str, JsonValue]) -> str:
         """Apply; return a one-line summary of the change set."""
         ...
 
@@ -35,7 +41,8 @@ class KubernetesBackend(Protocol):
 class MigrationBackend(Protocol):
     """Runs one phase of a migration in one cell's database."""
 
-    def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
+    def run(self, desired: DesiredState, cell: str, migration: str,
+            action: MigrationAction) -> str:
         """Run ``action`` (expand, contract, rollback); return the outcome word."""
         ...
 

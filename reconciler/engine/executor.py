@@ -6,39 +6,52 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import Plan, Step
+from reconciler.core.plan import Plan, Step, StepKind
 from reconciler.engine.backends import Backends
 from reconciler.engine.handlers import HANDLERS
 
 #: Step kinds that act on Git or on rollout progress rather than on one cell.
-SERIAL_KINDS = ("revert-commit", "bake")
+SERIAL_KINDS = frozenset({StepKind.REVERT_COMMIT, StepKind.BAKE})
+
+
+class OutcomeStatus(StrEnum):
+    """What happened to one step."""
+
+    DONE = "done"
+    #: A temporary error: the step runs again on a later tick (after ``retry_after``).
+    RETRY = "retry"
+    FAILED = "failed"
+    #: Not started: the reconciler is shutting down.
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one step: ``done``, ``retry`` (temporary) or ``failed``."""
+    """What happened to one step, with a one-line detail."""
 
     step: Step
-    status: str
+    status: OutcomeStatus
     detail: str
     retry_after: float | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {"step": self.step.id, "status": self.status, "detail": self.detail,
+    def to_json(self) -> dict[str, str | float | None]:
+        return {"step": self.step.id, "status": str(self.status), "detail": self.detail,
                 "retryAfter": self.retry_after}
 
 
 def run_step(step: Step, desired: DesiredState, backends: Backends, now: datetime) -> Outcome:
     """Run one step; never raises for an adapter error."""
     try:
-        return Outcome(step, "done", HANDLERS[step.kind](step, desired, backends, now))
+        detail = HANDLERS[step.kind](step, desired, backends, now)
     except TemporaryError as e:
-        return Outcome(step, "retry", str(e), e.retry_after)
+        return Outcome(step, OutcomeStatus.RETRY, str(e), e.retry_after)
     except AdapterError as e:
-        return Outcome(step, "failed", str(e))
+        return Outcome(step, OutcomeStatus.FAILED, str(e))
+    return Outcome(step, OutcomeStatus.DONE, detail)
 
 
 def _per_cell(steps: Sequence[Step]) -> list[list[Step]]:
@@ -54,11 +67,11 @@ def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
     out = []
     for step in group:
         if should_stop():
-            out.append(Outcome(step, "skipped", "shutting down"))
+            out.append(Outcome(step, OutcomeStatus.SKIPPED, "shutting down"))
             break
         outcome = run_step(step, desired, backends, now)
         out.append(outcome)
-        if outcome.status != "done":
+        if outcome.status != OutcomeStatus.DONE:
             break
     return out
 
@@ -68,13 +81,13 @@ def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime
     """Run every due step of ``plan``; returns outcomes in plan order.
 
     Once ``should_stop()`` is true no further step starts (running ones finish)."""
-    due = [s for s in plan.due_steps() if s.kind != "wait-healthy"]
+    due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY]
     serial = [s for s in due if s.kind in SERIAL_KINDS]
     cells = [s for s in due if s.kind not in SERIAL_KINDS]
     outcomes: list[Outcome] = []
     for s in serial:
         if should_stop():
-            return [*outcomes, Outcome(s, "skipped", "shutting down")]
+            return [*outcomes, Outcome(s, OutcomeStatus.SKIPPED, "shutting down")]
         outcomes.append(run_step(s, desired, backends, now))
     groups = _per_cell(cells)
     if not groups:

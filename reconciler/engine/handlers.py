@@ -1,66 +1,81 @@
-"""Step handlers: one function per step kind, each returning a one-line detail."""
+"""Step handlers: one function per step kind, each returning a one-line detail.
+
+A handler carries out what the planner decided and decides nothing itself: a step that
+lacks what its kind needs (a cell, a version, the groups of a revert) fails permanently.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import TypeVar
 
 from reconciler.adapters.errors import PermanentError
+from reconciler.core.kinds.migration import MigrationAction
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import Step
-from reconciler.engine.backends import Backends
+from reconciler.core.plan import Step, StepKind
+from reconciler.engine.backends import Backends, JsonValue
 
 Handler = Callable[[Step, DesiredState, Backends, datetime], str]
+_B = TypeVar("_B")
 
 
-def _need(backend: object | None, what: str) -> None:
+def _need(backend: _B | None, what: str) -> _B:
+    """The backend, or a permanent error naming the one that is not configured."""
     if backend is None:
         raise PermanentError(f"no {what} backend is configured")
+    return backend
+
+
+def _field(step: Step, value: str | None, name: str) -> str:
+    """A field the step's kind requires, or a permanent error naming it."""
+    if not value:
+        raise PermanentError(f"step {step.id} has no {name}")
+    return value
 
 
 def terraform_apply(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
-    _need(b.terraform, "terraform")
-    assert b.terraform is not None and step.cell and step.to_version
-    outputs = b.terraform.apply(desired, desired.cells[step.cell], step.service,
-                                step.to_version)
+    terraform = _need(b.terraform, "terraform")
+    cell, version = _field(step, step.cell, "cell"), _field(step, step.to_version, "version")
+    outputs = terraform.apply(desired, desired.cells[cell], step.service, version)
     return f"terraform applied ({len(outputs)} outputs)"
 
 
 def kubernetes_apply(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
-    _need(b.kubernetes, "kubernetes")
-    assert b.kubernetes is not None and step.cell and step.to_version
-    cell = desired.cells[step.cell]
-    outputs = {}
+    kubernetes = _need(b.kubernetes, "kubernetes")
+    cell = desired.cells[_field(step, step.cell, "cell")]
+    version = _field(step, step.to_version, "version")
+    outputs: Mapping[str, JsonValue] = {}
     if b.terraform is not None and desired.services[step.service].terraform is not None:
         outputs = dict(b.terraform.outputs(desired, cell, step.service))
-    return b.kubernetes.apply(desired, cell, step.service, step.to_version, outputs)
+    return kubernetes.apply(desired, cell, step.service, version, outputs)
 
 
-def migration(action: str) -> Handler:
+def migration(action: MigrationAction) -> Handler:
     def run(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
-        _need(b.migrations, "migrations")
-        assert b.migrations is not None and step.cell and step.migration
-        return f"{action} {step.migration}: " + b.migrations.run(
-            desired, step.cell, step.migration, action)
+        migrations = _need(b.migrations, "migrations")
+        cell = _field(step, step.cell, "cell")
+        name = _field(step, step.migration, "migration")
+        return f"{action} {name}: " + migrations.run(desired, cell, name, action)
     return run
 
 
 def bake(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
-    assert step.wave and step.to_version
-    b.progress.start_bake(step.service, step.wave, step.to_version, now)
-    return f"bake of {step.to_version} started in wave {step.wave}"
+    wave, version = _field(step, step.wave, "wave"), _field(step, step.to_version, "version")
+    b.progress.start_bake(step.service, wave, version, now)
+    return f"bake of {version} started in wave {wave}"
 
 
 def revert_commit(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
-    assert step.wave and step.from_version
-    b.progress.record_failure(step.service, step.wave, step.from_version, step.detail)
+    """Record the failure (it holds promotion), then commit the revert of the cell groups
+    the planner chose."""
+    wave, version = _field(step, step.wave, "wave"), _field(step, step.from_version, "version")
+    b.progress.record_failure(step.service, wave, version, step.detail)
     if b.git is None:
         return "failure recorded; no git backend, revert the bump by hand"
-    wave_index = next(i for i, w in enumerate(desired.fleet.waves) if w.name == step.wave)
-    groups = [g for w in desired.fleet.waves[wave_index:] for g in w.groups]
-    if desired.fleet.rollback_policy == "rollback-all":
-        groups = [g for w in desired.fleet.waves for g in w.groups]
-    sha = b.git.revert(desired, step.service, groups, step.from_version, step.detail)
+    if not step.groups:
+        raise PermanentError(f"step {step.id} names no cell groups to revert")
+    sha = b.git.revert(desired, step.service, step.groups, version, step.detail)
     return f"revert committed as {sha[:12]}"
 
 
@@ -68,14 +83,14 @@ def wait(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
     return "waiting for health"
 
 
-HANDLERS: dict[str, Handler] = {
-    "terraform-apply": terraform_apply,
-    "kubernetes-apply": kubernetes_apply,
-    "rollback": kubernetes_apply,
-    "migration-expand": migration("expand"),
-    "migration-contract": migration("contract"),
-    "migration-rollback": migration("rollback"),
-    "bake": bake,
-    "revert-commit": revert_commit,
-    "wait-healthy": wait,
+HANDLERS: Mapping[StepKind, Handler] = {
+    StepKind.TERRAFORM_APPLY: terraform_apply,
+    StepKind.KUBERNETES_APPLY: kubernetes_apply,
+    StepKind.ROLLBACK: kubernetes_apply,
+    StepKind.MIGRATION_EXPAND: migration(MigrationAction.EXPAND),
+    StepKind.MIGRATION_CONTRACT: migration(MigrationAction.CONTRACT),
+    StepKind.MIGRATION_ROLLBACK: migration(MigrationAction.ROLLBACK),
+    StepKind.BAKE: bake,
+    StepKind.REVERT_COMMIT: revert_commit,
+    StepKind.WAIT_HEALTHY: wait,
 }

@@ -89,6 +89,8 @@ def _check_steps(p: Plan, exp: dict[str, Any]) -> None:
         assert fragment in steps[key].detail, (key, steps[key].detail)
     for kind in exp.get("absent_kinds") or []:
         assert not [s for s in p.steps if s.kind == kind], kind
+    for key, groups in (exp.get("revert_groups") or {}).items():
+        assert list(steps[key].groups) == groups, (key, steps[key].groups)
 
 
 def _check_rest(p: Plan, exp: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from reconciler.core.durations import seconds
@@ -18,6 +19,17 @@ from reconciler.core.model import (
 from reconciler.core.yamldoc import position
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class RollbackPolicy(StrEnum):
+    """``spec.rollout.rollback``: which waves a failure sets back.
+
+    ``wave``: the failing wave and every later one; waves that baked keep the new version.
+    ``rollback-all``: every wave.
+    """
+
+    WAVE = "wave"
+    ALL = "rollback-all"
 
 
 def _max_unavailable(value: Any) -> MaxUnavailable:
@@ -71,7 +83,7 @@ def build(path: str, doc: Any) -> Built:
     _check_windows(c, windows)
     fleet = Fleet(
         name=str(doc["metadata"]["name"]), waves=_waves(c, spec),
-        rollback_policy=str(rollout.get("rollback", "wave")),
+        rollback_policy=RollbackPolicy(rollout.get("rollback", RollbackPolicy.WAVE)),
         parallel_rollback=bool(rollout.get("parallelRollback", True)),
         self_heal=bool(spec.get("selfHeal", True)),
         canary_max_weight_percent=float(rollout.get("canaryMaxWeightPercent", 10)),

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from reconciler.core.durations import resolve, seconds
 from reconciler.core.kinds import Built, Collector
 from reconciler.core.model import Migration, MigrationStep, SourceRef
 from reconciler.core.versions import VersionRange
+
+
+class MigrationAction(StrEnum):
+    """One phase of a migration, as the planner asks for it and the ledger records it."""
+
+    EXPAND = "expand"
+    CONTRACT = "contract"
+    ROLLBACK = "rollback"
 
 
 def _range(c: Collector, key: str, text: str) -> VersionRange:
@@ -18,7 +27,7 @@ def _range(c: Collector, key: str, text: str) -> VersionRange:
         return VersionRange((), text)
 
 
-def _step(c: Collector, key: str, raw: dict[str, Any] | None) -> MigrationStep | None:
+def _step(c: Collector, key: MigrationAction, raw: dict[str, Any] | None) -> MigrationStep | None:
     if raw is None:
         return None
     files: list[str] = []
@@ -41,14 +50,14 @@ def build(path: str, doc: Any) -> Built:
     """Build a Migration from a schema-valid document."""
     c = Collector(path, doc)
     spec, name = doc["spec"], str(doc["metadata"]["name"])
-    expand = _step(c, "expand", spec["expand"])
+    expand = _step(c, MigrationAction.EXPAND, spec[MigrationAction.EXPAND])
     assert expand is not None
     mig = Migration(
         id=name, service=str(spec["service"]), database=str(spec["database"]),
         required_by=_range(c, "requiredBy", str(spec["requiredBy"])),
         old_shape_used_by=_range(c, "oldShapeUsedBy", str(spec["oldShapeUsedBy"])),
         soak_seconds=seconds(spec.get("soak"), 0), expand=expand,
-        contract=_step(c, "contract", spec.get("contract")),
-        rollback=_step(c, "rollback", spec.get("rollback")),
+        contract=_step(c, MigrationAction.CONTRACT, spec.get(MigrationAction.CONTRACT)),
+        rollback=_step(c, MigrationAction.ROLLBACK, spec.get(MigrationAction.ROLLBACK)),
         source=SourceRef(path, 1, 1))
     return Built("Migration", name, mig, tuple(c.problems))

@@ -13,14 +13,29 @@ from datetime import datetime
 
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import CellPlan, Gate, Hold, Plan, Refusal, Step, WavePlan
+from reconciler.core.plan import (
+    CellPlan,
+    Gate,
+    GateKind,
+    Hold,
+    Plan,
+    Refusal,
+    Step,
+    StepKind,
+    WavePlan,
+)
 from reconciler.core.planner import gates, rollback
 from reconciler.core.planner.cells import forward_steps, steady_steps
 from reconciler.core.planner.migrations import contract_steps
 from reconciler.core.planner.warnings import fleet_warnings, service_warnings
 from reconciler.core.planner.waves import CellView, WaveView, build_views, remaining
+from reconciler.core.versions import Version
 
 __all__ = ["plan"]
+
+#: Step kinds that move a cell forward: a due one means its wave is in progress.
+_MOVING = frozenset({StepKind.KUBERNETES_APPLY, StepKind.TERRAFORM_APPLY,
+                     StepKind.MIGRATION_EXPAND})
 
 
 @dataclass
@@ -44,9 +59,10 @@ def _action(c: CellView, held: bool, refused: set[str]) -> str:
     return "rollback" if c.desired < c.live_version else "upgrade"
 
 
-def _forward_cells(view: WaveView) -> list[CellView]:
-    return [c for c in view.managed if not c.at_target and (
-        c.live_version is None or (c.desired is not None and c.desired > c.live_version))]
+def _forward_cells(view: WaveView) -> list[tuple[CellView, Version]]:
+    """Cells moving up (or installing), with the version they move to."""
+    return [(c, c.desired) for c in view.managed if c.desired is not None and not c.at_target
+            and (c.live_version is None or c.desired > c.live_version)]
 
 
 def _slots(view: WaveView) -> int:
@@ -55,10 +71,10 @@ def _slots(view: WaveView) -> int:
 
 
 def _wave_gate(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveView, ...],
-               view: WaveView, version: object, now: datetime) -> Gate:
+               view: WaveView, version: Version, now: datetime) -> Gate:
     started = any(c.at_target and c.live is not None and c.live.previous_version is not None
                   for c in view.managed)
-    earlier = gates.earlier_waves_gate(views, view.index, version, now)  # type: ignore[arg-type]
+    earlier = gates.earlier_waves_gate(views, view.index, version, now)
     if started:
         return earlier
     return gates.first_closed(earlier, gates.alarm_gate(live, view),
@@ -70,28 +86,27 @@ def _plan_forward(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
     """Forward steps of one wave; returns True when the wave is held."""
     held_versions: dict[str, str] = {}
     slots = _slots(view)
-    holds: dict[object, str | None] = {}
-    wave_gates: dict[object, Gate] = {}
-    for c in _forward_cells(view):
-        assert c.desired is not None
-        if c.desired not in holds:
-            holds[c.desired] = gates.hold_reason(views, view.index, c.desired)
-            wave_gates[c.desired] = _wave_gate(desired, live, views, view, c.desired, now)
-        reason = holds[c.desired]
+    holds: dict[Version, str | None] = {}
+    wave_gates: dict[Version, Gate] = {}
+    for c, version in _forward_cells(view):
+        if version not in holds:
+            holds[version] = gates.hold_reason(views, view.index, version)
+            wave_gates[version] = _wave_gate(desired, live, views, view, version, now)
+        reason = holds[version]
         if reason:
-            held_versions.setdefault(str(c.desired), reason)
+            held_versions.setdefault(str(version), reason)
             acc.held_cells.add(c.cell.name)
             continue
-        gate = wave_gates[c.desired]
+        gate = wave_gates[version]
         if gate.open and slots <= 0:
-            gate = Gate("max-unavailable", f"maxUnavailable {view.wave.max_unavailable} of "
-                                           f"wave {view.wave.name!r} reached")
+            gate = Gate(GateKind.MAX_UNAVAILABLE, f"maxUnavailable "
+                        f"{view.wave.max_unavailable} of wave {view.wave.name!r} reached")
         if gate.open:
             slots -= 1
         acc.steps += forward_steps(desired, live, c, view, service, gate)
-    for version, reason in sorted(held_versions.items()):
-        groups = tuple(sorted({c.cell.group for c in view.managed if str(c.desired) == version}))
-        acc.holds.append(Hold(service, view.wave.name, groups, version, reason))
+    for held, reason in sorted(held_versions.items()):
+        groups = tuple(sorted({c.cell.group for c in view.managed if str(c.desired) == held}))
+        acc.holds.append(Hold(service, view.wave.name, groups, held, reason))
     return bool(held_versions)
 
 
@@ -101,20 +116,20 @@ def _bake_step(view: WaveView, service: str, now: datetime) -> Step | None:
         return None
     p = view.progress
     if p is None or p.version != version or p.bake_started_at is None:
-        return Step("bake", service, view.wave.name, view.index, None, None, str(version),
-                    detail=f"record bake start; bake {view.wave.bake_seconds}s")
+        return Step(StepKind.BAKE, service, view.wave.name, view.index, None, None,
+                    str(version), detail=f"record bake start; bake {view.wave.bake_seconds}s")
     left = remaining(now, view.bake_ends())
     if left:
-        return Step("bake", service, view.wave.name, view.index, None, None, str(version),
-                    gate=Gate("bake-time", f"{left}s of bake left"))
+        return Step(StepKind.BAKE, service, view.wave.name, view.index, None, None,
+                    str(version), gate=Gate(GateKind.BAKE_TIME, f"{left}s of bake left"))
     return None
 
 
 def _wave_state(view: WaveView, steps: list[Step], held: bool, now: datetime) -> str:
     if not view.managed:
         return "idle"
-    if any(s.kind in ("kubernetes-apply", "terraform-apply", "migration-expand")
-           and s.due for s in steps) or any(c.at_target and not c.settled for c in view.managed):
+    if any(s.kind in _MOVING and s.due for s in steps) or any(
+            c.at_target and not c.settled for c in view.managed):
         return "in-progress"
     if held:
         return "held"

@@ -10,12 +10,13 @@ from __future__ import annotations
 from reconciler.core.hashing import terraform_input_hash
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import Gate, Step
+from reconciler.core.plan import Gate, GateKind, Step, StepKind
 from reconciler.core.planner.migrations import expand_steps
 from reconciler.core.planner.waves import CellView, WaveView
+from reconciler.core.versions import Version
 
 
-def _s(v: object) -> str | None:
+def _s(v: Version | None) -> str | None:
     return str(v) if v is not None else None
 
 
@@ -37,12 +38,12 @@ def forward_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave:
     w, i, name = wave.wave.name, wave.index, cv.cell.name
     first: list[Step] = []
     if terraform_needed(desired, cv, service):
-        first.append(Step("terraform-apply", service, w, i, name, frm, to))
+        first.append(Step(StepKind.TERRAFORM_APPLY, service, w, i, name, frm, to))
     first += expand_steps(desired, live, cv, wave, service)
     steps = _chain(first, gate)
     apply_gate = _after(first[-1]) if first else gate
-    apply = Step("kubernetes-apply", service, w, i, name, frm, to, gate=apply_gate)
-    return [*steps, apply, Step("wait-healthy", service, w, i, name, frm, to,
+    apply = Step(StepKind.KUBERNETES_APPLY, service, w, i, name, frm, to, gate=apply_gate)
+    return [*steps, apply, Step(StepKind.WAIT_HEALTHY, service, w, i, name, frm, to,
                                 gate=_after(apply))]
 
 
@@ -64,10 +65,10 @@ _AFTER: dict[str, Gate] = {}
 
 
 def _after(prev: Step) -> Gate:
-    what = f"{prev.kind} {prev.migration}" if prev.migration else prev.kind
+    what = f"{prev.kind} {prev.migration}" if prev.migration else str(prev.kind)
     gate = _AFTER.get(what)
     if gate is None:
-        gate = _AFTER[what] = Gate("previous-step", f"after {what}")
+        gate = _AFTER[what] = Gate(GateKind.PREVIOUS_STEP, f"after {what}")
     return gate
 
 
@@ -75,7 +76,7 @@ def _with_gate(s: Step, gate: Gate) -> Step:
     if s.gate == gate:
         return s
     return Step(s.kind, s.service, s.wave, s.wave_index, s.cell, s.from_version, s.to_version,
-                s.migration, s.database, gate, s.detail)
+                s.migration, s.database, gate, s.detail, s.groups)
 
 
 def steady_steps(desired: DesiredState, cv: CellView, wave: WaveView, service: str,
@@ -85,15 +86,15 @@ def steady_steps(desired: DesiredState, cv: CellView, wave: WaveView, service: s
     w, i, name = wave.wave.name, wave.index, cv.cell.name
     steps: list[Step] = []
     if self_heal and terraform_needed(desired, cv, service):
-        steps.append(Step("terraform-apply", service, w, i, name, v, v,
+        steps.append(Step(StepKind.TERRAFORM_APPLY, service, w, i, name, v, v,
                           detail="heal Terraform drift or apply changed inputs"))
     drift = cv.live.drift if cv.live else ()
     if self_heal and drift:
         fields = ", ".join(sorted({f"{d.kind}/{d.name} {d.field}" for d in drift}))
-        steps.append(Step("kubernetes-apply", service, w, i, name, v, v,
+        steps.append(Step(StepKind.KUBERNETES_APPLY, service, w, i, name, v, v,
                           detail=f"heal drift: {fields}"))
     if cv.health in ("Progressing", "Unknown"):
         msg = cv.live.message if cv.live and cv.live.message else cv.health
-        steps.append(Step("wait-healthy", service, w, i, name, v, v,
-                          gate=Gate("healthy", f"{name} is {msg}")))
+        steps.append(Step(StepKind.WAIT_HEALTHY, service, w, i, name, v, v,
+                          gate=Gate(GateKind.HEALTHY, f"{name} is {msg}")))
     return _chain(steps, Gate())

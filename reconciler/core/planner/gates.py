@@ -11,7 +11,7 @@ from datetime import datetime
 
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import Fleet
-from reconciler.core.plan import OPEN, Gate
+from reconciler.core.plan import OPEN, Gate, GateKind
 from reconciler.core.planner.waves import WaveView, human, remaining
 from reconciler.core.versions import Version
 
@@ -39,11 +39,12 @@ def earlier_waves_gate(views: tuple[WaveView, ...], index: int, version: Version
             continue
         if earlier.uniform_version() is None or earlier.uniform_version() != version:
             moving = sum(1 for c in earlier.managed if not c.settled)
-            return Gate("wave-baked", f"wave {earlier.wave.name!r} is not yet healthy on "
-                                      f"{version} ({moving} cell(s) still changing)")
+            return Gate(GateKind.WAVE_BAKED, f"wave {earlier.wave.name!r} is not yet healthy "
+                                             f"on {version} ({moving} cell(s) still changing)")
         left = remaining(now, earlier.bake_ends())
         text = f"{human(left)} left" if left is not None else "bake not started"
-        return Gate("wave-baked", f"wave {earlier.wave.name!r} is baking {version} ({text})")
+        return Gate(GateKind.WAVE_BAKED,
+                    f"wave {earlier.wave.name!r} is baking {version} ({text})")
     return OPEN
 
 
@@ -55,8 +56,8 @@ def alarm_gate(live: LiveSnapshot, view: WaveView) -> Gate:
     a = firing[0]
     value = f" (value {a.value:g} over {a.threshold:g})" if a.value is not None and \
         a.threshold is not None else ""
-    return Gate("alarm", f"alarm {a.rule!r} is firing for {a.cell}{value}; "
-                         f"wave {view.wave.name!r} cannot start")
+    return Gate(GateKind.ALARM, f"alarm {a.rule!r} is firing for {a.cell}{value}; "
+                                f"wave {view.wave.name!r} cannot start")
 
 
 def time_window_gate(fleet: Fleet, now: datetime) -> Gate:
@@ -67,7 +68,7 @@ def time_window_gate(fleet: Fleet, now: datetime) -> Gate:
     for w in fleet.time_windows:
         if now.weekday() in w.days and w.start_minute <= minute < w.end_minute:
             return OPEN
-    return Gate("time-window", "outside the allowed time windows of reconciler.yaml")
+    return Gate(GateKind.TIME_WINDOW, "outside the allowed time windows of reconciler.yaml")
 
 
 def first_closed(*gates: Gate) -> Gate:

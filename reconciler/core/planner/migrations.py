@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState, Migration
-from reconciler.core.plan import OPEN, Gate, Step
+from reconciler.core.plan import OPEN, Gate, GateKind, Step, StepKind
 from reconciler.core.planner.waves import CellView, WaveView, human, remaining
 from reconciler.core.versions import Version
 
@@ -30,7 +30,7 @@ def in_flight_gate(desired: DesiredState, live: LiveSnapshot, cell: str,
         if other.id >= m.id or other.database != m.database or other.contract is None:
             continue
         if _phase(live, cell, other) == "expanded":
-            return Gate("migration-in-flight",
+            return Gate(GateKind.MIGRATION_IN_FLIGHT,
                         f"{other.id} is expanded but not contracted on database "
                         f"{m.database!r}; {m.id} waits for its contract")
     return OPEN
@@ -45,7 +45,7 @@ def expand_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView,
             continue
         if _phase(live, cv.cell.name, m) in DONE_EXPAND:
             continue
-        steps.append(Step("migration-expand", service, wave.wave.name, wave.index,
+        steps.append(Step(StepKind.MIGRATION_EXPAND, service, wave.wave.name, wave.index,
                           cv.cell.name, str(cv.live_version or "") or None, str(cv.desired),
                           m.id, m.database, in_flight_gate(desired, live, cv.cell.name, m),
                           f"{m.id} required by {m.required_by}"))
@@ -75,8 +75,8 @@ def rollback_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave
         if m.required_by.contains(cv.desired):
             continue
         gate = OPEN if not m.required_by.contains(cv.live_version) else Gate(
-            "previous-step", f"after {cv.cell.name} runs {cv.desired}")
-        steps.append(Step("migration-rollback", service, wave.wave.name, -1, cv.cell.name,
+            GateKind.PREVIOUS_STEP, f"after {cv.cell.name} runs {cv.desired}")
+        steps.append(Step(StepKind.MIGRATION_ROLLBACK, service, wave.wave.name, -1, cv.cell.name,
                           str(cv.live_version) if cv.live_version else None, str(cv.desired),
                           m.id, m.database, gate, f"undo {m.id} expand before contract"))
     return steps
@@ -102,18 +102,18 @@ def _fleet_contract_gate(views: tuple[WaveView, ...], m: Migration, now: datetim
     users = _old_shape_users(views, m, now)
     if users:
         more = f" and {len(users) - 3} more" if len(users) > 3 else ""
-        return Gate("old-shape-in-use", f"{', '.join(users[:3])}{more} may still run a version "
-                                        f"in {m.old_shape_used_by}")
+        return Gate(GateKind.OLD_SHAPE_IN_USE, f"{', '.join(users[:3])}{more} may still run "
+                                               f"a version in {m.old_shape_used_by}")
     last = [v for v in views if v.managed][-1]
     if not last.baked(now):
-        return Gate("wave-baked", f"last wave {last.wave.name!r} has not baked yet")
+        return Gate(GateKind.WAVE_BAKED, f"last wave {last.wave.name!r} has not baked yet")
     started = last.progress.bake_started_at if last.progress else None
     if started is None:
-        return Gate("soak", "soak starts once the last wave's bake is recorded")
+        return Gate(GateKind.SOAK, "soak starts once the last wave's bake is recorded")
     ends = started + timedelta(seconds=last.wave.bake_seconds + m.soak_seconds)
     if now < ends:
-        return Gate("soak", f"soak of {human(m.soak_seconds)} after the last wave's bake: "
-                            f"{human(remaining(now, ends) or 0)} left")
+        return Gate(GateKind.SOAK, f"soak of {human(m.soak_seconds)} after the last wave's "
+                                   f"bake: {human(remaining(now, ends) or 0)} left")
     return OPEN
 
 
@@ -136,8 +136,8 @@ def contract_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveV
         fleet_gate = _fleet_contract_gate(views, m, now)
         for c in todo:
             gate = fleet_gate if _phase(live, c.cell.name, m) == "expanded" else Gate(
-                "previous-step", f"after {m.id} is expanded on this database")
-            steps.append(Step("migration-contract", service, None, final_index, c.cell.name,
+                GateKind.PREVIOUS_STEP, f"after {m.id} is expanded on this database")
+            steps.append(Step(StepKind.MIGRATION_CONTRACT, service, None, final_index, c.cell.name,
                               None, str(c.desired), m.id, m.database,
                               gate,
                               f"contract {m.id}"))

@@ -2,7 +2,8 @@
 
 Owns: detecting that a wave failed during its rollout or bake (a Degraded cell on the
 new version, or an alarm firing on an upgraded cell), the rollback steps and the
-revert commit that follow, and planning a desired downgrade (a human revert) as a
+revert commit that follow (including which cell groups it sets back, so the executor
+only carries it out), and planning a desired downgrade (a human revert) as a
 parallel rollback — each refused when a contracted migration forbids it.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from reconciler.core.kinds.fleet import RollbackPolicy
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import OPEN, Gate, Refusal, Step
+from reconciler.core.plan import OPEN, Gate, GateKind, Refusal, Step, StepKind
 from reconciler.core.planner.migrations import floor_refusal, rollback_steps
 from reconciler.core.planner.waves import CellView, WaveView
+from reconciler.core.versions import Version
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ def failure_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
     """Roll the failed wave (and with ``rollback-all`` earlier ones) back; revert in Git."""
     steps: list[Step] = []
     refusals: list[Refusal] = []
+    every = _every_wave(desired)
     scope = [v for v in views if v.index == failure.wave.index or (
-        desired.fleet.rollback_policy == "rollback-all" and v.index < failure.wave.index)]
+        every and v.index < failure.wave.index)]
     for view in scope:
         for c in view.managed:
             if str(c.live_version) != failure.version:
@@ -73,25 +77,39 @@ def failure_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
             s, r = _rollback_cell(desired, live, c, view, service, target, failure.reason)
             steps += s
             refusals += r
-    steps.append(Step("revert-commit", service, failure.wave.wave.name, -1, None,
-                      failure.version, None, gate=OPEN, detail=failure.reason))
+    steps.append(Step(StepKind.REVERT_COMMIT, service, failure.wave.wave.name, -1, None,
+                      failure.version, None, gate=OPEN, detail=failure.reason,
+                      groups=revert_groups(desired, views, failure)))
     return steps, refusals
 
 
+def revert_groups(desired: DesiredState, views: tuple[WaveView, ...],
+                  failure: Failure) -> tuple[str, ...]:
+    """The cell groups the revert commit sets back, in wave order: the failing wave's and
+    every later wave's; every wave's under ``rollback-all``."""
+    every = _every_wave(desired)
+    return tuple(g for v in views if every or v.index >= failure.wave.index
+                 for g in v.wave.groups)
+
+
+def _every_wave(desired: DesiredState) -> bool:
+    return desired.fleet.rollback_policy == RollbackPolicy.ALL
+
+
 def _rollback_cell(desired: DesiredState, live: LiveSnapshot, c: CellView, view: WaveView,
-                   service: str, target: object, reason: str,
+                   service: str, target: Version | None, reason: str,
                    gate: Gate = OPEN) -> tuple[list[Step], list[Refusal]]:
     frm = str(c.live_version) if c.live_version else None
     to = str(target) if target is not None else None
     if target is None:
         return [], [Refusal(service, c.cell.name, frm, None,
                             "no previous version is known to roll back to")]
-    refused = floor_refusal(desired, live, c, service, target)  # type: ignore[arg-type]
+    refused = floor_refusal(desired, live, c, service, target)
     if refused:
         return [], [Refusal(service, c.cell.name, frm, to, refused)]
-    back = CellView(c.cell, target, c.live)  # type: ignore[arg-type]
-    steps = [Step("rollback", service, view.wave.name, -1, c.cell.name, frm, to, gate=gate,
-                  detail=reason)]
+    back = CellView(c.cell, target, c.live)
+    steps = [Step(StepKind.ROLLBACK, service, view.wave.name, -1, c.cell.name, frm, to,
+                  gate=gate, detail=reason)]
     return steps + rollback_steps(desired, live, back, view, service), []
 
 
@@ -106,7 +124,7 @@ def revert_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVie
         downs = [c for c in view.managed if c.live_version is not None and c.desired is not None
                  and c.desired < c.live_version]
         gate = OPEN if desired.fleet.parallel_rollback or not later_pending else Gate(
-            "previous-step", "later waves roll back first (parallelRollback: false)")
+            GateKind.PREVIOUS_STEP, "later waves roll back first (parallelRollback: false)")
         for c in downs:
             s, r = _rollback_cell(desired, live, c, view, service, c.desired,
                                   f"desired version is {c.desired}", gate)

@@ -5,6 +5,10 @@ duplicate names, a cell in no wave or in two, file names matching metadata names
 referenced manifests, stacks and SQL files existing inside the repository — and
 reading the referenced files' text for the model. Works on whatever files did build,
 so one run reports every error.
+
+Also defines what it is handed (``Parsed``, one model file after parsing) and the file
+limits (size, symlinks) that both it and the loader apply: the loader imports these
+from here, so imports between the two go one way (loader → crosscheck).
 """
 
 from __future__ import annotations
@@ -12,14 +16,43 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
+from reconciler.core.kinds import Built
 from reconciler.core.model import Cell, Fleet, Migration, Release, Service
 from reconciler.core.source import FileEntry, RepoSource
-from reconciler.core.yamldoc import Problem, position
+from reconciler.core.yamldoc import Problem, YamlProblem, parse, position
 
-if TYPE_CHECKING:
-    from reconciler.core.loader import Parsed
+MAX_FILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One model file after parsing, validation and building (what the cache holds)."""
+
+    path: str
+    kind: str
+    doc: Any
+    built: Built | None
+    problems: tuple[Problem, ...]
+    raw: bytes = b""
+
+    def positioned(self) -> Any:
+        """The document re-parsed with positions (for error messages only)."""
+        try:
+            return parse(self.path, self.raw)
+        except YamlProblem:
+            return self.doc
+
+
+def file_limit_problem(entry: FileEntry) -> Problem | None:
+    """A problem when the file may not be read at all (symlink, too large)."""
+    if entry.is_symlink:
+        return Problem(entry.path, 1, 1, "symbolic links are not allowed in the repository")
+    if entry.size > MAX_FILE_BYTES:
+        return Problem(entry.path, 1, 1,
+                       f"file is {entry.size} bytes, over the limit of {MAX_FILE_BYTES}")
+    return None
 
 
 @dataclass
@@ -146,8 +179,6 @@ def _check_releases(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) ->
 
 
 def _read_text(ctx: _Ctx, p: Parsed, keys: list[str | int], path: str) -> bool:
-    from reconciler.core.loader import file_limit_problem
-
     entry = ctx.entries.get(path)
     if entry is None:
         ctx.err(p, keys, f"file {path!r} does not exist")

@@ -1,8 +1,9 @@
 """The loader: a whole repository revision into a validated ``DesiredState``, or every error.
 
-Owns: which path holds which kind, file limits (size, symlinks), per-file parse and
-schema validation behind a parse cache keyed by content id (Git blob id), and the
-hand-off to the cross-file checks. All or nothing: one error rejects the revision.
+Owns: which path holds which kind, per-file parse and schema validation behind a parse
+cache keyed by content id (Git blob id), and the hand-off to the cross-file checks
+(``crosscheck``, which also defines the file limits and the ``Parsed`` record both
+apply; re-exported here). All or nothing: one error rejects the revision.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core import crosscheck
+from reconciler.core.crosscheck import MAX_FILE_BYTES, Parsed, file_limit_problem
 from reconciler.core.kinds import Built, cell, fleet, migration, release, service
 from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
 from reconciler.core.schema import validate_document
 from reconciler.core.source import FileEntry, RepoSource
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
 
-MAX_FILE_BYTES = 1 << 20
+__all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "Parsed", "classify",
+           "file_limit_problem", "load_repository"]
 
 _KINDS: tuple[tuple[re.Pattern[str], str, str, Callable[[str, Any], Built]], ...] = (
     (re.compile(r"^reconciler\.ya?ml$"), "Fleet", "fleet", fleet.build),
@@ -28,25 +31,6 @@ _KINDS: tuple[tuple[re.Pattern[str], str, str, Callable[[str, Any], Built]], ...
     (re.compile(r"^releases/[^/]+\.ya?ml$"), "Release", "release", release.build),
     (re.compile(r"^migrations/[^/]+/[^/]+\.ya?ml$"), "Migration", "migration", migration.build),
 )
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """One model file after parsing, validation and building (what the cache holds)."""
-
-    path: str
-    kind: str
-    doc: Any
-    built: Built | None
-    problems: tuple[Problem, ...]
-    raw: bytes = b""
-
-    def positioned(self) -> Any:
-        """The document re-parsed with positions (for error messages only)."""
-        try:
-            return parse(self.path, self.raw)
-        except YamlProblem:
-            return self.doc
 
 
 @dataclass
@@ -92,16 +76,6 @@ def classify(path: str) -> tuple[str, str, Callable[[str, Any], Built]] | None:
     for pattern, kind, schema_name, builder in _KINDS:
         if pattern.match(path):
             return kind, schema_name, builder
-    return None
-
-
-def file_limit_problem(entry: FileEntry) -> Problem | None:
-    """A problem when the file may not be read at all (symlink, too large)."""
-    if entry.is_symlink:
-        return Problem(entry.path, 1, 1, "symbolic links are not allowed in the repository")
-    if entry.size > MAX_FILE_BYTES:
-        return Problem(entry.path, 1, 1,
-                       f"file is {entry.size} bytes, over the limit of {MAX_FILE_BYTES}")
     return None
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.secrets import read_secret
 from reconciler.core.durations import seconds
 
 
@@ -69,13 +71,15 @@ class DaemonConfig:
         return Path(self.cache_dir) if self.cache_dir else Path(self.state_dir) / "git"
 
     def webhook_secret(self) -> bytes:
-        """The webhook secret from its file or environment variable (empty: none)."""
-        if self.webhook_secret_file:
-            try:
-                return Path(self.webhook_secret_file).read_bytes().strip()
-            except OSError as e:
-                raise ConfigError(f"webhook_secret_file: {e.strerror}") from None
-        return os.environ.get(self.webhook_secret_env or "", "").encode()
+        """The webhook secret from its file or environment variable (empty: none; an
+        unset variable means none, as the default variable usually is)."""
+        env = self.webhook_secret_env or ""
+        try:
+            secret = read_secret(self.webhook_secret_file, env if env in os.environ else None,
+                                 os.environ, "the webhook secret")
+        except PermanentError as e:
+            raise ConfigError(str(e)) from None
+        return (secret or "").encode()
 
 
 _REPO_KEYS = {"url", "branch", "auth", "verify"}

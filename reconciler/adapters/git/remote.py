@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import pygit2
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
+from reconciler.adapters.secrets import read_secret
 
 log = logging.getLogger("reconciler.git")
 
@@ -82,19 +83,8 @@ class RemoteAuth:
 
     def password(self) -> str | None:
         """The password or token, read now (None when none is configured)."""
-        if self.password_file:
-            try:
-                return Path(self.password_file).read_text().strip()
-            except OSError as e:
-                raise PermanentError(f"cannot read the password file {self.password_file}: "
-                                     f"{e.strerror}") from None
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise PermanentError(f"environment variable {self.password_env} (the Git "
-                                     "password) is not set")
-            return value
-        return None
+        return read_secret(self.password_file, self.password_env, os.environ,
+                           "the Git password")
 
     def secrets(self) -> list[str]:
         """Every secret that must never appear in a message."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from reconciler.adapters import secrets
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.migrations.pgerrors import connect_error
 from reconciler.core.model import DatabaseRef
@@ -45,19 +45,10 @@ class Target:
 
 
 def read_secret(ref: DatabaseRef, env: Mapping[str, str]) -> str | None:
-    """The secret text the reference names, or None when it names none."""
-    if ref.secret_env:
-        if ref.secret_env not in env:
-            raise PermanentError(f"database {ref.name}: environment variable "
-                                 f"{ref.secret_env} is not set")
-        return env[ref.secret_env].strip()
-    if ref.secret_file:
-        try:
-            return Path(ref.secret_file).read_text().strip()
-        except OSError as exc:
-            raise PermanentError(f"database {ref.name}: cannot read secret file "
-                                 f"{ref.secret_file}: {exc.strerror}") from None
-    return None
+    """The secret text the reference names, or None when it names none (the variable
+    wins when both a variable and a file are named)."""
+    file = None if ref.secret_env else ref.secret_file
+    return secrets.read_secret(file, ref.secret_env, env, f"the secret of database {ref.name}")
 
 
 def _secret_params(ref: DatabaseRef, secret: str | None) -> dict[str, str]:

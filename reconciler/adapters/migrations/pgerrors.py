@@ -8,14 +8,11 @@ message, the step's file, line and column).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psycopg
 
 from reconciler.adapters.errors import AdapterError, PermanentError, TemporaryError
-
-if TYPE_CHECKING:
-    from reconciler.adapters.migrations.connection import Target
 
 RETRY_SECONDS = 5.0
 TEMPORARY_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53300", "57P01", "57P02",
@@ -23,6 +20,17 @@ TEMPORARY_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53300", "57P01", "5
 TEMPORARY_CLASSES = ("08", "53", "58")
 PERMANENT_CONNECT_TEXT = ("authentication failed", "does not exist", "no pg_hba.conf entry",
                           "permission denied", "role ", "SSL required", "unsupported")
+
+
+class TargetLike(Protocol):
+    """What a message needs of the database it is about (``connection.Target`` is one):
+    a safe name and a way to remove secrets. A protocol, so this module imports nothing
+    from ``connection`` (which imports this one)."""
+
+    @property
+    def label(self) -> str: ...
+
+    def redact(self, text: str) -> str: ...
 
 
 def is_temporary(exc: psycopg.Error) -> bool:
@@ -38,7 +46,7 @@ def first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), text.strip())
 
 
-def connect_error(target: Target, exc: psycopg.Error) -> AdapterError:
+def connect_error(target: TargetLike, exc: psycopg.Error) -> AdapterError:
     """The adapter error for a failed connection attempt."""
     text = target.redact(first_line(str(exc)))
     message = f"database {target.label}: {text}"
@@ -47,7 +55,7 @@ def connect_error(target: Target, exc: psycopg.Error) -> AdapterError:
     return TemporaryError(message, RETRY_SECONDS)
 
 
-def session_error(target: Target, exc: psycopg.Error, doing: str) -> AdapterError:
+def session_error(target: TargetLike, exc: psycopg.Error, doing: str) -> AdapterError:
     """The adapter error for a failure outside a step's own SQL (ledger, lock, commit)."""
     text = target.redact(first_line(str(exc)))
     message = f"database {target.label}: {doing}: {text}"

@@ -195,7 +195,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _plugins() -> list[Callable[[Any], None]]:
     """Subcommands contributed by the daemon and adapters, when present."""
     found = []
-    for mod, attr in (("reconciler.daemon.cli", "register"),):
+    for mod, attr in (("reconciler.cli_run", "register"),):
         try:
             module = __import__(mod, fromlist=[attr])
         except ImportError:

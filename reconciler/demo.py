@@ -1,31 +1,47 @@
-"""``reconciler demo``: the whole workflow on this machine, in a few minutes.
+"""``reconciler demo``: the whole workflow on this machine, through the real daemon.
 
 Owns: starting the local parts (Kubernetes control plane with KWOK nodes, PostgreSQL,
-Prometheus with a test exporter), a Git repository seeded from ``example-repo`` with
-short bake times, then: install, promote a version bump wave by wave (migration expanded
-before, contracted after), push a bad version and watch the canary roll back with a
-revert commit. Everything is removed afterwards.
+Prometheus with a test exporter), a bare Git repository seeded from ``example-repo``
+with short bake times, and the daemon ``reconciler run`` builds (``compose``) following
+it. A person's clone pushes: install, a version bump promoted wave by wave (migration
+expanded before, contracted after), then a bad version whose canary breaches its alarm:
+the daemon rolls the canary back and pushes one revert commit. The narrative comes from
+the daemon's tick reports; everything is removed afterwards.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.compose.reconciler import LocalSettings, local_reconciler
-from reconciler.engine.tick import Reconciler, TickReport
+from reconciler.compose.daemon import build_daemon
+from reconciler.daemon import logs
+from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
+from reconciler.daemon.service import Daemon
+from reconciler.daemon.ticks import TickWatch, ran, settled
+from reconciler.engine.executor import Outcome
+from reconciler.engine.tick import TickReport
 from reconciler.localparts.prometheus import TestExporter
 
 Say = Callable[[str], None]
 SECRET_ENV = "SHOP_DB_PASSWORD"
+CANARIES = ("euw1-canary-01", "euw1-canary-02")
+BAD = "1.6.0"
+#: Outcomes worth a line in the narrative (every failure is shown too).
+SHOWN = ("kubernetes-apply", "rollback", "migration-expand", "migration-contract",
+         "revert-commit", "bake")
+HUMAN = {"GIT_AUTHOR_NAME": "app-team", "GIT_AUTHOR_EMAIL": "dev@shop.example",
+         "GIT_COMMITTER_NAME": "app-team", "GIT_COMMITTER_EMAIL": "dev@shop.example"}
 
 
 class DemoUnavailable(RuntimeError):
@@ -50,80 +66,127 @@ def _check_parts() -> None:
         raise DemoUnavailable("prometheus not found\n  install with: apt-get install prometheus")
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "app-team", "GIT_AUTHOR_EMAIL": "dev@shop.example",
-           "GIT_COMMITTER_NAME": "app-team", "GIT_COMMITTER_EMAIL": "dev@shop.example"}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, text=True,
-                          capture_output=True).stdout.strip()
+def git(repo: Path, *args: str) -> str:
+    """``git`` in ``repo`` as the app team."""
+    return subprocess.run(["git", *args], cwd=repo, env={**os.environ, **HUMAN}, check=True,
+                          text=True, capture_output=True).stdout.strip()
 
 
-def _seed(example: Path, repo: Path, kubeconfig: Path, pg_port: int, pg_user: str) -> None:
-    shutil.copytree(example, repo, ignore=shutil.ignore_patterns("status"))
-    for f in (repo / "cells").glob("*.yaml"):
+def push(clone: Path, attempts: int = 10) -> None:
+    """Push like a person: the daemon pushes status to the same branch, so rebase on what
+    it pushed and try again."""
+    for _ in range(attempts):
+        try:
+            git(clone, "pull", "-q", "--rebase", "origin", "main")
+            git(clone, "push", "-q", "origin", "HEAD:main")
+            return
+        except subprocess.CalledProcessError:
+            time.sleep(0.5)
+    git(clone, "push", "-q", "origin", "HEAD:main")
+
+
+def _seed(example: Path, clone: Path, kubeconfig: Path, pg_port: int, pg_user: str) -> None:
+    shutil.copytree(example, clone, ignore=shutil.ignore_patterns("status"))
+    for f in (clone / "cells").glob("*.yaml"):
         text = re.sub(r"    context: \S+\n", f"    kubeconfig: {kubeconfig}\n", f.read_text())
         text = text.replace("port: 5432", f"port: {pg_port}").replace("user: shop",
                                                                       f"user: {pg_user}")
         f.write_text(text)
-    fleet = repo / "reconciler.yaml"
+    fleet = clone / "reconciler.yaml"
     text = re.sub(r"bake: \S+", "bake: 3s", fleet.read_text())
     text = text.replace("bake: 3s", "bake: 25s", 1)  # the canary bakes long enough to fail
     text = text.replace("[5m]", "[10s]").replace("window: 5m", "window: 15s")
     fleet.write_text(text)
-    mig = repo / "migrations" / "api" / "0007-order-currency.yaml"
+    mig = clone / "migrations" / "api" / "0007-order-currency.yaml"
     mig.write_text(mig.read_text().replace("soak: 1h", "soak: 2s"))
-    _set_api(repo, "1.4.2")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "shop fleet: api 1.4.2, worker 2.3.1")
+    set_api(clone, "1.4.2")
+    git(clone, "init", "-q", "-b", "main")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "shop fleet: api 1.4.2, worker 2.3.1")
 
 
-def _set_api(repo: Path, version: str) -> None:
-    rel = repo / "releases" / "api.yaml"
+def set_api(clone: Path, version: str) -> None:
+    """Set every group of the api release to ``version`` in the working tree."""
+    rel = clone / "releases" / "api.yaml"
     rel.write_text(re.sub(r"version: \S+", f"version: {version}", rel.read_text()))
 
 
-def _summary(report: TickReport) -> str:
-    if report.plan is None:
-        return "no plan"
-    waves = [w for w in report.plan.waves if w.service == "api"]
-    return "  ".join(f"{w.wave}:{w.state}" for w in waves)
-
-
-def _converge(rec: Reconciler, say: Say, until: Callable[[TickReport], bool],
-              timeout: float = 300.0) -> TickReport:
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        report = rec.tick()
-        for o in report.outcomes:
-            if o.status != "done" or o.step.kind in ("kubernetes-apply", "rollback",
-                                                      "migration-expand", "migration-contract",
-                                                      "revert-commit", "bake"):
-                where = o.step.cell or o.step.wave or ""
-                say(f"    {o.status:<6} {o.step.kind:<19} {o.step.service:<7} {where:<16} "
-                    f"{o.detail[:70]}")
-        line = _summary(report)
-        if line != last:
-            say(f"  api waves: {line}")
-            last = line
-        if until(report):
-            return report
-        time.sleep(0.5)
-    raise RuntimeError(f"the demo did not converge in {timeout:.0f}s")
-
-
-def _settled(report: TickReport) -> bool:
-    return report.plan is not None and not report.plan.steps and not report.outcomes
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @dataclass
-class _Demo:
-    repo: Path
-    rec: Reconciler
+class Narrator:
+    """Turns tick reports into the demo's lines."""
+
+    say: Say
+    last: str = ""
+
+    def __call__(self, report: TickReport) -> None:
+        for o in report.outcomes:
+            if o.status != "done" or o.step.kind in SHOWN:
+                where = o.step.cell or o.step.wave or ""
+                self.say(f"    {o.status:<6} {o.step.kind:<19} {o.step.service:<7} "
+                         f"{where:<16} {o.detail[:70]}")
+        if report.plan is None:
+            return
+        line = "  ".join(f"{w.wave}:{w.state}" for w in report.plan.waves if w.service == "api")
+        if line and line != self.last:
+            self.say(f"  api waves: {line}")
+            self.last = line
+
+
+@dataclass
+class DemoRun:
+    """The running demo: the person's clone, the bare remote, the daemon and its ticks."""
+
+    clone: Path
+    remote: Path
+    daemon: Daemon
+    ticks: TickWatch
     exporter: TestExporter
+    log_path: Path
+
+    def merge(self, version: str, message: str) -> int:
+        """Merge a pull request setting api to ``version``; returns the tick mark."""
+        mark = self.ticks.mark()
+        set_api(self.clone, version)
+        git(self.clone, "commit", "-q", "-am", message)
+        push(self.clone)
+        self.daemon.trigger_fetch()  # as the forge's webhook would
+        return mark
+
+    def reverts(self) -> list[str]:
+        """The reconciler's revert commits on the remote branch, newest first."""
+        out = git(self.remote, "log", "main", "--grep=Reconciler-Rollback-Of",
+                  "--format=%h %an: %s%x00")
+        return [c.strip() for c in out.split("\0") if c.strip()]
+
+
+@dataclass(frozen=True)
+class DemoRecord:
+    """What the demo saw, for the closing lines and for the tests."""
+
+    outcomes: tuple[Outcome, ...]
+    bad_outcomes: tuple[Outcome, ...]
+    reverts: tuple[str, ...]
+    revert_message: str
+    release: str = field(default="")
+
+
+def _config(remote: Path, work: Path, prometheus: str) -> DaemonConfig:
+    return DaemonConfig(repo=RepoConfig(url=f"file://{remote}", branch="main"),
+                        listen=f"127.0.0.1:{_free_port()}", state_dir=str(work / "state"),
+                        prometheus_url=prometheus, poll_interval=5, reconcile_interval=2,
+                        drift_interval=0, leader=LeaderConfig(kind="file"),
+                        git_author=("reconciler", "reconciler@demo.local"))
 
 
 @contextmanager
-def _parts(example: Path, say: Say) -> Iterator[_Demo]:
+def _parts(example: Path, say: Say) -> Iterator[DemoRun]:
     from reconciler.localparts.k8s import start_control_plane
     from reconciler.localparts.postgres import start_cluster
     from reconciler.localparts.prometheus import prometheus_with_exporter
@@ -143,43 +206,73 @@ def _parts(example: Path, say: Say) -> Iterator[_Demo]:
         os.environ[SECRET_ENV] = pg.password
         say("starting Prometheus scraping a test exporter of per-cell error rates")
         prom, exporter = stack.enter_context(prometheus_with_exporter(cells))
-        repo = work / "fleet"
-        _seed(example, repo, plane.kubeconfig, pg.port, pg.user)
-        rec = local_reconciler(LocalSettings(repo, work / "state", prom.url))
-        yield _Demo(repo, rec, exporter)
+        clone, remote = work / "fleet", work / "fleet.git"
+        _seed(example, clone, plane.kubeconfig, pg.port, pg.user)
+        subprocess.run(["git", "clone", "-q", "--bare", str(clone), str(remote)], check=True)
+        git(clone, "remote", "add", "origin", str(remote))
+        log_file = Path(tempfile.mkstemp(prefix="reconciler-demo-", suffix=".log")[1])
+        stream = stack.enter_context(log_file.open("a"))
+        logs.setup("info", stream=stream)
+        say(f"starting the daemon (reconciler run) on file://{remote}; its log: {log_file}")
+        daemon = build_daemon(_config(remote, work, prom.url))
+        ticks = TickWatch(Narrator(say))
+        daemon.tick_listeners.append(ticks)
+        daemon.parts.preload()
+        stack.callback(daemon.shutdown)
+        daemon.start()
+        yield DemoRun(clone, remote, daemon, ticks, exporter, log_file)
+
+
+def _bad_version(run: DemoRun, say: Say) -> DemoRecord:
+    mark = run.merge(BAD, f"api {BAD} everywhere")
+    run.ticks.wait(lambda r: any(ran("kubernetes-apply", c)(r) for c in CANARIES), 300, mark)
+    for cell in CANARIES:
+        run.exporter.set_error_rate(cell, 0.4)
+    run.ticks.wait(ran("revert-commit"), 300, mark)
+    for cell in CANARIES:
+        run.exporter.set_error_rate(cell, 0.0)
+    run.ticks.wait(settled, 300)
+    bad = tuple(run.ticks.outcomes[sum(len(r.outcomes) for r in run.ticks.reports[:mark]):])
+    git(run.clone, "pull", "-q", "--rebase", "origin", "main")
+    message = git(run.clone, "log", "-1", "--grep=Reconciler-Rollback-Of", "--format=%h %an: %B")
+    return DemoRecord(tuple(run.ticks.outcomes), bad, tuple(run.reverts()), message,
+                      (run.clone / "releases" / "api.yaml").read_text())
+
+
+def _closing(record: DemoRecord, say: Say) -> None:
+    say("\n   the revert commit the reconciler pushed:")
+    for line in record.revert_message.splitlines():
+        say(f"     {line}")
+    applied_bad = sorted({o.step.cell or "" for o in record.bad_outcomes
+                          if o.step.kind == "kubernetes-apply" and o.status == "done"
+                          and o.step.to_version == BAD})
+    later = [c for c in applied_bad if c not in CANARIES]
+    back = re.findall(r"version: (\S+)", record.release)
+    say(f"\ndone: {BAD} reached {', '.join(applied_bad) or 'no cell'}; later waves "
+        f"{'ran it: ' + ', '.join(later) if later else 'never ran it'}; "
+        f"{len(record.reverts)} revert commit(s); Git says api {', '.join(sorted(set(back)))}. "
+        "Cleaning up.")
+
+
+def record_demo(example: Path, say: Say = print) -> DemoRecord:
+    """Run the demo; what it saw."""
+    _check_parts()
+    with _parts(example, say) as run:
+        say("\n1. install: api 1.4.2 and worker 2.3.1 on 14 cells")
+        run.ticks.wait(settled, 300, since=0)
+        say("\n2. a pull request bumps api to 1.5.0 for every group; migration 0007 goes "
+            "with it")
+        mark = run.merge("1.5.0", "api 1.5.0 everywhere")
+        run.ticks.wait(ran("migration-contract"), 300, mark)
+        run.ticks.wait(settled, 300)
+        say(f"\n3. a bad version: api {BAD}; the canary's error rate breaches its alarm")
+        record = _bad_version(run, say)
+        _closing(record, say)
+    return record
 
 
 def run_demo(example: Path, say: Say = print) -> int:
     """Run the demo; 0 on success."""
-    _check_parts()
-    with _parts(example, say) as demo:
-        repo, rec, exporter = demo.repo, demo.rec, demo.exporter
-        say("\n1. install: api 1.4.2 and worker 2.3.1 on 14 cells")
-        _converge(rec, say, _settled)
-        say("\n2. a pull request bumps api to 1.5.0 for every group; migration 0007 goes "
-            "with it")
-        _set_api(repo, "1.5.0")
-        _git(repo, "commit", "-q", "-am", "api 1.5.0 everywhere")
-        _converge(rec, say, _settled)
-        say("\n3. a bad version: api 1.6.0; the canary's error rate breaches its alarm")
-        _set_api(repo, "1.6.0")
-        _git(repo, "commit", "-q", "-am", "api 1.6.0 everywhere")
-        canaries = ("euw1-canary-01", "euw1-canary-02")
-
-        def canary_on_new(report: TickReport) -> bool:
-            return any(o.step.kind == "kubernetes-apply" and o.step.cell in canaries
-                       for o in report.outcomes)
-
-        _converge(rec, say, canary_on_new)
-        for cell in canaries:
-            exporter.set_error_rate(cell, 0.4)
-        _converge(rec, say, lambda r: any(o.step.kind == "revert-commit"
-                                          for o in r.outcomes))
-        for cell in canaries:
-            exporter.set_error_rate(cell, 0.0)
-        say("\n   the revert commit the reconciler made:")
-        for line in _git(repo, "log", "-1", "--format=%h %an: %B").splitlines():
-            say(f"     {line}")
-        _converge(rec, say, _settled)
-        say("\ndone: later waves never ran 1.6.0; Git says 1.5.0 again. Cleaning up.")
+    logging.getLogger("reconciler").propagate = False
+    record_demo(example, say)
     return 0

@@ -1,12 +1,13 @@
-"""Assembling a Reconciler from the real adapters for a repository directory.
+"""Building a Reconciler from the real adapters, and the read-only snapshot readers.
 
-Owns: one place where the daemon's local mode, the demo and the end-to-end tests wire
-the same loader, snapshot readers and backends, so they cannot drift apart.
+Owns: wiring the loader, the snapshot readers and the step backends the same way for a
+Git remote's bare cache (the daemon, the demo, the e2e tests, the benchmarks) and for a
+plain directory (local development, ``reconciler snapshot``/``status``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,83 +23,84 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
-from reconciler.core.live import WaveProgress
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.engine.backends import Backends, GitBackend, ProgressStore
-from reconciler.engine.tick import Readers, Reconciler
+from reconciler.engine.tick import Readers, Reconciler, RolloutReader
 
 
 @dataclass(frozen=True)
-class LocalSettings:
-    """Where things are for a reconciler over a local repository directory."""
+class BackendSettings:
+    """What the operator configures for the backends (never read from the repository)."""
 
-    repo: Path
     state_dir: Path
     prometheus_url: str | None = None
-    git_author: tuple[str, str] | None = ("reconciler", "reconciler@localhost")
     terraform_cli_config: Path | None = None
     parallel: int = 8
+    #: Read migration ledgers (needs every cell database reachable).
+    databases: bool = True
 
 
-def _build(load: Callable[[], LoadResult], state_dir: Path, prometheus_url: str | None,
-           git: GitBackend | None, progress: ProgressStore,
-           rollout: Callable[[], Mapping[str, Mapping[str, WaveProgress]]],
-           terraform_cli_config: Path | None, parallel: int) -> Reconciler:
+@dataclass(frozen=True)
+class _Parts:
+    kube: KubernetesApply
+    terraform: TerraformRunner
+    migrations: MigrationRunner
+    alarms: AlarmEvaluator | None
+
+    def readers(self, rollout: RolloutReader | None, databases: bool = True) -> Readers:
+        return Readers(services=self.kube.read, terraform=self.terraform.read,
+                       migrations=self.migrations.read if databases else None,
+                       alarms=self.alarms.read if self.alarms else None, rollout=rollout,
+                       terraform_drift=self.terraform.drift_addresses)
+
+
+def _parts(s: BackendSettings) -> _Parts:
     clients = ClientCache()
-    kube = KubernetesApply(clients)
-    migrations = MigrationRunner(clients=clients)
-    terraform = TerraformRunner(TerraformSettings(state_dir=state_dir / "terraform",
-                                                  cli_config_file=terraform_cli_config))
-    alarms = AlarmEvaluator(PrometheusClient(prometheus_url)).read if prometheus_url else None
-    readers = Readers(services=kube.read, terraform=terraform.read, migrations=migrations.read,
-                      alarms=alarms, rollout=rollout, terraform_drift=terraform.drift_addresses)
-    backends = Backends(kubernetes=kube, terraform=terraform, migrations=migrations, git=git,
-                        progress=progress)
-    return Reconciler(load, readers, backends, parallel=parallel)
+    terraform = TerraformRunner(TerraformSettings(state_dir=s.state_dir / "terraform",
+                                                  cli_config_file=s.terraform_cli_config))
+    alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
+    return _Parts(KubernetesApply(clients), terraform, MigrationRunner(clients=clients), alarms)
 
 
-def local_reconciler(s: LocalSettings) -> Reconciler:
-    """A Reconciler over ``s.repo`` with every real backend."""
+def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:
+    """The live snapshot's readers (the CLI's read-only commands use these alone)."""
+    return _parts(s).readers(rollout, s.databases)
+
+
+def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend | None,
+           progress: ProgressStore, rollout: RolloutReader) -> Reconciler:
+    p = _parts(s)
+    backends = Backends(kubernetes=p.kube, terraform=p.terraform, migrations=p.migrations,
+                        git=git, progress=progress)
+    return Reconciler(load, p.readers(rollout, s.databases), backends, parallel=s.parallel)
+
+
+def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
+    """A Reconciler over a plain directory: re-read every tick; no Git, so a failing wave
+    is rolled back and recorded but the bump must be reverted by hand."""
     cache = ParseCache()
 
     def load() -> LoadResult:
-        return load_repository(DirectorySource(s.repo), cache)
+        return load_repository(DirectorySource(path), cache)
 
     progress = FileProgressStore(s.state_dir / "progress.json")
-    git = LocalGit(str(s.repo), *s.git_author) if s.git_author and \
-        (s.repo / ".git").exists() else None
-    return _build(load, s.state_dir, s.prometheus_url, git, progress, progress.rollout,
-                  s.terraform_cli_config, s.parallel)
+    return _build(load, s, None, progress, progress.rollout)
 
 
-@dataclass(frozen=True)
-class GitSettings:
-    """Where things are for a reconciler over a (bare) Git cache of the remote."""
-
-    cache: Path
-    branch: str
-    state_dir: Path
-    revision: Callable[[], str | None]
-    author: tuple[str, str] = ("reconciler", "reconciler@localhost")
-    prometheus_url: str | None = None
-    terraform_cli_config: Path | None = None
-    parallel: int = 8
-
-
-def git_reconciler(s: GitSettings) -> Reconciler:
-    """A Reconciler loading ``s.revision()`` from the Git cache; progress and reverts go to
-    the local branch (the daemon pushes them)."""
+def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
+                   revision: Callable[[], str | None], s: BackendSettings) -> Reconciler:
+    """A Reconciler loading ``revision()`` from the bare cache; progress and reverts are
+    committed to the cache's branch (the daemon pushes them)."""
     cache = ParseCache()
-    repo = pygit2.Repository(str(s.cache))
-    ref = f"refs/heads/{s.branch}"
+    repo = pygit2.Repository(str(cache_dir))
+    ref = f"refs/heads/{branch}"
 
     def load() -> LoadResult:
-        revision = s.revision()
-        if revision is None:
+        rev = revision()
+        if rev is None:
             raise PermanentError("no verified desired revision yet")
-        return load_repository(GitTreeSource(repo, revision), cache)
+        return load_repository(GitTreeSource(repo, rev), cache)
 
-    progress = GitProgressStore(repo, ref, s.author)
-    git = LocalGit(str(s.cache), *s.author, ref=ref)
-    return _build(load, s.state_dir, s.prometheus_url, git, progress, progress.rollout,
-                  s.terraform_cli_config, s.parallel)
+    progress = GitProgressStore(repo, ref, author)
+    git = LocalGit(str(cache_dir), *author, ref=ref)
+    return _build(load, s, git, progress, progress.rollout)

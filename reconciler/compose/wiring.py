@@ -14,8 +14,9 @@ from typing import Any
 
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.kubernetes.snapshot import read_fleet
-from reconciler.adapters.migrations.job_runner import KubernetesJobRunner
+from reconciler.adapters.migrations.job_runner import MigrationJobRunner
 from reconciler.adapters.migrations.report import migration_phases
 from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
@@ -55,7 +56,7 @@ class MigrationRunner:
 
     def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
         env = os.environ if self.env is None else self.env
-        jobs = KubernetesJobRunner(self.clients) if self.clients is not None else None
+        jobs = None if self.clients is None else MigrationJobRunner(KubernetesJobs(self.clients))
         return run_phase(desired, cell, migration, action, env=env, jobs=jobs).outcome
 
     def read(self, desired: DesiredState) -> Any:

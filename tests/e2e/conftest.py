@@ -98,9 +98,32 @@ class Fleet:
                               capture_output=True).stdout.strip()
 
     def set_version(self, version: str, canary_bake: str | None = None) -> None:
-        """Merge a pull request bumping the shop service (see ``bump_release``)."""
+        """Merge a pull request bumping the shop service (see ``bump_release``) and push
+        it to the fleet's bare remote."""
+        self.pull()
         bump_release(self.repo, version, canary_bake)
         self.git("commit", "-q", "-am", f"bump shop to {version}")
+        self.push()
+
+    def pull(self) -> None:
+        """Take what the reconciler pushed (status, reverts) into the working clone."""
+        self.git("pull", "-q", "--rebase", "origin", "main")
+
+    def push(self) -> None:
+        """Push like a person: rebase over the reconciler's status commits and retry."""
+        for attempt in range(10):
+            try:
+                self.git("push", "-q", "origin", "HEAD:main")
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 9:
+                    raise
+                self.pull()
+
+    @property
+    def remote(self) -> Path:
+        """The bare repository the reconciler follows (``file://``)."""
+        return self.state.parent / "remote.git"
 
 
 @pytest.fixture
@@ -131,5 +154,9 @@ def fleet(tmp_path: Path, e2e_cluster: ControlPlane, e2e_pg: PostgresCluster,
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={
             **os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
             "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"})
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(tmp_path / "remote.git")],
+                   check=True, capture_output=True)
+    subprocess.run(["git", "remote", "add", "origin", str(tmp_path / "remote.git")], cwd=repo,
+                   check=True)
     return Fleet(repo, e2e_cluster, e2e_pg, e2e_prom[0], e2e_prom[1], tmp_path / "state",
                  tf_config, tf_out)

@@ -1,22 +1,88 @@
-"""Assembling a Reconciler over the e2e fleet exactly as the daemon does, and reading
-the results back from the real parts."""
+"""The real daemon, assembled by ``reconciler.compose`` exactly as ``reconciler run`` is,
+following the e2e fleet's bare remote and stepped by hand in the test's thread; and
+reading the results back from the real parts."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
-from reconciler.compose.reconciler import LocalSettings, local_reconciler
+from reconciler.compose.daemon import build_daemon
 from reconciler.core.loader import load_repository
-from reconciler.engine.tick import Reconciler
+from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
+from reconciler.daemon.service import Daemon
+from reconciler.daemon.ticks import TickWatch
+from reconciler.engine.executor import Outcome
+from reconciler.engine.tick import Reconciler, TickReport
+from reconciler.testing.gitserver import free_port
 from tests.e2e.conftest import Fleet
 
+BOT = ("reconciler", "reconciler@e2e.example")
 
-def build_reconciler(fleet: Fleet) -> Reconciler:
-    return local_reconciler(LocalSettings(
-        repo=fleet.repo, state_dir=fleet.state, prometheus_url=fleet.prom.url,
-        git_author=("reconciler", "reconciler@e2e.example"),
-        terraform_cli_config=fleet.terraform_cli_config))
+
+class SteppedDaemon:
+    """The daemon over ``fleet.remote``; ``tick`` runs its fetch and reconcile jobs once."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.ticks = TickWatch()
+        daemon.tick_listeners.append(self.ticks)
+
+    @property
+    def reconciler(self) -> Reconciler:
+        assert self.daemon.source is not None
+        return self.daemon.source.reconciler
+
+    def step(self) -> list[TickReport]:
+        """One fetch, then ticks until one makes no progress; their reports."""
+        mark = self.ticks.mark()
+        self.daemon.step()
+        return self.ticks.reports[mark:]
+
+    def tick(self) -> TickReport:
+        """The first tick of one step (what a single pass saw and did)."""
+        reports = self.step()
+        assert reports, "the daemon did not tick (not the leader?)"
+        return reports[0]
+
+    def run_until(self, done: Callable[[TickReport], bool], log: list[Outcome],
+                  timeout: float = 180.0) -> TickReport:
+        """Step until ``done`` holds for a report; every outcome is appended to ``log``;
+        an invalid revision or a failed step fails the test."""
+        deadline, last = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            for report in self.step():
+                assert not report.errors, report.errors
+                assert not report.failed, [o.to_json() for o in report.failed]
+                log.extend(report.outcomes)
+                last = report
+                if done(report):
+                    return report
+            time.sleep(0.5)
+        summary = last.plan.to_json()["summary"] if last and last.plan else None
+        raise AssertionError(f"not converged in {timeout}s; last plan: {summary}")
+
+
+@contextmanager
+def stepped_daemon(fleet: Fleet) -> Iterator[SteppedDaemon]:
+    """The daemon ``reconciler run --repo file://<fleet.remote>`` builds, opened and
+    stepped by hand; shut down (status pushed) afterwards."""
+    cfg = DaemonConfig(
+        repo=RepoConfig(url=f"file://{fleet.remote}", branch="main"),
+        listen=f"127.0.0.1:{free_port()}", state_dir=str(fleet.state),
+        prometheus_url=fleet.prom.url, drift_interval=0, git_author=BOT,
+        leader=LeaderConfig(kind="none"), terraform_cli_config=str(fleet.terraform_cli_config))
+    daemon = build_daemon(cfg)
+    daemon.background = False
+    assert daemon.open()
+    try:
+        yield SteppedDaemon(daemon)
+    finally:
+        daemon.shutdown()
 
 
 def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:

@@ -10,25 +10,32 @@ import pytest
 
 from reconciler.engine.executor import Outcome
 from tests.e2e.conftest import CELLS, Fleet
-from tests.e2e.support import build_reconciler, live_versions
-from tests.e2e.test_rollout import converged, done_steps, run_until
+from tests.e2e.support import SteppedDaemon, live_versions, stepped_daemon
+from tests.e2e.test_rollout import converged, done_steps
 
 pytestmark = pytest.mark.e2e
 
 
 def test_human_revert_rolls_back_everywhere_and_is_refused_below_a_contract(
         fleet: Fleet) -> None:
-    rec = build_reconciler(fleet)
+    with stepped_daemon(fleet) as d:
+        _human_reverts(fleet, d)
+
+
+def _human_reverts(fleet: Fleet, d: SteppedDaemon) -> None:
     log: list[Outcome] = []
     fleet.set_version("2.0.0")  # carries migration 0001, contracted once everything baked
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
     fleet.set_version("2.1.0")
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.1.0", "Healthy"))
 
-    fleet.git("revert", "--no-edit", "HEAD")  # a human reverts the 2.1.0 bump
+    fleet.pull()
+    bump_to_21 = fleet.git("log", "--format=%H", "--grep", "bump shop to 2.1.0", "-1")
+    fleet.git("revert", "--no-edit", bump_to_21)  # a human reverts the 2.1.0 bump
+    fleet.push()
     log.clear()
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
     moved = [s for s in (o.step for o in log if o.status == "done")
              if s.kind in ("kubernetes-apply", "rollback")]
     assert {s.cell for s in moved} == set(CELLS)
@@ -37,7 +44,8 @@ def test_human_revert_rolls_back_everywhere_and_is_refused_below_a_contract(
 
     bump_to_2 = fleet.git("log", "--format=%H", "--grep", "bump shop to 2.0.0", "-1")
     fleet.git("revert", "--no-edit", bump_to_2)  # below the contracted migration's floor
-    report = rec.tick()
+    fleet.push()
+    report = d.tick()
     assert report.plan is not None and report.plan.refusals
     reasons = " ".join(r.reason for r in report.plan.refusals)
     assert "0001" in reasons or "contract" in reasons, reasons
@@ -53,10 +61,14 @@ def _deployment(fleet: Fleet, ns: str) -> dict[str, object]:
 
 
 def test_drift_by_hand_is_reported_and_healed(fleet: Fleet) -> None:
-    rec = build_reconciler(fleet)
+    with stepped_daemon(fleet) as d:
+        _drift_by_hand(fleet, d)
+
+
+def _drift_by_hand(fleet: Fleet, d: SteppedDaemon) -> None:
     log: list[Outcome] = []
-    run_until(rec, converged, log)
-    result = rec.last_good
+    d.run_until(converged, log)
+    result = d.reconciler.last_good
     assert result is not None
     ns = result.cells["e2e-z1"].kubernetes.namespace
     before = _deployment(fleet, ns)
@@ -65,7 +77,7 @@ def test_drift_by_hand_is_reported_and_healed(fleet: Fleet) -> None:
     fleet.plane.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=7")
     fleet.plane.kubectl("set", "image", "deployment/shop", "-n", ns,
                         "shop=registry.local/shop:hacked")
-    report = rec.tick()
+    report = d.tick()
     live = report.live.service("e2e-z1", "shop") if report.live else None
     assert live is not None and live.drift, "drift not reported"
     fields = {d.field for d in live.drift}
@@ -79,15 +91,20 @@ def test_drift_by_hand_is_reported_and_healed(fleet: Fleet) -> None:
     image = a_spec["template"]["spec"]["containers"][0]["image"]
     assert image.endswith(":1.0.0"), image
     log.clear()
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
     assert not done_steps(log, "rollback")
 
 
 def test_terraform_object_changed_by_hand_is_found_and_healed(fleet: Fleet) -> None:
-    rec = build_reconciler(fleet)
+    with stepped_daemon(fleet) as d:
+        _terraform_by_hand(fleet, d)
+
+
+def _terraform_by_hand(fleet: Fleet, d: SteppedDaemon) -> None:
+    rec = d.reconciler
     log: list[Outcome] = []
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
     conf = fleet.tf_out / "e2e-z1.conf"
     assert conf.read_text() == "queue=orders-e2e-z1\n"
     assert not [f for f in rec.check_terraform_drift() if f.changes]  # nothing yet
@@ -96,7 +113,7 @@ def test_terraform_object_changed_by_hand_is_found_and_healed(fleet: Fleet) -> N
     found = [f for f in rec.check_terraform_drift() if f.changes or f.error]
     assert [(f.target.cell, f.changes, f.error) for f in found] == [
         ("e2e-z1", ("local_file.queue_conf",), "")]
-    report = rec.tick()
+    report = d.tick()
     live = report.live.service("e2e-z1", "shop") if report.live else None
     assert live is not None and live.terraform is not None and live.terraform.drifted
     heals = [o for o in report.outcomes if o.step.kind == "terraform-apply"]
@@ -104,4 +121,4 @@ def test_terraform_object_changed_by_hand_is_found_and_healed(fleet: Fleet) -> N
     assert "heal Terraform drift" in heals[0].step.detail
     assert conf.read_text() == "queue=orders-e2e-z1\n"
     assert not [f for f in rec.check_terraform_drift() if f.changes]
-    assert not [o for o in rec.tick().outcomes if o.step.kind == "terraform-apply"]
+    assert not [o for o in d.tick().outcomes if o.step.kind == "terraform-apply"]

@@ -4,34 +4,23 @@ then a bad version whose canary breaches its alarm and is rolled back alone."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
 
 from reconciler.core.plan import Step
 from reconciler.engine.executor import Outcome
-from reconciler.engine.tick import Reconciler, TickReport
+from reconciler.engine.tick import TickReport
 from tests.e2e.conftest import CELLS, Fleet
-from tests.e2e.support import build_reconciler, config_value, live_versions, migration_phase
+from tests.e2e.support import (
+    SteppedDaemon,
+    config_value,
+    live_versions,
+    migration_phase,
+    stepped_daemon,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def run_until(rec: Reconciler, done: Callable[[TickReport], bool], log: list[Outcome],
-              timeout: float = 180.0) -> TickReport:
-    """Tick until ``done`` holds for a report; every outcome is appended to ``log``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        report = rec.tick()
-        assert not report.errors, report.errors
-        assert not report.failed, [o.to_json() for o in report.failed]
-        log.extend(report.outcomes)
-        if done(report):
-            return report
-        time.sleep(0.5)
-    raise AssertionError(f"not converged in {timeout}s; last plan: "
-                         f"{report.plan.to_json()['summary'] if report.plan else None}")
 
 
 def converged(report: TickReport) -> bool:
@@ -47,14 +36,14 @@ def index_of(log: list[Outcome], pred: Callable[[Step], bool]) -> list[int]:
 
 
 def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> None:
-    rec = build_reconciler(fleet)
-    log: list[Outcome] = []
-    run_until(rec, converged, log)
-    assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
+    with stepped_daemon(fleet) as d:
+        log: list[Outcome] = []
+        d.run_until(converged, log)
+        assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
 
-    fleet.set_version("2.0.0")
-    log.clear()
-    run_until(rec, converged, log)
+        fleet.set_version("2.0.0")
+        log.clear()
+        d.run_until(converged, log)
 
     applies = {c: index_of(log, lambda s, c=c: s.kind == "kubernetes-apply" and s.cell == c)
                for c in CELLS}
@@ -82,16 +71,20 @@ def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> No
 
 def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(
         fleet: Fleet) -> None:
-    rec = build_reconciler(fleet)
+    with stepped_daemon(fleet) as d:
+        _breach_and_rollback(fleet, d)
+
+
+def _breach_and_rollback(fleet: Fleet, d: SteppedDaemon) -> None:
     log: list[Outcome] = []
     fleet.set_version("2.0.0")
-    run_until(rec, converged, log)
+    d.run_until(converged, log)
 
     fleet.set_version("2.1.0", canary_bake="60s")
     log.clear()
-    run_until(rec, lambda r: bool(done_steps(log, "kubernetes-apply")), log)
+    d.run_until(lambda r: bool(done_steps(log, "kubernetes-apply")), log)
     fleet.exporter.set_error_rate("e2e-c1", 0.5)
-    run_until(rec, lambda r: bool(done_steps(log, "revert-commit")), log)
+    d.run_until(lambda r: bool(done_steps(log, "revert-commit")), log)
     rollbacks = done_steps(log, "rollback")
     assert [(s.cell, s.from_version, s.to_version) for s in rollbacks] == [
         ("e2e-c1", "2.1.0", "2.0.0")]
@@ -99,12 +92,20 @@ def test_alarm_breach_rolls_the_canary_back_and_later_waves_are_untouched(
     assert "error-rate" in reverts[0].detail and "0.05" in reverts[0].detail
     fleet.exporter.set_error_rate("e2e-c1", 0.0)
 
-    # the revert is a commit in Git: the desired state is 2.0.0 again, with the reason
-    message = fleet.git("log", "-1", "--format=%B")
-    bump = fleet.git("rev-parse", "HEAD~1")
+    # the revert is a commit pushed to the remote: the desired state is 2.0.0 again,
+    # with the reason; the bad version is never applied again after the rollback
+    d.run_until(converged, log)
+    fleet.pull()
+    reverts = fleet.git("log", "--format=%H", "--grep", "Reconciler-Rollback-Of").split()
+    assert len(reverts) == 1, reverts
+    message = fleet.git("log", "-1", "--format=%B", reverts[0])
+    bump = fleet.git("log", "-1", "--format=%H", "--grep", "bump shop to 2.1.0")
     assert f"Reconciler-Rollback-Of: {bump}" in message and "error-rate" in message
     assert "version: 2.0.0" in (fleet.repo / "releases" / "shop.yaml").read_text()
-    run_until(rec, converged, log)
     touched = {s.cell for s in done_steps(log, "kubernetes-apply")}
     assert touched == {"e2e-c1"}
+    after = log[log.index(next(o for o in log if o.step.kind == "rollback")):]
+    assert not [o for o in after if o.step.to_version == "2.1.0" and o.step.kind in (
+        "kubernetes-apply", "rollback", "terraform-apply")], after
+    assert len(done_steps(log, "revert-commit")) == 1
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))

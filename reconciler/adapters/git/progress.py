@@ -17,8 +17,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
-from reconciler.adapters.git.status import STATUS_TRAILER, render
+from reconciler.adapters.git.status import STATUS_TRAILER
 from reconciler.core.live import WaveProgress, format_time, parse_time
+from reconciler.core.statusyaml import render
 from reconciler.core.versions import Version
 
 ROLLOUTS = "status/rollouts/"

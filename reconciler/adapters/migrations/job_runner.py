@@ -1,25 +1,27 @@
-"""``job`` migration steps: a Kubernetes Job in the cell's namespace, run to completion.
+"""``job`` migration steps: the step's Job template rendered for the cell and handed to
+a Job executor (``adapters.kubernetes.jobs.KubernetesJobs``, wired by ``compose``).
 
-Owns: rendering the step's Job template for the cell, creating the Job under a name that
-is unique per migration, action and step checksum (so a re-run after a crash finds the
-same Job instead of starting a second one), and waiting until it is Complete (done) or
-Failed (a ``PermanentError`` with the Job's reason); a timeout is a ``TemporaryError``.
+Owns: rendering the template and naming the Job uniquely per migration, action and step
+checksum, so a re-run after a crash finds the same Job instead of starting a second one.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from reconciler.adapters.errors import PermanentError, TemporaryError
-from reconciler.adapters.kubernetes.apply import apply_object, ensure_namespace
-from reconciler.adapters.kubernetes.client import ClientCache, KubeClient
+from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.migrations.steps import StepTexts
 from reconciler.core.model import Cell, DesiredState, Migration
 from reconciler.core.render import default_context, render_template
+
+
+class JobExecutor(Protocol):
+    """Runs one Job to completion in a cell; returns its name."""
+
+    def run_to_completion(self, cell: Cell, job: dict[str, Any], timeout: int) -> str:
+        ...
 
 
 def job_name(migration: Migration, step: StepTexts) -> str:
@@ -28,20 +30,11 @@ def job_name(migration: Migration, step: StepTexts) -> str:
     return f"{base[:52].strip('-')}-{step.checksum[:8]}"
 
 
-def _condition(job: dict[str, Any]) -> tuple[str, str] | None:
-    for c in job.get("status", {}).get("conditions", []) or []:
-        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed"):
-            return c["type"], c.get("message") or c.get("reason", "")
-    return None
-
-
 @dataclass
-class KubernetesJobRunner:
-    """Runs job steps through the cells' Kubernetes targets."""
+class MigrationJobRunner:
+    """Runs job steps through ``jobs``."""
 
-    clients: ClientCache
-    poll_seconds: float = 0.5
-    sleep: Callable[[float], None] = time.sleep
+    jobs: JobExecutor
 
     def _render(self, desired: DesiredState, cell: Cell, migration: Migration,
                 step: StepTexts, name: str) -> dict[str, Any]:
@@ -59,26 +52,7 @@ class KubernetesJobRunner:
                                               "reconciler.dev/migration": migration.id})
         return job
 
-    def _wait(self, kube: KubeClient, path: str, name: str, timeout: int) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = kube.get(path)
-            done = _condition(job) if job else None
-            if done and done[0] == "Complete":
-                return
-            if done:
-                raise PermanentError(f"job {name} failed: {done[1]}")
-            self.sleep(self.poll_seconds)
-        raise TemporaryError(f"job {name} not finished after {timeout}s", 10.0)
-
     def run(self, desired: DesiredState, cell: Cell, migration: Migration,
             step: StepTexts) -> str:
-        name = job_name(migration, step)
-        kube = self.clients.for_cell(cell)
-        ns = cell.kubernetes.namespace
-        ensure_namespace(kube, ns)
-        path = f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"
-        if kube.get(path) is None:
-            apply_object(kube, self._render(desired, cell, migration, step, name))
-        self._wait(kube, path, name, step.timeout_seconds)
-        return name
+        job = self._render(desired, cell, migration, step, job_name(migration, step))
+        return self.jobs.run_to_completion(cell, job, step.timeout_seconds)

@@ -36,7 +36,7 @@ LOCK_WAIT_SECONDS = 60
 
 
 class JobRunner(Protocol):
-    """Runs a ``job`` step to completion (see ``job_runner.KubernetesJobRunner``)."""
+    """Runs a ``job`` step to completion (see ``job_runner.MigrationJobRunner``)."""
 
     def run(self, desired: DesiredState, cell: Cell, migration: Migration,
             step: StepTexts) -> str:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.compose.daemon import build_daemon
 from reconciler.daemon.config import DaemonConfig, RepoConfig
-from reconciler.daemon.service import Daemon
 from reconciler.testing.gitserver import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "example-repo"
@@ -31,7 +31,7 @@ def test_watched_directory(tmp_path: Path) -> None:
     state = tmp_path / "state"
     cfg = DaemonConfig(repo=RepoConfig(url=str(repo)), listen=f"127.0.0.1:{free_port()}",
                        state_dir=str(state), poll_interval=3600, reconcile_interval=3600)
-    d = Daemon(cfg)
+    d = build_daemon(cfg)
     desired = state / "status" / "desired.yaml"
     d.start()
     try:

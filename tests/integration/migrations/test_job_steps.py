@@ -9,8 +9,9 @@ import pytest
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.migrations import run_phase
-from reconciler.adapters.migrations.job_runner import KubernetesJobRunner
+from reconciler.adapters.migrations.job_runner import MigrationJobRunner
 from reconciler.core.model import DesiredState, KubernetesTarget, Migration, MigrationStep
 from reconciler.localparts.k8s import ControlPlane
 from reconciler.testing.k8s import control_plane_fixture
@@ -54,7 +55,7 @@ def _on_cluster(desired: DesiredState, plane: ControlPlane) -> DesiredState:
 def test_job_step_completes_and_is_recorded(fleet: Fleet, jobs_cluster: ControlPlane) -> None:
     files = {"m/job.yaml": JOB.format(fail="false")}
     desired = _on_cluster(fleet.with_files(files, job_migration("0020-job")), jobs_cluster)
-    runner = KubernetesJobRunner(ClientCache())
+    runner = MigrationJobRunner(KubernetesJobs(ClientCache()))
     result = run_phase(desired, CELLS[0], "0020-job", "expand", env=fleet.env, jobs=runner)
     assert result.outcome == "applied" and result.detail.startswith("job migrate-0020-job")
     assert fleet.ledger(CELLS[0]) == ["0020-job:expanded"]
@@ -66,7 +67,7 @@ def test_failing_job_is_permanent_and_not_recorded(fleet: Fleet,
                                                    jobs_cluster: ControlPlane) -> None:
     files = {"m/job.yaml": JOB.format(fail="true")}
     desired = _on_cluster(fleet.with_files(files, job_migration("0021-job")), jobs_cluster)
-    runner = KubernetesJobRunner(ClientCache())
+    runner = MigrationJobRunner(KubernetesJobs(ClientCache()))
     with pytest.raises(PermanentError, match="failed"):
         run_phase(desired, CELLS[1], "0021-job", "expand", env=fleet.env, jobs=runner)
     assert fleet.ledger(CELLS[1]) == []

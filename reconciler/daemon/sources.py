@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.core.statusdocs import status_documents
+from reconciler.core.statusdocs import status_directory, status_documents
 from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.source")
@@ -106,8 +106,9 @@ def _documents(report: TickReport, reconciler: Reconciler, rejection: str) -> di
     last_good = reconciler.last_good.revision if reconciler.last_good else None
     errors = [*report.errors, *([rejection] if rejection else [])]
     rollout = reconciler.readers.rollout() if reconciler.readers.rollout else {}
+    good = reconciler.last_good
     return status_documents(report.plan, report.live, rollout, report.revision, last_good,
-                            errors)
+                            errors, status_directory(good.fleet.status if good else None))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Rollout progress kept in Git: ``status/rollouts/<service>.yaml`` on the daemon's branch.
+"""Rollout progress kept in Git: ``<status dir>/rollouts/<service>.yaml`` on the daemon's
+branch (the status directory is the live Fleet's ``status.path``, ``status`` by default).
 
 Owns: the bake start and the failed version of each wave, read from and committed to the
 status documents, so that a restarted daemon (or another replica) resumes from Git. A
@@ -9,6 +10,7 @@ the tick); the daemon pushes it with the tick's other commits.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +19,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
-from reconciler.adapters.git.status import STATUS_TRAILER
+from reconciler.adapters.git.status import STATUS_TRAILER, fixed_target
 from reconciler.core.live import WaveProgress, format_time, parse_time
+from reconciler.core.statusdocs import StatusTarget
 from reconciler.core.statusyaml import render
 from reconciler.core.versions import Version
-
-ROLLOUTS = "status/rollouts/"
 
 
 def _wave_progress(entry: Any) -> WaveProgress | None:
@@ -41,16 +42,25 @@ def _wave_progress(entry: Any) -> WaveProgress | None:
 
 
 class GitProgressStore:
-    """Progress in the rollout status documents of ``ref``."""
+    """Progress in the rollout status documents of ``ref``; ``target`` says, at each read
+    and write, where status lives and who authors it (default: ``status/`` by
+    ``author``): the desired state, and with it the status directory, can change between
+    ticks."""
 
-    def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str]) -> None:
+    def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str],
+                 target: Callable[[], StatusTarget] | None = None) -> None:
         self.repo = repo
         self.ref = ref
         self.author = author
+        self.target = target or fixed_target(author)
         self._lock = threading.Lock()
 
-    def _doc(self, service: str) -> dict[str, Any]:
-        text = read_file(self.repo, head_commit(self.repo, self.ref), f"{ROLLOUTS}{service}.yaml")
+    def _rollouts(self) -> str:
+        return f"{self.target().directory}/rollouts"
+
+    def _doc(self, service: str, rollouts: str) -> dict[str, Any]:
+        text = read_file(self.repo, head_commit(self.repo, self.ref),
+                         f"{rollouts}/{service}.yaml")
         if not text:
             return {}
         try:
@@ -61,9 +71,11 @@ class GitProgressStore:
 
     def _update(self, service: str, wave: str, what: str, **fields: Any) -> None:
         with self._lock:
-            path = f"{ROLLOUTS}{service}.yaml"
+            target = self.target()
+            rollouts = f"{target.directory}/rollouts"
+            path = f"{rollouts}/{service}.yaml"
             head = head_commit(self.repo, self.ref)
-            doc = self._doc(service)
+            doc = self._doc(service, rollouts)
             doc.setdefault("service", service)
             waves = doc.setdefault("waves", {})
             entry = waves.setdefault(wave, {}) if isinstance(waves, dict) else {}
@@ -71,7 +83,7 @@ class GitProgressStore:
             text = render(read_file(self.repo, head, path), doc)
             message = f"status: {service} {what} in {wave}\n\n{STATUS_TRAILER}\n"
             commit_files(self.repo, self.ref, {path: text}, message,
-                         pygit2.Signature(*self.author))
+                         pygit2.Signature(*target.author))
 
     def start_bake(self, service: str, wave: str, version: str, at: datetime) -> None:
         self._update(service, wave, f"{version} baking", version=version,
@@ -87,16 +99,17 @@ class GitProgressStore:
         out: dict[str, dict[str, WaveProgress]] = {}
         if head is None:
             return out
+        path = self._rollouts()
         try:
-            rollouts = self.repo[head.tree[ROLLOUTS.rstrip("/")].id]
+            tree = self.repo[head.tree[path].id]
         except KeyError:
             return out
-        names = [e.name for e in rollouts] if isinstance(rollouts, pygit2.Tree) else []
+        names = [e.name for e in tree] if isinstance(tree, pygit2.Tree) else []
         for name in names:
             if not name or not name.endswith(".yaml"):
                 continue
             service = name[:-5]
-            waves = self._doc(service).get("waves")
+            waves = self._doc(service, path).get("waves")
             for wave, e in (waves.items() if isinstance(waves, dict) else []):
                 p = _wave_progress(e)
                 if p is not None:

@@ -6,9 +6,9 @@ pair; the host key checked against a given known_hosts file — never trusted on
 use); keeping the daemon's own commits on the cache's local branch until they are pushed
 (that branch, on disk, is the queue that survives restarts and kill -9); pushing without
 force, and on a non-fast-forward rejection fetching, replaying its own commits on the
-new head (conflicts under ``status/`` keep ours, others are refused) and retrying with
-backoff. Errors name the URL without its credentials and are temporary (network) or
-permanent (authentication, host key, conflicts, a missing branch).
+new head (conflicts under the status directory keep ours, others are refused) and
+retrying with backoff. Errors name the URL without its credentials and are temporary
+(network) or permanent (authentication, host key, conflicts, a missing branch).
 
 How the SSH host key is checked: pygit2 hands ``certificate_check`` no key (only libgit2's
 verdict), and libgit2 checks host keys against ``$HOME/.ssh/known_hosts`` of its own
@@ -229,8 +229,10 @@ class RemoteRepo:
     def __init__(self, url: str, cache_dir: Path, branch: str = "main",
                  auth: RemoteAuth | None = None,
                  author: tuple[str, str] = ("reconciler", "reconciler@localhost"),
-                 max_pending: int = 200) -> None:
+                 max_pending: int = 200,
+                 status_dir: Callable[[], str] = lambda: "status") -> None:
         self.url = url
+        self.status_dir = status_dir  # the live status directory, read at each replay
         self.cache_dir = Path(cache_dir)
         self.branch = branch
         self.auth = auth or RemoteAuth()
@@ -405,7 +407,8 @@ class RemoteRepo:
                     onto: pygit2.Commit) -> pygit2.Oid:
         head = onto
         for commit in todo:
-            new = _replay(repo, commit, head, pygit2.Signature(*self.author))
+            new = _replay(repo, commit, head, pygit2.Signature(*self.author),
+                          self.status_dir())
             if new is not None:
                 replayed = repo[new]
                 assert isinstance(replayed, pygit2.Commit)
@@ -495,15 +498,16 @@ def _non_fast_forward(text: str) -> bool:
 
 
 def _replay(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit,
-            committer: pygit2.Signature) -> pygit2.Oid | None:
+            committer: pygit2.Signature, status_dir: str = "status") -> pygit2.Oid | None:
     """``commit`` re-applied on ``onto`` by ``committer`` (author and message with its
     trailers kept); None when ``onto`` already has its change. Conflicts under
-    ``status/`` take ``commit``'s side."""
+    ``status_dir`` take ``commit``'s side."""
+    prefix = f"{status_dir.rstrip('/')}/"
     base = commit.parents[0].tree if commit.parents else repo.TreeBuilder().write()
     index = repo.merge_trees(base, onto.tree, commit.tree)
     for ancestor, ours, theirs in list(index.conflicts or ()):
         path = (theirs or ours or ancestor).path
-        if not path.startswith("status/"):
+        if not path.startswith(prefix):
             raise RebaseConflict(f"our commit {str(commit.id)[:12]} "
                                  f"({commit.message.splitlines()[0]}) conflicts with the "
                                  f"remote on {path}")

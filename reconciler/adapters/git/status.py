@@ -2,39 +2,52 @@
 
 Owns: merging a new status document into the file already in Git so that hand-written
 comments and key order survive; committing every changed file of a tick together, by the
-configured author, with a ``Reconciler-Status: true`` trailer, and only when something
-changed; telling whether a range of commits is nothing but the daemon's own status.
+status author (the Fleet's ``status.author``, else the operator's), with a
+``Reconciler-Status: true`` trailer, only under the status directory (the live Fleet's
+``status.path``), and only when something changed; telling whether a range of commits
+is nothing but the daemon's own status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import pygit2
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.core.statusdocs import DEFAULT_STATUS_DIR, StatusTarget
 from reconciler.core.statusyaml import render
 
 STATUS_TRAILER = "Reconciler-Status: true"
-STATUS_PREFIX = "status/"
+
+
+def fixed_target(author: tuple[str, str]) -> Callable[[], StatusTarget]:
+    """The default target: ``status/``, authored by ``author``."""
+    target = StatusTarget(DEFAULT_STATUS_DIR, author, author)
+    return lambda: target
 
 
 class StatusWriter:
-    """Commits status documents to ``ref`` of ``repo``."""
+    """Commits status documents to ``ref`` of ``repo``; ``target`` says, at each write,
+    where status lives and who authors it (default: ``status/`` by ``author``)."""
 
-    def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str]) -> None:
+    def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str],
+                 target: Callable[[], StatusTarget] | None = None) -> None:
         self.repo = repo
         self.ref = ref
         self.author = author
+        self.target = target or fixed_target(author)
 
-    def changes(self, docs: Mapping[str, Mapping[str, Any]]) -> dict[str, bytes]:
+    def changes(self, docs: Mapping[str, Mapping[str, Any]],
+                target: StatusTarget | None = None) -> dict[str, bytes]:
         """The files whose text would change."""
+        target = target or self.target()
         head = head_commit(self.repo, self.ref)
         out: dict[str, bytes] = {}
         for path, doc in docs.items():
-            if not path.startswith(STATUS_PREFIX):
-                raise ValueError(f"{path}: status documents live under {STATUS_PREFIX}")
+            if not target.holds(path):
+                raise ValueError(f"{path}: status documents live under {target.prefix}")
             old = read_file(self.repo, head, path)
             new = render(old, doc)
             if new != old:
@@ -43,28 +56,35 @@ class StatusWriter:
 
     def write(self, docs: Mapping[str, Mapping[str, Any]], summary: str) -> str | None:
         """One commit with every changed document; None when nothing changed."""
-        changed = self.changes(docs)
+        target = self.target()
+        changed = self.changes(docs, target)
         if not changed:
             return None
         message = f"status: {summary}\n\n{STATUS_TRAILER}\n"
-        sig = pygit2.Signature(*self.author)
+        sig = pygit2.Signature(*target.author)
         return commit_files(self.repo, self.ref, changed, message, sig)
 
 
 def own_status_only(repo: pygit2.Repository, old: str | None, new: str,
-                    author_email: str) -> bool:
-    """True when every commit in ``old..new`` is ours and touches only ``status/``."""
+                    author_email: str | Collection[str],
+                    directory: str = DEFAULT_STATUS_DIR) -> bool:
+    """True when every commit in ``old..new`` is ours — authored by one of
+    ``author_email``, with the status trailer — and touches only ``<directory>/``.
+
+    Authorship is not identity: this only decides that a commit needs no new plan."""
     if old is None or old == new:
         return old == new
+    emails = {author_email} if isinstance(author_email, str) else set(author_email)
+    prefix = f"{directory.rstrip('/')}/"
     walker = repo.walk(pygit2.Oid(hex=new), pygit2.enums.SortMode.TOPOLOGICAL)
     walker.hide(pygit2.Oid(hex=old))
     for commit in walker:
-        if commit.author.email != author_email or STATUS_TRAILER not in commit.message:
+        if commit.author.email not in emails or STATUS_TRAILER not in commit.message:
             return False
         if len(commit.parents) != 1:
             return False
         diff = commit.parents[0].tree.diff_to_tree(commit.tree)
-        if any(not (d.new_file.path.startswith(STATUS_PREFIX)
-                    and d.old_file.path.startswith(STATUS_PREFIX)) for d in diff.deltas):
+        if any(not (d.new_file.path.startswith(prefix)
+                    and d.old_file.path.startswith(prefix)) for d in diff.deltas):
             return False
     return True

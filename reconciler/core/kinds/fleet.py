@@ -16,6 +16,7 @@ from reconciler.core.model import (
     TimeWindow,
     Wave,
 )
+from reconciler.core.statusdocs import DEFAULT_STATUS_DIR, status_path_problem
 from reconciler.core.yamldoc import position
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -74,11 +75,23 @@ def _check_windows(c: Collector, windows: tuple[TimeWindow, ...]) -> None:
             c.add(["spec", "rollout", "timeWindows", i], "time window ends before it starts")
 
 
+def _status(c: Collector, spec: dict[str, Any]) -> StatusConfig:
+    """``spec.status``: the directory (checked: the repository is untrusted and the daemon
+    writes there) and the author; an author field left out is "" (the daemon then uses
+    the operator's)."""
+    status = spec.get("status", {})
+    directory = str(status.get("path", DEFAULT_STATUS_DIR))
+    problem = status_path_problem(directory)
+    if problem:
+        c.add(["spec", "status", "path"], problem)
+    author = status.get("author", {})
+    return StatusConfig(directory, str(author.get("name", "")), str(author.get("email", "")))
+
+
 def build(path: str, doc: Any) -> Built:
     """Build the Fleet from a schema-valid reconciler.yaml."""
     c = Collector(path, doc)
     spec, rollout = doc["spec"], doc["spec"].get("rollout", {})
-    status, author = spec.get("status", {}), spec.get("status", {}).get("author", {})
     windows = tuple(_window(w) for w in rollout.get("timeWindows", []))
     _check_windows(c, windows)
     fleet = Fleet(
@@ -89,8 +102,6 @@ def build(path: str, doc: Any) -> Built:
         canary_max_weight_percent=float(rollout.get("canaryMaxWeightPercent", 10)),
         alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
         time_windows=windows,
-        status=StatusConfig(str(status.get("path", "status")),
-                            str(author.get("name", "reconciler")),
-                            str(author.get("email", "reconciler@localhost"))),
+        status=_status(c, spec),
         source=SourceRef(path, 1, 1))
     return Built("Fleet", fleet.name, fleet, tuple(c.problems))

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-python3 -m pip install -q -e '.[dev]'
+python3 -m pip install -q -e .
 bash hack/k8s-testenv/build.sh >/dev/null
 bash hack/postgres.sh
 bash hack/prometheus.sh

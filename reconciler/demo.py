@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.compose.daemon import build_daemon
+from reconciler.core.plan import StepKind
 from reconciler.daemon import logs
 from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
 from reconciler.daemon.service import Daemon
 from reconciler.daemon.ticks import TickWatch, ran, settled
-from reconciler.engine.executor import Outcome
+from reconciler.engine.executor import Outcome, OutcomeStatus
 from reconciler.engine.tick import TickReport
 from reconciler.localparts.prometheus import TestExporter
 
@@ -38,8 +39,8 @@ SECRET_ENV = "SHOP_DB_PASSWORD"
 CANARIES = ("euw1-canary-01", "euw1-canary-02")
 BAD = "1.6.0"
 #: Outcomes worth a line in the narrative (every failure is shown too).
-SHOWN = ("kubernetes-apply", "rollback", "migration-expand", "migration-contract",
-         "revert-commit", "bake")
+SHOWN = (StepKind.KUBERNETES_APPLY, StepKind.ROLLBACK, StepKind.MIGRATION_EXPAND,
+         StepKind.MIGRATION_CONTRACT, StepKind.REVERT_COMMIT, StepKind.BAKE)
 HUMAN = {"GIT_AUTHOR_NAME": "app-team", "GIT_AUTHOR_EMAIL": "dev@shop.example",
          "GIT_COMMITTER_NAME": "app-team", "GIT_COMMITTER_EMAIL": "dev@shop.example"}
 
@@ -127,7 +128,7 @@ class Narrator:
 
     def __call__(self, report: TickReport) -> None:
         for o in report.outcomes:
-            if o.status != "done" or o.step.kind in SHOWN:
+            if o.status != OutcomeStatus.DONE or o.step.kind in SHOWN:
                 where = o.step.cell or o.step.wave or ""
                 self.say(f"    {o.status:<6} {o.step.kind:<19} {o.step.service:<7} "
                          f"{where:<16} {o.detail[:70]}")
@@ -225,10 +226,10 @@ def _parts(example: Path, say: Say) -> Iterator[DemoRun]:
 
 def _bad_version(run: DemoRun, say: Say) -> DemoRecord:
     mark = run.merge(BAD, f"api {BAD} everywhere")
-    run.ticks.wait(lambda r: any(ran("kubernetes-apply", c)(r) for c in CANARIES), 300, mark)
+    run.ticks.wait(lambda r: any(ran(StepKind.KUBERNETES_APPLY, c)(r) for c in CANARIES), 300, mark)
     for cell in CANARIES:
         run.exporter.set_error_rate(cell, 0.4)
-    run.ticks.wait(ran("revert-commit"), 300, mark)
+    run.ticks.wait(ran(StepKind.REVERT_COMMIT), 300, mark)
     for cell in CANARIES:
         run.exporter.set_error_rate(cell, 0.0)
     run.ticks.wait(settled, 300)
@@ -244,7 +245,8 @@ def _closing(record: DemoRecord, say: Say) -> None:
     for line in record.revert_message.splitlines():
         say(f"     {line}")
     applied_bad = sorted({o.step.cell or "" for o in record.bad_outcomes
-                          if o.step.kind == "kubernetes-apply" and o.status == "done"
+                          if o.step.kind == StepKind.KUBERNETES_APPLY
+                          and o.status == OutcomeStatus.DONE
                           and o.step.to_version == BAD})
     later = [c for c in applied_bad if c not in CANARIES]
     back = re.findall(r"version: (\S+)", record.release)
@@ -263,7 +265,7 @@ def record_demo(example: Path, say: Say = print) -> DemoRecord:
         say("\n2. a pull request bumps api to 1.5.0 for every group; migration 0007 goes "
             "with it")
         mark = run.merge("1.5.0", "api 1.5.0 everywhere")
-        run.ticks.wait(ran("migration-contract"), 300, mark)
+        run.ticks.wait(ran(StepKind.MIGRATION_CONTRACT), 300, mark)
         run.ticks.wait(settled, 300)
         say(f"\n3. a bad version: api {BAD}; the canary's error rate breaches its alarm")
         record = _bad_version(run, say)

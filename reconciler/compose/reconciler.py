@@ -68,6 +68,11 @@ def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -
     return _parts(s).readers(rollout, s.databases)
 
 
+def status_readers(s: BackendSettings) -> Readers:
+    """``reconciler status``'s readers: rollout progress from the local progress file."""
+    return snapshot_readers(s, FileProgressStore(s.state_dir / "progress.json").rollout)
+
+
 def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend | None,
            progress: ProgressStore, rollout: RolloutReader) -> Reconciler:
     p = _parts(s)

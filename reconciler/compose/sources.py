@@ -1,8 +1,8 @@
 """The source ``reconciler run --repo`` names, built with its reconciler.
 
 Owns: telling a watched directory from a Git remote, refusing at start what could never
-publish (a non-bare local repository whose followed branch is checked out: Git refuses
-pushes to it, so status and reverts would queue forever), and wiring the remote's bare
+publish (a local non-bare repository: pushes to it are refused, so status and reverts
+would queue forever), and wiring the remote's bare
 cache, its history, its status writer and the reconciler that loads from it.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import pygit2
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.fs.status import FileStatusWriter
@@ -44,23 +42,18 @@ def is_plain_directory(url: str) -> bool:
         not (local / "HEAD").exists()
 
 
-def refuse_checked_out_branch(url: str, branch: str) -> None:
-    """A local non-bare repository with ``branch`` checked out cannot take our pushes."""
-    local = Path(url)
-    if "://" in url or not (local / ".git").exists():
+def refuse_non_bare(url: str) -> None:
+    """A local non-bare repository cannot take our pushes (libgit2's local transport
+    refuses them), so status and reverts would queue forever: refuse it at start."""
+    local = Path(url.removeprefix("file://"))
+    if "://" in url and not url.startswith("file://"):
         return
-    try:
-        repo = pygit2.Repository(str(local))
-    except pygit2.GitError:
-        return
-    if repo.is_bare or repo.head_is_unborn or repo.head_is_detached:
-        return
-    if repo.head.shorthand == branch:
+    if (local / ".git").exists():
         raise PermanentError(
-            f"{url} is a non-bare repository with branch '{branch}' checked out: Git refuses "
-            f"pushes to a checked-out branch, so status and revert commits could never be "
-            f"published. Follow a bare repository instead (git clone --bare {url} "
-            f"{local.name}.git, push your commits there) or another branch (--branch)")
+            f"{url} is a non-bare repository: pushes to it are refused, so status and "
+            f"revert commits could never be published. Follow a bare repository instead "
+            f"(git clone --bare {local} {local.name}.git; push your commits there; "
+            f"reconciler run --repo {local.name}.git)")
 
 
 def _policy(cfg: DaemonConfig) -> SigningPolicy | None:
@@ -84,7 +77,7 @@ def _git_source(cfg: DaemonConfig) -> GitSource:
     """Status (and progress) go to the live Fleet's ``status.path``, by its
     ``status.author`` or else the operator's ``git_author``; both identities' status
     commits are the daemon's own (no new plan). Reverts stay by ``git_author``."""
-    refuse_checked_out_branch(cfg.repo.url, cfg.repo.branch)
+    refuse_non_bare(cfg.repo.url)
     box: list[GitSource] = []
     target = live_status_target(lambda: box[0].reconciler if box else None, cfg.git_author)
     remote = _remote(cfg, lambda: target().directory)

@@ -20,6 +20,7 @@ from typing import Protocol
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
+from reconciler.core.plan import StepKind
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.driftwatch import DriftSeen, DriftWatch, StartWatcher
@@ -27,6 +28,7 @@ from reconciler.daemon.httpserver import Endpoints, HttpServer
 from reconciler.daemon.logs import log_context, register_secret
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.sources import Source, WatchedDirectory
+from reconciler.engine.executor import OutcomeStatus
 from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.daemon")
@@ -189,12 +191,13 @@ class Daemon:
             self.metrics.count_drift((c, s) for c, by in report.live.services.items()
                                      for s, live in by.items() if live.drift)
         for o in report.outcomes:
-            if o.step.kind == "revert-commit" and o.status == "done":
+            if o.step.kind == StepKind.REVERT_COMMIT and o.status == OutcomeStatus.DONE:
                 self.metrics.rollbacks.labels(o.step.service, o.step.wave or "").inc()
         if rec.last_good is not None and not self.stop_event.is_set():
             self.drift_watch.ensure(rec.last_good)
         adopted = self._adopt_reverts(report)
-        progress = adopted or any(o.status == "done" and o.step.kind != "revert-commit"
+        progress = adopted or any(o.status == OutcomeStatus.DONE and
+                                  o.step.kind != StepKind.REVERT_COMMIT
                                   for o in report.outcomes)
         again = progress and not self.stop_event.is_set()
         if again and not adopted and time.monotonic() - self._last_publish < \
@@ -212,7 +215,7 @@ class Daemon:
         """After a revert commit, plan from it at once (it is the desired state now, pushed
         or still queued); True when the desired revision moved."""
         assert self.source is not None
-        if not any(o.step.kind == "revert-commit" and o.status == "done"
+        if not any(o.step.kind == StepKind.REVERT_COMMIT and o.status == OutcomeStatus.DONE
                    for o in report.outcomes):
             return False
         result = self.source.refresh()

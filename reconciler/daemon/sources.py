@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.core.statusdocs import status_directory, status_documents
+from reconciler.engine.executor import OutcomeStatus
 from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.source")
@@ -93,7 +94,7 @@ class StatusSink(Protocol):
 
 
 def _summary(report: TickReport) -> str:
-    done = [o for o in report.outcomes if o.status == "done"]
+    done = [o for o in report.outcomes if o.status == OutcomeStatus.DONE]
     if report.errors:
         return f"revision {str(report.revision)[:12]} rejected ({len(report.errors)} errors)"
     if done:

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from reconciler.engine.executor import Outcome
+from reconciler.core.plan import StepKind
+from reconciler.engine.executor import Outcome, OutcomeStatus
 from reconciler.engine.tick import TickReport
 
 Condition = Callable[[TickReport], bool]
@@ -73,9 +74,9 @@ def settled(report: TickReport) -> bool:
     return report.plan is not None and not report.plan.steps and not report.outcomes
 
 
-def ran(kind: str, cell: str | None = None) -> Condition:
+def ran(kind: StepKind, cell: str | None = None) -> Condition:
     """A report where a step of ``kind`` (in ``cell``) was done."""
     def check(report: TickReport) -> bool:
-        return any(o.step.kind == kind and o.status == "done" and
+        return any(o.step.kind == kind and o.status == OutcomeStatus.DONE and
                    (cell is None or o.step.cell == cell) for o in report.outcomes)
     return check

@@ -30,7 +30,7 @@ from reconciler.core.model import Cell, DesiredState
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
 from reconciler.engine.backends import Backends
-from reconciler.engine.executor import Outcome, execute
+from reconciler.engine.executor import Outcome, OutcomeStatus, execute
 
 log = logging.getLogger("reconciler.reconcile")
 _T = TypeVar("_T")
@@ -184,7 +184,7 @@ class Reconciler:
         outcomes = _timed(timings, "execute", lambda: execute(
             p, desired, self.backends, now, self.parallel, self.stop.is_set))
         for o in outcomes:
-            level = logging.INFO if o.status == "done" else logging.WARNING
+            level = logging.INFO if o.status == OutcomeStatus.DONE else logging.WARNING
             log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,
                     extra={"revision": desired.revision, "cell": o.step.cell,
                            "service": o.step.service, "step": o.step.id})

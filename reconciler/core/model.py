@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from reconciler.core.versions import Version, VersionRange
-
-if TYPE_CHECKING:
-    from reconciler.core.kinds.fleet import RollbackPolicy
 
 API_VERSION = "reconciler.dev/v1"
 
@@ -23,6 +20,17 @@ API_VERSION = "reconciler.dev/v1"
 def frozen_map(items: Mapping[str, object] | None = None) -> Mapping[str, object]:
     """A read-only copy of ``items``."""
     return MappingProxyType(dict(items or {}))
+
+
+class RollbackPolicy(StrEnum):
+    """``spec.rollout.rollback``: which waves a failure sets back.
+
+    ``wave``: the failing wave and every later one; waves that baked keep the new version.
+    ``rollback-all``: every wave.
+    """
+
+    WAVE = "wave"
+    ALL = "rollback-all"
 
 
 @dataclass(frozen=True)

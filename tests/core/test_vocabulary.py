@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.kinds.fleet import RollbackPolicy
 from reconciler.core.kinds.migration import MigrationAction
+from reconciler.core.model import RollbackPolicy
 from reconciler.core.plan import Gate, GateKind, Step, StepKind
 from reconciler.core.schema import schema
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from reconciler.core.durations import seconds
@@ -11,6 +10,7 @@ from reconciler.core.model import (
     AlarmRule,
     Fleet,
     MaxUnavailable,
+    RollbackPolicy,
     SourceRef,
     StatusConfig,
     TimeWindow,
@@ -20,17 +20,6 @@ from reconciler.core.statusdocs import DEFAULT_STATUS_DIR, status_path_problem
 from reconciler.core.yamldoc import position
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-class RollbackPolicy(StrEnum):
-    """``spec.rollout.rollback``: which waves a failure sets back.
-
-    ``wave``: the failing wave and every later one; waves that baked keep the new version.
-    ``rollback-all``: every wave.
-    """
-
-    WAVE = "wave"
-    ALL = "rollback-all"
 
 
 def _max_unavailable(value: Any) -> MaxUnavailable:

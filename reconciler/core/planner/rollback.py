@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.core.kinds.fleet import RollbackPolicy
 from reconciler.core.live import LiveSnapshot
-from reconciler.core.model import DesiredState
+from reconciler.core.model import DesiredState, RollbackPolicy
 from reconciler.core.plan import OPEN, Gate, GateKind, Refusal, Step, StepKind
 from reconciler.core.planner.migrations import floor_refusal, rollback_steps
 from reconciler.core.planner.waves import CellView, WaveView

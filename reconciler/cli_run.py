@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "example-repo"
+EXAMPLE = Path(__file__).resolve().parents[1] / "example-repo"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -258,6 +258,9 @@ def _closing(record: DemoRecord, say: Say) -> None:
 
 def record_demo(example: Path, say: Say = print) -> DemoRecord:
     """Run the demo; what it saw."""
+    if not (example / "reconciler.yaml").is_file():
+        raise DemoUnavailable(f"{example} is not a fleet repository (no reconciler.yaml); "
+                              "pass --example DIR")
     _check_parts()
     with _parts(example, say) as run:
         say("\n1. install: api 1.4.2 and worker 2.3.1 on 14 cells")

@@ -26,14 +26,12 @@ class UsageError(Exception):
 
 def _load(repo: str) -> Any:
     from reconciler.adapters.errors import PermanentError
-    from reconciler.adapters.fs.source import DirectorySource
-    from reconciler.core.loader import load_repository
+    from reconciler.compose.reconciler import load_directory
 
     try:
-        source = DirectorySource(repo)
+        return load_directory(repo)
     except PermanentError as e:
         raise UsageError(str(e)) from None
-    return load_repository(source)
 
 
 def _print_errors(result: Any) -> None:

@@ -81,6 +81,11 @@ def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend |
     return Reconciler(load, p.readers(rollout, s.databases), backends, parallel=s.parallel)
 
 
+def load_directory(path: str | Path) -> LoadResult:
+    """The desired state in a directory, loaded once (``validate``, ``plan``, ...)."""
+    return load_repository(DirectorySource(path))
+
+
 def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
     """A Reconciler over a plain directory: re-read every tick; no Git, so a failing wave
     is rolled back and recorded but the bump must be reverted by hand."""

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,15 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _ready(url: str) -> bool:
+    """Prometheus answers ``/-/ready`` with 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
 
 
 class TestExporter:
@@ -127,15 +137,12 @@ class PrometheusServer:
             [self.binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{self.port}",
              f"--storage.tsdb.path={self.dir / 'data'}", "--web.enable-lifecycle"],
             stdout=log, stderr=subprocess.STDOUT)
-        from reconciler.adapters.prometheus import PrometheusClient
-
-        client = PrometheusClient(self.url, timeout=1.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 tail = (self.dir / "prometheus.log").read_text()[-2000:]
                 raise RuntimeError(f"prometheus exited: {tail}")
-            if client.ready():
+            if _ready(self.url):
                 return
             time.sleep(0.2)
         raise RuntimeError("prometheus did not become ready in time")

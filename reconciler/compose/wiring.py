@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
@@ -20,9 +19,10 @@ from reconciler.adapters.migrations.job_runner import MigrationJobRunner
 from reconciler.adapters.migrations.report import migration_phases
 from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
-from reconciler.core.live import AlarmState, ServiceLive
+from reconciler.core.live import AlarmState, MigrationLive, ServiceLive
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.render import default_context, render_service
+from reconciler.engine.backends import JsonValue
 
 
 @dataclass
@@ -32,7 +32,7 @@ class KubernetesApply:
     clients: ClientCache
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
-              terraform_outputs: Mapping[str, Any]) -> str:
+              terraform_outputs: Mapping[str, JsonValue]) -> str:
         objs = render_service(desired, default_context(cell, service, version,
                                                        terraform_outputs))
         result = apply_service(self.clients.for_cell(cell), cell, service, version, objs)
@@ -59,7 +59,7 @@ class MigrationRunner:
         jobs = None if self.clients is None else MigrationJobRunner(KubernetesJobs(self.clients))
         return run_phase(desired, cell, migration, action, env=env, jobs=jobs).outcome
 
-    def read(self, desired: DesiredState) -> Any:
+    def read(self, desired: DesiredState) -> dict[str, dict[str, dict[str, MigrationLive]]]:
         return migration_phases(desired, env=os.environ if self.env is None else self.env)
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from reconciler.core.statusdocs import status_directory, status_documents
 from reconciler.engine.executor import OutcomeStatus
@@ -89,7 +89,7 @@ class RevisionHistory(Protocol):
 class StatusSink(Protocol):
     """Writes the tick's status documents; the commit id when one was made."""
 
-    def write(self, docs: Mapping[str, Mapping[str, Any]], summary: str) -> str | None:
+    def write(self, docs: Mapping[str, Mapping[str, object]], summary: str) -> str | None:
         ...
 
 

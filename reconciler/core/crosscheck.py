@@ -2,7 +2,8 @@
 
 Owns: every rule that needs more than one file — unknown group / service / database,
 duplicate names, a cell in no wave or in two, file names matching metadata names,
-referenced manifests, stacks and SQL files existing inside the repository — and
+referenced manifests, stacks and SQL files existing inside the repository, SQL steps
+free of statements that would break their one transaction (``sqlcheck``) — and
 reading the referenced files' text for the model. Works on whatever files did build,
 so one run reports every error.
 
@@ -21,6 +22,7 @@ from typing import Any
 from reconciler.core.kinds import Built
 from reconciler.core.model import Cell, Fleet, Migration, Release, Service
 from reconciler.core.source import FileEntry, RepoSource
+from reconciler.core.sqlcheck import check_sql
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, position
 
 MAX_FILE_BYTES = 1 << 20
@@ -222,6 +224,7 @@ def _step_files(m: Migration) -> Iterable[tuple[str, int | None, str]]:
 
 
 def _check_migrations(ctx: _Ctx, services: dict[str, Parsed]) -> None:
+    checked: set[str] = set()  # SQL files judged by sqlcheck (a file may serve two steps)
     for p in ctx.of("Migration"):
         mig: Migration = p.built.value  # type: ignore[union-attr]
         folder = posixpath.basename(posixpath.dirname(p.path))
@@ -239,7 +242,9 @@ def _check_migrations(ctx: _Ctx, services: dict[str, Parsed]) -> None:
         for key, i, path in _step_files(mig):
             keys: list[str | int] = ["spec", key, "sql", i] if i is not None else [
                 "spec", key, "job"]
-            _read_text(ctx, p, keys, path)
+            if _read_text(ctx, p, keys, path) and i is not None and path not in checked:
+                checked.add(path)
+                ctx.result.errors.extend(check_sql(path, ctx.result.files[path]))
 
 
 def _released_groups(ctx: _Ctx) -> dict[str, set[str]]:

@@ -2,9 +2,10 @@
 
 Owns: a small lexer that knows PostgreSQL's quoting (``'…'``, ``E'…'``, ``"…"``,
 ``$tag$…$tag$``) and comments (``--``, nested ``/* */``), so that a failing statement
-can be reported as ``file:line:col``. A file using ``BEGIN ATOMIC`` bodies is kept whole
-(PostgreSQL then still reports the error position within it).
-Pure: no I/O.
+can be reported as ``file:line:col``. A SQL-standard function body ``BEGIN ATOMIC … END``
+is kept inside its statement: as psql does, ``;`` ends a statement only outside such a
+block, and within one every ``CASE`` and ``BEGIN`` opens a level that ``END`` closes.
+Pure: no I/O (shared by the loader's checks in ``sqlcheck`` and the migrations adapter).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import re
 from dataclasses import dataclass
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
-_ATOMIC = re.compile(r"\bBEGIN\s+ATOMIC\b", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+_ATOMIC = re.compile(r"\s+ATOMIC\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -92,22 +94,67 @@ def _next_token_end(text: str, i: int) -> tuple[int, bool]:
     return i + 1, not ch.isspace()
 
 
+def _word_at(text: str, i: int) -> str | None:
+    """The keyword or identifier starting at ``i`` (not in the middle of one)."""
+    if i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$"):
+        return None
+    match = _WORD.match(text, i)
+    return match.group(0) if match else None
+
+
+def _atomic_depth(text: str, i: int, word: str, depth: int) -> int:
+    """The ``BEGIN ATOMIC`` nesting after ``word`` at ``i``."""
+    upper = word.upper()
+    if upper == "BEGIN" and (depth > 0 or _ATOMIC.match(text, i + len(word))):
+        return depth + 1
+    if depth > 0 and upper == "CASE":
+        return depth + 1
+    if depth > 0 and upper == "END":
+        return depth - 1
+    return depth
+
+
 def split_statements(text: str) -> list[Statement]:
     """The statements of ``text`` in order; empty ones (only comments) are dropped."""
-    if _ATOMIC.search(text):
-        return [Statement(text, 0)]
     out: list[Statement] = []
-    start, code_start, i = 0, -1, 0
+    start, code_start, i, depth = 0, -1, 0, 0
     while i < len(text):
-        if text[i] == ";":
+        if text[i] == ";" and depth == 0:
             if code_start >= 0:
                 out.append(Statement(text[code_start:i + 1], code_start))
             start, code_start, i = i + 1, -1, i + 1
             continue
-        end, is_code = _next_token_end(text, i)
+        word = _word_at(text, i) if text[i].isalpha() or text[i] == "_" else None
+        if word is not None:
+            depth = _atomic_depth(text, i, word, depth)
+            end, is_code = i + len(word), True
+        else:
+            end, is_code = _next_token_end(text, i)
         if is_code and code_start < 0:
             code_start = i
         i = end
     if code_start >= 0 and text[start:].strip():
         out.append(Statement(text[code_start:], code_start))
+    return out
+
+
+def leading_words(statement: str, limit: int = 8) -> list[str]:
+    """The first ``limit`` keywords / identifiers of a statement, upper-cased.
+
+    Comments are skipped; anything else (a quoted literal, punctuation) ends the list, so
+    ``COMMIT`` in a string or a dollar-quoted body is never one of them.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(statement) and len(out) < limit:
+        ch = statement[i]
+        word = _word_at(statement, i) if ch.isalpha() or ch == "_" else None
+        if word is not None:
+            out.append(word.upper())
+            i += len(word)
+            continue
+        end, is_code = _next_token_end(statement, i)
+        if is_code and not ch.isspace():
+            break
+        i = end
     return out

@@ -5,7 +5,11 @@ object (field manager ``reconciler``, conflicts forced), prune what the previous
 inventory held and the new one does not, then record the new inventory — and the
 change set it returns (created / configured / deleted / skipped, like fluxcd's ssa).
 Prune deletes only objects from our inventory that still carry our labels and field
-manager, with a uid precondition; nothing is ever listed and deleted.
+manager, with a uid precondition; nothing is ever listed and deleted. Nothing is taken
+over: before anything is written, every object must be absent or already ours for this
+cell and service, and namespaced objects must sit in the cell's namespace — otherwise
+the apply of that service in that cell fails whole with the reason (no flapping between
+two cells claiming one object, no adoption of objects someone else created).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.adapters.errors import TemporaryError
+from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.adapters.kubernetes.client import APPLY, KubeClient
 from reconciler.adapters.kubernetes.errors import NotFound
 from reconciler.adapters.kubernetes.inventory import (
@@ -23,7 +27,10 @@ from reconciler.adapters.kubernetes.inventory import (
     write_inventory,
 )
 from reconciler.adapters.kubernetes.objects import (
+    CLUSTER_KINDS,
     FIELD_MANAGER,
+    LABEL_CELL,
+    LABEL_SERVICE,
     Ref,
     apply_order,
     decorate,
@@ -102,6 +109,32 @@ def ensure_namespace(kube: KubeClient, namespace: str) -> None:
             raise
 
 
+def _owner(live: Mapping[str, Any]) -> str:
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    cell, service = labels.get(LABEL_CELL), labels.get(LABEL_SERVICE)
+    if cell and service:
+        return f"it belongs to cell {cell}, service {service}"
+    return "reconciler did not create it"
+
+
+def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: str,
+                 service: str, namespace: str) -> None:
+    """Refuse (PermanentError) when an object would land outside the cell's namespace or
+    would take over an existing object that is not ours for this cell and service."""
+    for obj in intent:
+        ref = ref_of(obj)
+        if ref.kind not in CLUSTER_KINDS and ref.namespace != namespace:
+            raise PermanentError(
+                f"{ref}: a namespaced object of cell {cell} must be in its namespace "
+                f"{namespace}; refusing to apply {service}")
+        live = kube.get(_path(kube, ref))
+        if live is not None and not is_ours(live, cell, service):
+            raise PermanentError(
+                f"{ref} already exists and {_owner(live)}: refusing to take it over "
+                f"for cell {cell}, service {service} (rename it in the manifests, or "
+                f"delete the existing object)")
+
+
 def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
                   rendered: Iterable[Mapping[str, Any]]) -> ApplyResult:
     """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``."""
@@ -113,6 +146,7 @@ def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
     h = manifest_hash(objs)
     intent = sorted((decorate(o, cell.name, service, version, ns, h, previous) for o in objs),
                     key=apply_order)
+    check_claims(kube, intent, cell.name, service, ns)
     refs = tuple(ref_of(o) for o in intent)
     write_inventory(kube, cell.name, service, ns, Inventory(
         old.version, old.previous, old.applied_hash, old.objects, refs))

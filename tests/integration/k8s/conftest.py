@@ -1,6 +1,6 @@
 """Session-scoped local control planes: ``cluster_a`` and ``cluster_b`` (a second cluster).
 
-Both come from ``reconciler.localparts.k8s.control_plane_fixture``: they fail under
+Both come from ``reconciler.testing.k8s.control_plane_fixture``: they fail under
 CI=true and skip with the reason elsewhere when the binaries are missing.
 """
 

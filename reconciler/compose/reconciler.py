@@ -18,6 +18,7 @@ from reconciler.adapters.fs.progress import FileProgressStore
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.progress import GitProgressStore
 from reconciler.adapters.git.revert import LocalGit
+from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
@@ -111,10 +112,12 @@ def live_status_target(reconciler: Callable[[], Reconciler | None],
 
 
 def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
-                   revision: Callable[[], str | None], s: BackendSettings) -> Reconciler:
+                   revision: Callable[[], str | None], s: BackendSettings,
+                   signer: Signer | None = None) -> Reconciler:
     """A Reconciler loading ``revision()`` from the bare cache; progress and reverts are
-    committed to the cache's branch (the daemon pushes them). Progress lives in the live
-    Fleet's status directory, by its status author; reverts are by ``author``."""
+    committed to the cache's branch (the daemon pushes them), signed by ``signer`` when
+    given. Progress lives in the live Fleet's status directory, by its status author;
+    reverts are by ``author``."""
     cache = ParseCache()
     built: list[Reconciler] = []
     repo = pygit2.Repository(str(cache_dir))
@@ -127,7 +130,8 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
         return load_repository(GitTreeSource(repo, rev), cache)
 
     progress = GitProgressStore(repo, ref, author,
-                                live_status_target(lambda: built[0] if built else None, author))
-    git = LocalGit(str(cache_dir), *author, ref=ref)
+                                live_status_target(lambda: built[0] if built else None, author),
+                                signer)
+    git = LocalGit(str(cache_dir), *author, ref=ref, signer=signer)
     built.append(_build(load, s, git, progress, progress.rollout))
     return built[0]

@@ -3,7 +3,8 @@
 Owns: telling a watched directory from a Git remote, refusing at start what could never
 publish (a local non-bare repository: pushes to it are refused, so status and reverts
 would queue forever), and wiring the remote's bare
-cache, its history, its status writer and the reconciler that loads from it.
+cache, its history, its status writer and the reconciler that loads from it — with the
+daemon's commit signer, when it has a signing key, handed to every one that commits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.fs.status import FileStatusWriter
 from reconciler.adapters.git.history import History
 from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
+from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.signing import SigningPolicy
 from reconciler.adapters.git.status import StatusWriter
 from reconciler.compose.reconciler import (
@@ -56,21 +58,36 @@ def refuse_non_bare(url: str) -> None:
             f"reconciler run --repo {local.name}.git)")
 
 
-def _policy(cfg: DaemonConfig) -> SigningPolicy | None:
+def _signer(cfg: DaemonConfig) -> Signer | None:
+    """The daemon's commit signer (its key is checked at start); None when it has no key.
+    Verification on without a key is refused: our own commits could never verify."""
+    r = cfg.repo
+    if r.verify_kind and not r.signing_key:
+        raise PermanentError("repo.verify needs a signing_key: the daemon must sign its "
+                             "own commits when verification is on")
+    return Signer(r.signing_key, cfg.git_author[1]) if r.signing_key else None
+
+
+def _policy(cfg: DaemonConfig, signer: Signer | None) -> SigningPolicy | None:
+    """The revision policy: the operator's allowed keys, and the daemon's own public key
+    (trusted implicitly for the daemon's commits, under the ``git_author`` email)."""
     r = cfg.repo
     if not r.verify_kind:
         return None
-    return SigningPolicy(r.verify_kind, r.allowed_signers, r.gpg_home, r.fingerprints)
+    return SigningPolicy(r.verify_kind, r.allowed_signers, r.gpg_home, r.fingerprints,
+                         daemon_key=signer.public_key if signer else None,
+                         daemon_principal=cfg.git_author[1])
 
 
-def _remote(cfg: DaemonConfig, status_dir: Callable[[], str]) -> RemoteRepo:
+def _remote(cfg: DaemonConfig, status_dir: Callable[[], str],
+            signer: Signer | None = None) -> RemoteRepo:
     r, local = cfg.repo, Path(cfg.repo.url)
     auth = RemoteAuth(username=r.username, password_file=r.password_file,
                       password_env=r.password_env, ssh_private_key=r.ssh_private_key,
                       known_hosts=r.known_hosts)
     url = str(local.resolve()) if "://" not in r.url and local.exists() else r.url
     return RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author,
-                      status_dir=status_dir)
+                      status_dir=status_dir, signer=signer)
 
 
 def _git_source(cfg: DaemonConfig) -> GitSource:
@@ -78,15 +95,16 @@ def _git_source(cfg: DaemonConfig) -> GitSource:
     ``status.author`` or else the operator's ``git_author``; both identities' status
     commits are the daemon's own (no new plan). Reverts stay by ``git_author``."""
     refuse_non_bare(cfg.repo.url)
+    signer = _signer(cfg)
     box: list[GitSource] = []
     target = live_status_target(lambda: box[0].reconciler if box else None, cfg.git_author)
-    remote = _remote(cfg, lambda: target().directory)
+    remote = _remote(cfg, lambda: target().directory, signer)
     head = remote.sync()
     rec = git_reconciler(cfg.git_cache, cfg.repo.branch, cfg.git_author,
-                         lambda: box[0].revision, backend_settings(cfg))
+                         lambda: box[0].revision, backend_settings(cfg), signer)
     status = StatusWriter(remote.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author,
-                          target)
-    history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg), target)
+                          target, signer)
+    history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg, signer), target)
     source = GitSource(remote, history, status, rec)
     box.append(source)
     source.adopt(head)

@@ -36,6 +36,9 @@ class RepoConfig:
     allowed_signers: str | None = None
     gpg_home: str | None = None
     fingerprints: tuple[str, ...] = ()
+    #: The daemon's SSH private key: its own commits are signed with it (required
+    #: whenever ``verify_kind`` is set).
+    signing_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,19 @@ def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
 def _repo(doc: dict[str, Any], path: str) -> RepoConfig:
     _check_keys(doc, _REPO_KEYS, f"{path}: repo")
     auth, verify = doc.get("auth") or {}, doc.get("verify") or {}
+    if verify.get("kind") and not verify.get("signing_key"):
+        raise ConfigError(
+            f"{path}: repo.verify.signing_key is required when repo.verify.kind is set: "
+            "the daemon signs its own status, progress and revert commits with it, and "
+            "would refuse its own unsigned commits")
     return RepoConfig(
         url=str(doc.get("url", "")), branch=str(doc.get("branch", "main")),
         username=auth.get("username"), password_file=auth.get("password_file"),
         password_env=auth.get("password_env"), ssh_private_key=auth.get("ssh_private_key"),
         known_hosts=auth.get("known_hosts"), verify_kind=verify.get("kind"),
         allowed_signers=verify.get("allowed_signers"), gpg_home=verify.get("gpg_home"),
-        fingerprints=tuple(verify.get("fingerprints") or ()))
+        fingerprints=tuple(verify.get("fingerprints") or ()),
+        signing_key=verify.get("signing_key"))
 
 
 def _duration(value: Any, key: str, path: str) -> int:

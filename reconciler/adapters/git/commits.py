@@ -2,7 +2,8 @@
 
 Owns: turning "these paths now hold these bytes (or are gone)" into nested trees and one
 commit on a branch ref, without an index or a working tree, so the daemon can commit to
-its bare cache of the remote; and reading a file of a branch's head.
+its bare cache of the remote (signed with the daemon's key when it has one); and reading
+a file of a branch's head.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 import pygit2
 
 from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.git.sign import Signer, make_commit
 
 _TREE = pygit2.enums.FileMode.TREE
 _BLOB = pygit2.enums.FileMode.BLOB
@@ -77,8 +79,10 @@ def _build(repo: pygit2.Repository, tree: pygit2.Tree | None,
 
 
 def commit_files(repo: pygit2.Repository, ref: str, changes: Mapping[str, bytes | None],
-                 message: str, author: pygit2.Signature) -> str | None:
-    """Commit ``changes`` on ``ref``; the new commit id, or None when nothing changed."""
+                 message: str, author: pygit2.Signature,
+                 signer: Signer | None = None) -> str | None:
+    """Commit ``changes`` on ``ref`` (signed by ``signer`` when given); the new commit
+    id, or None when nothing changed."""
     parent = head_commit(repo, ref)
     for path in changes:
         if path.startswith("/") or ".." in path.split("/"):
@@ -89,4 +93,4 @@ def commit_files(repo: pygit2.Repository, ref: str, changes: Mapping[str, bytes 
     if parent is not None and tree == parent.tree.id:
         return None
     parents = [parent.id] if parent is not None else []
-    return str(repo.create_commit(ref, author, author, message, tree, parents))
+    return str(make_commit(repo, ref, author, author, message, tree, parents, signer))

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.status import STATUS_TRAILER, fixed_target
 from reconciler.core.live import WaveProgress, format_time, parse_time
 from reconciler.core.statusdocs import StatusTarget
@@ -45,14 +46,16 @@ class GitProgressStore:
     """Progress in the rollout status documents of ``ref``; ``target`` says, at each read
     and write, where status lives and who authors it (default: ``status/`` by
     ``author``): the desired state, and with it the status directory, can change between
-    ticks."""
+    ticks. Every commit is signed by ``signer`` when given."""
 
     def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str],
-                 target: Callable[[], StatusTarget] | None = None) -> None:
+                 target: Callable[[], StatusTarget] | None = None,
+                 signer: Signer | None = None) -> None:
         self.repo = repo
         self.ref = ref
         self.author = author
         self.target = target or fixed_target(author)
+        self.signer = signer
         self._lock = threading.Lock()
 
     def _rollouts(self) -> str:
@@ -83,7 +86,7 @@ class GitProgressStore:
             text = render(read_file(self.repo, head, path), doc)
             message = f"status: {service} {what} in {wave}\n\n{STATUS_TRAILER}\n"
             commit_files(self.repo, self.ref, {path: text}, message,
-                         pygit2.Signature(*target.author))
+                         pygit2.Signature(*target.author), self.signer)
 
     def start_bake(self, service: str, wave: str, version: str, at: datetime) -> None:
         self._update(service, wave, f"{version} baking", version=version,

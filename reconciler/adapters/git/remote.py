@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import pygit2
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
+from reconciler.adapters.git.sign import Signer, make_commit
 from reconciler.adapters.secrets import read_secret
 
 log = logging.getLogger("reconciler.git")
@@ -230,8 +231,10 @@ class RemoteRepo:
                  auth: RemoteAuth | None = None,
                  author: tuple[str, str] = ("reconciler", "reconciler@localhost"),
                  max_pending: int = 200,
-                 status_dir: Callable[[], str] = lambda: "status") -> None:
+                 status_dir: Callable[[], str] = lambda: "status",
+                 signer: Signer | None = None) -> None:
         self.url = url
+        self.signer = signer  # signs our commits replayed onto a moved remote
         self.status_dir = status_dir  # the live status directory, read at each replay
         self.cache_dir = Path(cache_dir)
         self.branch = branch
@@ -408,7 +411,7 @@ class RemoteRepo:
         head = onto
         for commit in todo:
             new = _replay(repo, commit, head, pygit2.Signature(*self.author),
-                          self.status_dir())
+                          self.status_dir(), self.signer)
             if new is not None:
                 replayed = repo[new]
                 assert isinstance(replayed, pygit2.Commit)
@@ -498,10 +501,11 @@ def _non_fast_forward(text: str) -> bool:
 
 
 def _replay(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit,
-            committer: pygit2.Signature, status_dir: str = "status") -> pygit2.Oid | None:
+            committer: pygit2.Signature, status_dir: str = "status",
+            signer: Signer | None = None) -> pygit2.Oid | None:
     """``commit`` re-applied on ``onto`` by ``committer`` (author and message with its
-    trailers kept); None when ``onto`` already has its change. Conflicts under
-    ``status_dir`` take ``commit``'s side."""
+    trailers kept; signed by ``signer`` when given); None when ``onto`` already has its
+    change. Conflicts under ``status_dir`` take ``commit``'s side."""
     prefix = f"{status_dir.rstrip('/')}/"
     base = commit.parents[0].tree if commit.parents else repo.TreeBuilder().write()
     index = repo.merge_trees(base, onto.tree, commit.tree)
@@ -519,6 +523,5 @@ def _replay(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit,
     tree = index.write_tree(repo)
     if tree == onto.tree.id:
         return None
-    oid: pygit2.Oid = repo.create_commit(None, commit.author, committer, commit.message,
-                                         tree, [onto.id])
-    return oid
+    return make_commit(repo, None, commit.author, committer, commit.message, tree,
+                       [onto.id], signer)

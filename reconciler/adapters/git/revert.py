@@ -3,14 +3,15 @@
 Owns: the revert commit of an automatic rollback — a real ``git revert`` of the bump
 commit when that commit touched only release files, otherwise a targeted edit of the
 release file setting the failing groups back to the versions they had before the bump —
-with the reason in the message and a ``Reconciler-Rollback-Of: <sha>`` trailer.
+with the reason in the message and a ``Reconciler-Rollback-Of: <sha>`` trailer, signed
+with the daemon's key when it has one.
 Pushing to a remote is not done here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
 
@@ -18,6 +19,7 @@ import pygit2
 from ruamel.yaml import YAML
 
 from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.git.sign import Signer, make_commit
 from reconciler.core.model import DesiredState
 
 TRAILER = "Reconciler-Rollback-Of"
@@ -71,12 +73,14 @@ def _split_entries(entries: Any, groups: Sequence[str], old: dict[str, str]) -> 
 
 @dataclass
 class LocalGit:
-    """A local (non-bare) repository whose branch the daemon commits to."""
+    """A local (non-bare) repository whose branch the daemon commits to; its revert
+    commits are signed by ``signer`` when given."""
 
     path: str
     author_name: str = "reconciler"
     author_email: str = "reconciler@localhost"
     ref: str = "HEAD"  # a bare cache commits to refs/heads/<branch> instead
+    signer: Signer | None = field(default=None, repr=False)
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -104,7 +108,8 @@ class LocalGit:
 
     def _commit(self, repo: pygit2.Repository, tree: pygit2.Oid, message: str) -> str:
         sig = self._signature()
-        oid = repo.create_commit(self.ref, sig, sig, message, tree, [self._head(repo).id])
+        oid = make_commit(repo, self.ref, sig, sig, message, tree, [self._head(repo).id],
+                          self.signer)
         if not repo.is_bare and self.ref == "HEAD":
             repo.checkout_head(  # type: ignore[no-untyped-call]
                 strategy=pygit2.enums.CheckoutStrategy.FORCE)

@@ -3,11 +3,14 @@
 Owns: extracting a commit's signature with pygit2 and checking it with the tools Git
 itself uses — ``ssh-keygen -Y`` against an allowed-signers file, or ``gpg --verify``
 against a keyring (optionally restricted to listed fingerprints). An unsigned or wrongly
-signed revision is a PermanentError that says which.
+signed revision is a PermanentError that says which. Also: telling whether a commit
+carries the daemon's own SSH signature (its public key, trusted implicitly under the
+``git_author`` email, whatever ``kind`` the human commits are checked with).
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -21,12 +24,16 @@ from reconciler.adapters.errors import PermanentError
 
 @dataclass(frozen=True)
 class SigningPolicy:
-    """``kind`` is ``ssh`` (``allowed_signers`` file) or ``gpg`` (``gpg_home`` keyring)."""
+    """``kind`` is ``ssh`` (``allowed_signers`` file) or ``gpg`` (``gpg_home`` keyring).
+    ``daemon_key`` (``<type> <base64>``) is the public half of the daemon's signing key:
+    commits it signed are the daemon's own, named ``daemon_principal``."""
 
     kind: str
     allowed_signers: str | None = None
     gpg_home: str | None = None
     fingerprints: Sequence[str] = field(default_factory=tuple)
+    daemon_key: str | None = None
+    daemon_principal: str = "reconciler"
 
 
 def _signature(repo: pygit2.Repository, sha: str) -> tuple[bytes, bytes]:
@@ -37,6 +44,32 @@ def _signature(repo: pygit2.Repository, sha: str) -> tuple[bytes, bytes]:
     if not sig:
         raise PermanentError(f"revision {sha[:12]} is not signed")
     return sig, data
+
+
+def principal_name(name: str) -> str:
+    """``name`` as an allowed-signers principal (``reconciler`` when it has characters
+    that file gives a meaning to)."""
+    return name if re.fullmatch(r"[^\s,\"'*?!#]+", name) else "reconciler"
+
+
+def signed_by_daemon(repo: pygit2.Repository, sha: str, policy: SigningPolicy) -> bool:
+    """True when ``sha`` carries a valid SSH signature by the daemon's own key."""
+    if not policy.daemon_key:
+        return False
+    commit = repo[sha]
+    if not isinstance(commit, pygit2.Commit):
+        return False
+    sig, data = commit.gpg_signature
+    if not sig or b"BEGIN SSH SIGNATURE" not in sig:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        signers, sig_path = Path(d, "allowed_signers"), Path(d, "commit.sig")
+        principal = principal_name(policy.daemon_principal)
+        signers.write_text(f'{principal} namespaces="git" {policy.daemon_key}\n')
+        sig_path.write_bytes(sig)
+        ok = _run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
+                   "-n", "git", "-s", str(sig_path)], stdin=data)
+    return ok.returncode == 0
 
 
 def _run(argv: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -16,6 +16,7 @@ from typing import Any
 import pygit2
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.sign import Signer
 from reconciler.core.statusdocs import DEFAULT_STATUS_DIR, StatusTarget
 from reconciler.core.statusyaml import render
 
@@ -30,14 +31,17 @@ def fixed_target(author: tuple[str, str]) -> Callable[[], StatusTarget]:
 
 class StatusWriter:
     """Commits status documents to ``ref`` of ``repo``; ``target`` says, at each write,
-    where status lives and who authors it (default: ``status/`` by ``author``)."""
+    where status lives and who authors it (default: ``status/`` by ``author``); every
+    commit is signed by ``signer`` when given."""
 
     def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str],
-                 target: Callable[[], StatusTarget] | None = None) -> None:
+                 target: Callable[[], StatusTarget] | None = None,
+                 signer: Signer | None = None) -> None:
         self.repo = repo
         self.ref = ref
         self.author = author
         self.target = target or fixed_target(author)
+        self.signer = signer
 
     def changes(self, docs: Mapping[str, Mapping[str, Any]],
                 target: StatusTarget | None = None) -> dict[str, bytes]:
@@ -62,7 +66,7 @@ class StatusWriter:
             return None
         message = f"status: {summary}\n\n{STATUS_TRAILER}\n"
         sig = pygit2.Signature(*target.author)
-        return commit_files(self.repo, self.ref, changed, message, sig)
+        return commit_files(self.repo, self.ref, changed, message, sig, self.signer)
 
 
 def own_status_only(repo: pygit2.Repository, old: str | None, new: str,
@@ -71,7 +75,8 @@ def own_status_only(repo: pygit2.Repository, old: str | None, new: str,
     """True when every commit in ``old..new`` is ours — authored by one of
     ``author_email``, with the status trailer — and touches only ``<directory>/``.
 
-    Authorship is not identity: this only decides that a commit needs no new plan."""
+    Authorship is not identity: this only decides that a commit needs no new plan (with
+    verification on, ``History`` also requires the daemon's signature on each)."""
     if old is None or old == new:
         return old == new
     emails = {author_email} if isinstance(author_email, str) else set(author_email)

@@ -9,7 +9,7 @@ apply; re-exported here). All or nothing: one error rejects the revision.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from reconciler.core.crosscheck import MAX_FILE_BYTES, Parsed, file_limit_proble
 from reconciler.core.kinds import Built, cell, fleet, migration, release, service
 from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
 from reconciler.core.schema import validate_document
-from reconciler.core.source import FileEntry, RepoSource
+from reconciler.core.source import FileEntry, RepoSource, path_problem
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "Parsed", "classify",
@@ -134,13 +134,37 @@ def _assemble(revision: str, parsed: list[Parsed], files: dict[str, str],
         file_ids={p: e.content_id for p, e in entries.items()}, files=files)
 
 
+def _checked_entries(found: Iterable[FileEntry]) -> tuple[dict[str, FileEntry],
+                                                          list[Problem]]:
+    """The entries with normal paths; a problem for every other one and every symlink.
+
+    An abnormal path (``..``, absolute, ``.git``, ...) is left out of what the rest of
+    the load sees, so no later step reads, copies or writes it; its problem alone
+    rejects the revision.
+    """
+    entries: dict[str, FileEntry] = {}
+    errors: list[Problem] = []
+    for e in found:
+        why = path_problem(e.path)
+        if why is not None:
+            errors.append(Problem(e.path, 1, 1, why))
+            continue
+        if e.is_symlink:
+            errors.append(Problem(e.path, 1, 1,
+                                  "symbolic links are not allowed in the repository"))
+        if e.path in entries:
+            errors.append(Problem(e.path, 1, 1, "the same path appears twice"))
+        entries[e.path] = e
+    return entries, errors
+
+
 def load_repository(source: RepoSource, cache: ParseCache | None = None) -> LoadResult:
     """Load and validate the whole revision ``source``; all errors, or a DesiredState."""
     cache = cache if cache is not None else ParseCache()
     misses_before = cache.misses
-    entries = {e.path: e for e in source.entries()}
+    entries, errors = _checked_entries(source.entries())
     parsed = _parse_all(source, entries, cache)
-    errors = [p for item in parsed for p in item.problems]
+    errors += [p for item in parsed for p in item.problems]
     cross = crosscheck.check(parsed, entries, source)
     errors += cross.errors
     if errors:

@@ -10,6 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+#: Path components no repository file may have (Git's own directory, any case).
+_FORBIDDEN_COMPONENTS = {".git"}
+
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -37,3 +40,32 @@ class RepoSource(Protocol):
     def read(self, path: str) -> bytes:
         """The bytes of the file at ``path``; only called for paths from ``entries``."""
         ...
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` may not be a repository file path, or None when it is normal.
+
+    A normal path is relative, ``/``-separated, valid UTF-8, and has no empty, ``.``,
+    ``..`` or ``.git`` component, no backslash, no NUL or other control character:
+    the same text names the same file in the repository, on disk and in a workspace.
+    """
+    if not path:
+        return "empty path"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "path is not valid UTF-8"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        return "path contains a control character (NUL, newline, ...)"
+    if "\\" in path:
+        return "path contains a backslash"
+    if path.startswith("/"):
+        return "absolute path"
+    for part in path.split("/"):
+        if part in ("", "."):
+            return "path has an empty or '.' component"
+        if part == "..":
+            return "path has a '..' component (escapes its directory)"
+        if part.lower() in _FORBIDDEN_COMPONENTS:
+            return "path has a '.git' component"
+    return None

@@ -2,6 +2,9 @@
 
 Owns: walking a directory without following symlinks and hashing file contents
 the way Git does (blob ids), so the parse cache works the same as for Git trees.
+Symlinks (to files or directories) and nested ``.git`` directories are reported as
+entries so the loader rejects the revision; only the top-level ``.git`` (the checkout's
+own repository) is skipped. ``read`` never follows a symlink nor leaves the root.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.core.source import FileEntry
+from reconciler.core.source import FileEntry, path_problem
 
-SKIP_DIRS = {".git", "__pycache__", ".terraform"}
+SKIP_DIRS = {"__pycache__", ".terraform"}
+SKIP_TOP = {".git"}
 
 
 def blob_id(data: bytes) -> str:
@@ -35,6 +39,8 @@ class DirectorySource:
         rel = path.relative_to(self.root).as_posix()
         if path.is_symlink():
             return FileEntry(rel, "symlink:" + os.readlink(path), 0, True)
+        if not path.is_file():  # a FIFO, socket or device is no repository file
+            return FileEntry(rel, "special", 0, True)
         size = path.stat().st_size
         if size > (1 << 20):
             return FileEntry(rel, f"size:{size}:{path.stat().st_mtime_ns}", size)
@@ -42,8 +48,10 @@ class DirectorySource:
 
     def entries(self) -> Iterable[FileEntry]:
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
             base = Path(dirpath)
+            top = base == self.root
+            dirnames[:] = sorted(d for d in dirnames
+                                 if d not in SKIP_DIRS and not (top and d in SKIP_TOP))
             for d in list(dirnames):
                 if (base / d).is_symlink():
                     dirnames.remove(d)
@@ -52,10 +60,17 @@ class DirectorySource:
                 yield self._entry(base / name)
 
     def read(self, path: str) -> bytes:
-        full = (self.root / path).resolve()
-        if self.root.resolve() not in full.parents:
-            raise PermanentError(f"{path}: outside the repository")
+        """The file at ``path``; refused when any component is a symlink or it escapes."""
+        why = path_problem(path)
+        if why is not None:
+            raise PermanentError(f"{path}: {why}")
+        root = self.root.resolve()
+        full = root.joinpath(*path.split("/"))
+        if full.resolve() != full or not full.is_relative_to(root):
+            raise PermanentError(f"{path}: a symbolic link or outside the repository")
         try:
-            return full.read_bytes()
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as e:
             raise PermanentError(f"{path}: {e.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()

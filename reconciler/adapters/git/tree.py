@@ -2,7 +2,10 @@
 
 Owns: walking a pygit2 tree into ``FileEntry`` values whose content id is the blob id
 (so the loader's parse cache re-parses only blobs that changed between commits), and
-flagging symlinks (mode 120000) and submodules so the loader rejects them.
+flagging symlinks (mode 120000) and submodules so the loader rejects them. Entry names
+are passed on exactly as stored — a crafted tree may hold names such as ``..`` or
+``a/../../b`` — so the loader's path check (``core.source.path_problem``) sees and
+rejects them; ``read`` only serves paths this walk produced.
 """
 
 from __future__ import annotations
@@ -33,29 +36,38 @@ class GitTreeSource:
         self._tree = commit.tree
         self._blobs: dict[str, Any] = {}
 
-    def _walk(self, tree: Any, prefix: str) -> Iterator[FileEntry]:
-        for entry in tree:
-            path = f"{prefix}{entry.name}"
-            if entry.filemode == _TREE:
-                yield from self._walk(self.repo[entry.id], path + "/")
-            elif entry.filemode == _COMMIT:
-                yield FileEntry(path, str(entry.id), 0, True)
-            else:
-                blob = self.repo[entry.id]
-                size = blob.size if isinstance(blob, pygit2.Blob) else 0
-                self._blobs[path] = entry.id
-                yield FileEntry(path, str(entry.id), size, entry.filemode == _LINK)
+    def _walk(self, root: Any) -> Iterator[FileEntry]:
+        pending: list[tuple[Any, str]] = [(root, "")]
+        while pending:  # iterative: a crafted, very deep tree cannot exhaust the stack
+            tree, prefix = pending.pop()
+            for entry in tree:
+                name = entry.name if entry.name is not None else ""
+                path = f"{prefix}{name}"
+                if entry.filemode == _TREE:
+                    pending.append((self.repo[entry.id], path + "/"))
+                elif entry.filemode == _COMMIT:
+                    yield FileEntry(path, str(entry.id), 0, True)
+                else:
+                    blob = self.repo[entry.id]
+                    size = blob.size if isinstance(blob, pygit2.Blob) else 0
+                    if entry.filemode != _LINK:
+                        self._blobs[path] = entry.id
+                    yield FileEntry(path, str(entry.id), size, entry.filemode == _LINK)
 
     def entries(self) -> Iterator[FileEntry]:
-        yield from self._walk(self._tree, "")
+        self._blobs.clear()
+        yield from self._walk(self._tree)
 
     def read(self, path: str) -> bytes:
+        """The blob at ``path``, a path ``entries`` produced (never a symlink's target)."""
         oid = self._blobs.get(path)
         if oid is None:
-            try:
-                oid = self._tree[path].id
-            except KeyError:
-                raise PermanentError(f"{path}: not in revision {self.revision[:12]}") from None
+            if not self._blobs:
+                for _ in self.entries():
+                    pass
+            oid = self._blobs.get(path)
+            if oid is None:
+                raise PermanentError(f"{path}: not a file in revision {self.revision[:12]}")
         blob = self.repo[oid]
         if not isinstance(blob, pygit2.Blob):
             raise PermanentError(f"{path}: not a file in revision {self.revision[:12]}")

@@ -4,6 +4,10 @@ Owns the directory ``<state_dir>/<service>/<cell>/``: the stack's files (replace
 every prepare, state kept), the variables file, Terraform's local state (unless the
 stack declares a backend), and ``applied.json`` — the input hash of the last apply,
 its non-sensitive outputs, and whether the last drift check found drift.
+
+Every write under the workspace goes through ``inside``: the target is resolved and
+must stay below the resolved workspace root, or the write is refused with a
+PermanentError (a stack file named ``../../x`` never reaches the disk).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.terraform.diagnostics import to_error
 from reconciler.adapters.terraform.engine import Engine, TerraformSettings, command_env
 from reconciler.adapters.terraform.plan import TerraformPlan, changes_from_json
@@ -29,6 +34,27 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def inside(root: Path, name: str) -> Path:
+    """``root / name``, proven to stay inside ``root``; PermanentError otherwise.
+
+    ``name`` must be a relative ``/``-separated path without ``..``, empty or ``.``
+    components, backslashes or NUL, and its resolved location (symlinks followed, as
+    the write would) must lie below the resolved root.
+    """
+    parts = name.split("/")
+    if (not name or name.startswith("/") or "\\" in name or "\0" in name
+            or any(p in ("", ".", "..") for p in parts)):
+        raise PermanentError(f"refusing to write {name!r}: not a plain relative path "
+                             "inside the workspace")
+    base = root.resolve()
+    target = base.joinpath(*parts)
+    resolved = target.resolve()
+    if not resolved.is_relative_to(base) or resolved == base:
+        raise PermanentError(f"refusing to write {name!r}: it resolves to {resolved}, "
+                             f"outside the workspace {base}")
+    return resolved
 
 
 @dataclass
@@ -58,9 +84,11 @@ class Workspace:
         for old in self.root.glob("*.tf"):
             if old.name not in stack:
                 old.unlink()
+        targets = {name: inside(self.root, name) for name in stack}  # all, before any write
         for name, text in stack.items():
-            target = self.root / name
+            target = targets[name]
             target.parent.mkdir(parents=True, exist_ok=True)
+            target = inside(self.root, name)  # again: a directory made above is no link
             if not target.exists() or target.read_text() != text:
                 _atomic_write(target, text)
         _atomic_write(self.root / VARS_FILE, json.dumps(dict(variables), sort_keys=True))
@@ -123,6 +151,10 @@ class Workspace:
 def workspace_for(settings: TerraformSettings, engine: Engine, service: str,
                   cell: str) -> Workspace:
     """The workspace of ``service`` in ``cell`` under the settings' state directory."""
-    return Workspace(Path(settings.state_dir) / service / cell, service, cell, engine,
-                     settings)
+    for part in (service, cell):
+        if "/" in part:
+            raise PermanentError(f"refusing workspace name {part!r}: not one path component")
+    state = Path(settings.state_dir)
+    inside(state, f"{service}/{cell}")
+    return Workspace(state / service / cell, service, cell, engine, settings)
 

@@ -24,6 +24,11 @@ ERRORS = [
     ("bad duration", "drift_interval: soon\n", "drift_interval: not a duration: 'soon'"),
     ("not a mapping", "- a\n", "must be a mapping"),
     ("not YAML", "a: [\n", "not YAML"),
+    ("verify without a signing key",
+     "repo:\n  url: x\n  verify:\n    kind: ssh\n    allowed_signers: /etc/signers\n",
+     "repo.verify.signing_key is required when repo.verify.kind is set"),
+    ("gpg verify without a signing key", "repo:\n  verify:\n    kind: gpg\n",
+     "repo.verify.signing_key is required"),
 ]
 
 
@@ -43,3 +48,13 @@ def test_config_errors_name_the_file(name: str, text: str, message: str,
     with pytest.raises(ConfigError) as e:
         load_config(str(path))
     assert str(e.value).startswith(str(path)) and message in str(e.value)
+
+
+def test_signing_key_is_read_and_optional_without_verify(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("repo:\n  url: x\n  verify:\n    kind: ssh\n"
+                    "    allowed_signers: /etc/signers\n    signing_key: /etc/key\n")
+    repo = load_config(str(path)).repo
+    assert (repo.verify_kind, repo.signing_key) == ("ssh", "/etc/key")
+    path.write_text("repo:\n  url: x\n")  # verification off: no key needed
+    assert load_config(str(path)).repo.signing_key is None

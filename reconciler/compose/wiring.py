@@ -11,15 +11,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.adapters.errors import AdapterError
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.job_runner import MigrationJobRunner
-from reconciler.adapters.migrations.report import migration_phases
+from reconciler.adapters.migrations.report import migration_databases, read_phases
 from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
-from reconciler.core.live import AlarmState, MigrationLive, ServiceLive
+from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.render import default_context, render_service
 from reconciler.engine.backends import JsonValue
@@ -59,8 +60,19 @@ class MigrationRunner:
         jobs = None if self.clients is None else MigrationJobRunner(KubernetesJobs(self.clients))
         return run_phase(desired, cell, migration, action, env=env, jobs=jobs).outcome
 
-    def read(self, desired: DesiredState) -> dict[str, dict[str, dict[str, MigrationLive]]]:
-        return migration_phases(desired, env=os.environ if self.env is None else self.env)
+    def read(self, desired: DesiredState) -> MigrationRead:
+        """Every cell's ledgers; a cell whose database cannot be read is a fault of that
+        cell alone (it is held with the reason; the others are planned)."""
+        env = os.environ if self.env is None else self.env
+        phases: dict[str, dict[str, dict[str, MigrationLive]]] = {}
+        faults: dict[str, str] = {}
+        for name in sorted(desired.cells):
+            try:
+                phases[name] = {ref.name: read_phases(name, ref, env) for ref in
+                                migration_databases(desired, desired.cells[name])}
+            except AdapterError as e:
+                faults[name] = f"migration ledger unreadable: {e}"
+        return MigrationRead(phases, faults)
 
 
 @dataclass

@@ -122,6 +122,14 @@ class MigrationLive:
 
 
 @dataclass(frozen=True)
+class MigrationRead:
+    """What the migration ledgers say, and the cells whose databases could not be read."""
+
+    phases: Mapping[str, Mapping[str, Mapping[str, MigrationLive]]]  # cell -> db -> id
+    faults: Mapping[str, str] = field(default_factory=dict)  # cell -> reason
+
+
+@dataclass(frozen=True)
 class WaveProgress:
     """Rollout progress of one service in one wave, recorded in Git status."""
 
@@ -153,6 +161,9 @@ class LiveSnapshot:
     rollout: Mapping[str, Mapping[str, WaveProgress]] = field(
         default_factory=dict)  # service -> wave -> progress
     alarms: tuple[AlarmState, ...] = ()
+    #: cell -> why its live state could not be read in full (its database unreachable, ...):
+    #: the planner holds that cell alone, the rest of the fleet proceeds.
+    faults: Mapping[str, str] = field(default_factory=dict)
 
     def service(self, cell: str, service: str) -> ServiceLive | None:
         """The live state of ``service`` in ``cell``, None when nothing is deployed."""
@@ -189,7 +200,7 @@ def _progress(d: Mapping[str, Any]) -> WaveProgress:
 def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
     """The snapshot as plain JSON (valid against schemas/live.schema.json), sorted."""
     cells: dict[str, Any] = {}
-    for cell in sorted(set(snap.services) | set(snap.databases)):
+    for cell in sorted(set(snap.services) | set(snap.databases) | set(snap.faults)):
         cells[cell] = {
             "services": {s: v.to_json() for s, v in sorted(snap.services.get(cell, {}).items())},
             "databases": {
@@ -199,6 +210,8 @@ def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
                 for db, migs in sorted(snap.databases.get(cell, {}).items())
             },
         }
+        if cell in snap.faults:
+            cells[cell]["fault"] = snap.faults[cell]
     rollout = {
         svc: {"waves": {w: _progress_json(p) for w, p in sorted(waves.items())}}
         for svc, waves in sorted(snap.rollout.items())
@@ -229,4 +242,6 @@ def snapshot_from_json(doc: Mapping[str, Any]) -> LiveSnapshot:
     alarms = tuple(AlarmState(a["rule"], a["cell"], bool(a["firing"]), a.get("value"),
                               a.get("threshold"), int(a.get("samples", 0)))
                    for a in doc.get("alarms", []))
-    return LiveSnapshot(services, databases, rollout, alarms)
+    faults = {cell: str(body["fault"]) for cell, body in doc.get("cells", {}).items()
+              if body.get("fault")}
+    return LiveSnapshot(services, databases, rollout, alarms, faults)

@@ -49,6 +49,8 @@ class GateKind(StrEnum):
     ALARM = "alarm"
     TIME_WINDOW = "time-window"
     PREVIOUS_STEP = "previous-step"
+    #: The cell's live state could not be read in full (e.g. its database): held alone.
+    CELL_FAULT = "cell-fault"
 
 
 #: The state of one wave of one service.

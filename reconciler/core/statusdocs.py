@@ -125,6 +125,8 @@ def cell_documents(plan: Plan, live: LiveSnapshot,
             doc = cells.setdefault(c.cell, {"cell": c.cell, "services": {}})
             doc["services"][w.service] = _cell_entry(live, c.cell, w, c.health,
                                                      c.live_version, c.target_version)
+            if c.cell in live.faults:
+                doc["held"] = live.faults[c.cell]
     return {f"{directory}/cells/{name}.yaml": doc for name, doc in sorted(cells.items())}
 
 

@@ -115,6 +115,8 @@ class Daemon:
         self.background = True
         self.is_leader = False
         self.last_tick_error = "no tick yet"
+        #: Cells held because their live state could not be read (``/readyz`` degraded).
+        self.held_cells: dict[str, str] = {}
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._fetch = _Trigger(self._do_fetch, self.stop_event)
         self._reconcile = _Trigger(self._do_reconcile, self.stop_event)
@@ -138,6 +140,9 @@ class Daemon:
             return False, "no valid revision loaded yet"
         if self.last_tick_error:
             return False, f"backends not answering: {self.last_tick_error}"
+        if self.held_cells:
+            return True, "degraded: " + "; ".join(f"{c} held ({why})" for c, why in
+                                                 sorted(self.held_cells.items()))
         return True, "ready"
 
     def trigger_fetch(self) -> None:
@@ -173,7 +178,12 @@ class Daemon:
         rec = self.source.reconciler
         self._check_drift(rec)
         start = time.monotonic()
-        report = rec.tick()
+        try:
+            report = rec.tick()
+        except Exception as e:  # never out of the loop: reported, retried next tick
+            log.exception("tick failed")
+            self.last_tick_error = f"tick failed: {type(e).__name__}: {e}"
+            return
         took = time.monotonic() - start
         self.metrics.reconcile_seconds.observe(took)
         log.info("tick done in %.3fs: %s, %d steps run, %d errors (%s)", took,
@@ -182,6 +192,8 @@ class Daemon:
                  ", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items()),
                  extra={"revision": report.revision})
         self.last_tick_error = report.snapshot_error
+        if report.live is not None:
+            self.held_cells = dict(report.live.faults)
         self.metrics.invalid.set(1 if report.errors else 0)
         if rec.last_good is not None:
             self.metrics.revision.info({"revision": rec.last_good.revision})

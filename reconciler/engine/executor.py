@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from reconciler.engine.handlers import HANDLERS
 
 #: Step kinds that act on Git or on rollout progress rather than on one cell.
 SERIAL_KINDS = frozenset({StepKind.REVERT_COMMIT, StepKind.BAKE})
+
+log = logging.getLogger("reconciler.executor")
 
 
 class OutcomeStatus(StrEnum):
@@ -44,13 +47,18 @@ class Outcome:
 
 
 def run_step(step: Step, desired: DesiredState, backends: Backends, now: datetime) -> Outcome:
-    """Run one step; never raises for an adapter error."""
+    """Run one step; never raises: an adapter error is its outcome, and so is anything
+    unexpected (a template that does not render, a bug), so one cell's failure never
+    stops the tick for the others."""
     try:
         detail = HANDLERS[step.kind](step, desired, backends, now)
     except TemporaryError as e:
         return Outcome(step, OutcomeStatus.RETRY, str(e), e.retry_after)
     except AdapterError as e:
         return Outcome(step, OutcomeStatus.FAILED, str(e))
+    except Exception as e:  # isolation: reported on this step, the tick goes on
+        log.exception("step %s raised", step.id)
+        return Outcome(step, OutcomeStatus.FAILED, f"{type(e).__name__}: {e}")
     return Outcome(step, OutcomeStatus.DONE, detail)
 
 

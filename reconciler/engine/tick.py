@@ -20,7 +20,7 @@ from reconciler.core.driftcheck import DriftTarget, terraform_drift_targets
 from reconciler.core.live import (
     AlarmState,
     LiveSnapshot,
-    MigrationLive,
+    MigrationRead,
     ServiceLive,
     TerraformLive,
     WaveProgress,
@@ -37,8 +37,9 @@ _T = TypeVar("_T")
 
 ServicesReader = Callable[[DesiredState], Mapping[str, Mapping[str, ServiceLive]]]
 TerraformReader = Callable[[DesiredState], Mapping[str, Mapping[str, TerraformLive]]]
-MigrationReader = Callable[[DesiredState], Mapping[str, Mapping[str, Mapping[str,
-                                                                            MigrationLive]]]]
+#: Ledger phases per cell and database; a cell whose databases cannot be read is a fault
+#: (that cell is held, the rest of the fleet is planned).
+MigrationReader = Callable[[DesiredState], MigrationRead]
 AlarmReader = Callable[[DesiredState], tuple[AlarmState, ...]]
 RolloutReader = Callable[[], Mapping[str, Mapping[str, WaveProgress]]]
 #: Plans one applied stack against its recorded inputs; returns the changed addresses
@@ -109,11 +110,15 @@ def take_snapshot(desired: DesiredState, readers: Readers,
                                                                                 "Missing")
                 services[cell][svc] = replace(current, terraform=tf)
     read_db, read_alarms = readers.migrations, readers.alarms
+    ledgers = _timed(took, "migrations", lambda: read_db(desired)) if read_db else \
+        MigrationRead({})
+    for cell, why in sorted(ledgers.faults.items()):
+        log.warning("cell held: %s", why, extra={"cell": cell})
     return LiveSnapshot(
-        services=services,
-        databases=_timed(took, "migrations", lambda: read_db(desired)) if read_db else {},
+        services=services, databases=ledgers.phases,
         rollout=readers.rollout() if readers.rollout else {},
-        alarms=_timed(took, "alarms", lambda: read_alarms(desired)) if read_alarms else ())
+        alarms=_timed(took, "alarms", lambda: read_alarms(desired)) if read_alarms else (),
+        faults=ledgers.faults)
 
 
 @dataclass

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reconciler.adapters.errors import AdapterError
 from reconciler.core.hashing import terraform_input_hash
 from reconciler.core.live import ServiceLive, TerraformLive, WaveProgress
 from reconciler.core.model import Cell, DesiredState
@@ -23,7 +22,7 @@ from reconciler.engine.backends import Backends
 from reconciler.engine.tick import Readers
 
 #: Adapter errors to raise, by cell name (or by service for the Git fake).
-Failures = Mapping[str, AdapterError]
+Failures = Mapping[str, Exception]
 
 
 def _raise_for(failures: Failures, key: str) -> None:

@@ -242,3 +242,13 @@ def test_revert_commits_the_groups_the_step_names() -> None:
     execute(plan_of(revert("zone")), desired(), fakes.backends(), NOW)
     assert fakes.git.reverts == [Revert("app", ("zone-a", "zone-b", "rest"), "1.1.0",
                                         "a1 is Degraded on 1.1.0")]
+
+
+def test_an_unexpected_error_fails_that_cell_only() -> None:
+    """A template that does not render (here: a KeyError from the backend) is that step's
+    failed outcome; the tick goes on and the other cells' steps run."""
+    fakes = Fakes({"kubernetes": {"c1": KeyError("verison")}})
+    steps = (cell("kubernetes-apply", "c1"), cell("kubernetes-apply", "a1"))
+    outcomes = execute(plan_of(*steps), desired(), fakes.backends(), NOW, parallel=1)
+    assert [(o.step.cell, o.status) for o in outcomes] == [("c1", "failed"), ("a1", "done")]
+    assert outcomes[0].detail == "KeyError: 'verison'"

@@ -4,6 +4,7 @@ how load and snapshot errors are reported, real plans carried out, the drift che
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +16,14 @@ from reconciler.core.live import (
     AlarmState,
     LiveSnapshot,
     MigrationLive,
+    MigrationRead,
     ServiceLive,
     TerraformLive,
     WaveProgress,
 )
 from reconciler.core.loader import LoadResult
 from reconciler.core.model import DesiredState
+from reconciler.core.plan import GateKind
 from reconciler.core.versions import Version
 from reconciler.engine.tick import DriftFinding, Readers, Reconciler, take_snapshot
 from tests.engine.fakes import FakeDriftCheck, Fakes, Revert
@@ -148,10 +151,11 @@ def test_take_snapshot_merges_terraform_into_services_and_times_each_reader() ->
     alarm = AlarmState("error-rate", "c1", False, 0.1, 1.0, 5)
     migs = {"c1": {"main": {"m1": MigrationLive("expanded")}}}
     readers = Readers(services=fakes.kubernetes.read, terraform=fakes.terraform.read,
-                      migrations=lambda _: migs, alarms=lambda _: (alarm,),
-                      rollout=fakes.progress.rollout)
+                      migrations=lambda _: MigrationRead(migs, {"a1": "db down"}),
+                      alarms=lambda _: (alarm,), rollout=fakes.progress.rollout)
     timings: dict[str, float] = {}
     snap = take_snapshot(d, readers, timings)
+    assert snap.faults == {"a1": "db down"}
     tf = fakes.terraform.state
     assert snap.services["c1"]["app"] == ServiceLive(Version.parse("1.1.0"), "Healthy",
                                                      Version.parse("1.0.0"),
@@ -325,3 +329,22 @@ def test_check_terraform_drift_uses_the_last_good_revision(tmp_path: Path) -> No
     assert r.check_terraform_drift() == (DriftFinding(C1),)
     assert drift.checked == [("c1", "app", "1.1.0")]
 
+
+
+@pytest.mark.parametrize(("faulty", "runs"), [
+    ("c1", []),  # the canary's database is down: the canary is held, nothing else may go
+    ("r1", ["terraform.apply c1 app 1.1.0"]),  # a later cell is down: the canary proceeds
+])
+def test_a_cell_whose_database_cannot_be_read_is_held_alone(faulty: str,
+                                                             runs: list[str]) -> None:
+    fakes = Fakes()
+    why = "migration ledger unreadable: connection refused"
+    readers = replace(fakes.readers(), migrations=lambda _: MigrationRead({}, {faulty: why}))
+    r = Reconciler(lambda: load("rev-a"), readers, fakes.backends(), clock=lambda: NOW)
+    report = r.tick()
+    assert report.plan is not None and report.snapshot_error == ""
+    assert fakes.log == runs
+    held = [s for s in report.plan.steps if s.cell == faulty]
+    assert held and all(s.gate.kind == GateKind.CELL_FAULT for s in held)
+    assert all(s.gate.reason == f"{faulty}: {why}" for s in held)
+    assert report.live is not None and report.live.faults == {faulty: why}

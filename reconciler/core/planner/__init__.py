@@ -8,6 +8,7 @@ and wave, with gates, holds, refusals and warnings. The same inputs give the sam
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +26,7 @@ from reconciler.core.plan import (
     WavePlan,
 )
 from reconciler.core.planner import gates, rollback
-from reconciler.core.planner.cells import forward_steps, steady_steps
+from reconciler.core.planner.cells import forward_steps, steady_steps, with_gate
 from reconciler.core.planner.migrations import contract_steps
 from reconciler.core.planner.warnings import fleet_warnings, service_warnings
 from reconciler.core.planner.waves import CellView, WaveView, build_views, remaining
@@ -219,6 +220,15 @@ def plan(desired: DesiredState, live: LiveSnapshot, now: datetime) -> Plan:
             gc.enable()
 
 
+def hold_faulty_cells(steps: list[Step], faults: Mapping[str, str]) -> list[Step]:
+    """Every step of a cell whose live state could not be read waits behind a
+    ``cell-fault`` gate naming the reason; the other cells are untouched."""
+    if not faults:
+        return steps
+    return [with_gate(s, Gate(GateKind.CELL_FAULT, f"{s.cell}: {faults[s.cell]}"))
+            if s.cell is not None and s.cell in faults else s for s in steps]
+
+
 def _order(s: Step) -> tuple[str, int, int, str, str, str]:
     return (s.service, *s.sort_key())
 
@@ -229,7 +239,7 @@ def _plan(desired: DesiredState, live: LiveSnapshot, now: datetime) -> Plan:
     for service in sorted(desired.services):
         _plan_service(desired, live, service, now, acc)
         warnings += service_warnings(desired, live, service)
-    steps = sorted(acc.steps, key=_order)
+    steps = sorted(hold_faulty_cells(acc.steps, live.faults), key=_order)
     return Plan(
         revision=desired.revision, generated_at=now, waves=tuple(acc.waves),
         steps=tuple(steps),

@@ -55,9 +55,9 @@ def _chain(steps: list[Step], gate: Gate) -> list[Step]:
     out: list[Step] = []
     for n, s in enumerate(steps):
         if n == 0:
-            out.append(s if gate.open else _with_gate(s, gate))
+            out.append(s if gate.open else with_gate(s, gate))
         else:
-            out.append(_with_gate(s, _after(steps[n - 1])))
+            out.append(with_gate(s, _after(steps[n - 1])))
     return out
 
 
@@ -72,7 +72,8 @@ def _after(prev: Step) -> Gate:
     return gate
 
 
-def _with_gate(s: Step, gate: Gate) -> Step:
+def with_gate(s: Step, gate: Gate) -> Step:
+    """``s`` waiting behind ``gate`` (the same step when it already does)."""
     if s.gate == gate:
         return s
     return Step(s.kind, s.service, s.wave, s.wave_index, s.cell, s.from_version, s.to_version,

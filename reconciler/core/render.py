@@ -4,8 +4,10 @@ Owns: the template language (``{{ name }}`` placeholders only: ``version``,
 ``cell.name|group|region|zone|namespace``, ``service.name``, ``terraform.<output>``,
 ``vars.<name>``), the values it sees, and turning the rendered text into manifest dicts.
 An unknown name, a malformed document or a document that is not a Kubernetes object
-is an error naming ``file:line:col``. Pure: template texts come from
-``DesiredState.files``; nothing is read or applied here.
+is an error naming ``file:line:col``. Rendered text is parsed with the one hardened
+YAML parser (``yamldoc.parse_documents``: size, depth and alias-expansion limits), so a
+template cannot expand into gigabytes or crash the parser. Pure: template texts come
+from ``DesiredState.files``; nothing is read or applied here.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from reconciler.core.model import Cell, DesiredState
+from reconciler.core.yamldoc import Problem, YamlProblem, parse_documents
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RenderError(ValueError):
-    """One or more templates could not be rendered; ``errors`` lists every problem."""
+    """One or more templates could not be rendered; ``problems`` lists every problem
+    (``errors``: the same as ``file:line:col: message`` texts)."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = tuple(errors)
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        self.errors = tuple(str(p) for p in problems)
+        super().__init__("; ".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 
 def render_text(path: str, text: str, values: Mapping[str, Any]) -> str:
     """Substitute every placeholder; raise RenderError listing every unknown name."""
-    errors: list[str] = []
+    errors: list[Problem] = []
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -80,7 +82,7 @@ def render_text(path: str, text: str, values: Mapping[str, Any]) -> str:
             return format_value(values[name])
         line, col = _position(text, m.start())
         what = "unknown template name" if _NAME.match(name) else "malformed placeholder"
-        errors.append(f"{path}:{line}:{col}: {what} {name!r}")
+        errors.append(Problem(path, line, col, f"{what} {name!r}"))
         return ""
 
     out = PLACEHOLDER.sub(sub, text)
@@ -89,28 +91,27 @@ def render_text(path: str, text: str, values: Mapping[str, Any]) -> str:
     return out
 
 
-def _check_object(path: str, index: int, doc: Any) -> str | None:
+def _check_object(path: str, index: int, doc: Any, at: tuple[int, int]) -> Problem | None:
     if not isinstance(doc, dict):
-        return f"{path}: document {index + 1} is not a mapping"
+        return Problem(path, *at, f"document {index + 1} is not a mapping")
     meta = doc.get("metadata")
     if not doc.get("apiVersion") or not doc.get("kind") or not isinstance(meta, dict) \
             or not meta.get("name"):
-        return f"{path}: document {index + 1} needs apiVersion, kind and metadata.name"
+        return Problem(path, *at, f"document {index + 1} needs apiVersion, kind and "
+                                  "metadata.name")
     return None
 
 
 def parse_objects(path: str, text: str) -> list[dict[str, Any]]:
     """The Kubernetes objects of a rendered multi-document YAML text (empty docs skipped)."""
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise RenderError([f"{where}: {e.problem or e}"]) from e
-    errors = [err for i, d in enumerate(docs) if (err := _check_object(path, i, d))]
+        docs = parse_documents(path, text)
+    except YamlProblem as e:
+        raise RenderError([e.problem]) from None
+    errors = [err for i, (d, at) in enumerate(docs) if (err := _check_object(path, i, d, at))]
     if errors:
         raise RenderError(errors)
-    return docs
+    return [d for d, _ in docs]
 
 
 def render_template(path: str, text: str, ctx: RenderContext) -> list[dict[str, Any]]:
@@ -125,19 +126,24 @@ def render_service(desired: DesiredState, ctx: RenderContext) -> list[dict[str, 
     """
     service = desired.services[ctx.service]
     objects: list[dict[str, Any]] = []
-    errors: list[str] = []
+    errors: list[Problem] = []
     for path in service.manifests:
-        for p, text in _template_files(desired, path):
+        try:
+            files = template_files(desired, path)
+        except RenderError as e:
+            errors.extend(e.problems)
+            continue
+        for p, text in files:
             try:
                 objects.extend(render_template(p, text, ctx))
             except RenderError as e:
-                errors.extend(e.errors)
+                errors.extend(e.problems)
     if errors:
         raise RenderError(errors)
     return objects
 
 
-def _template_files(desired: DesiredState, path: str) -> list[tuple[str, str]]:
+def template_files(desired: DesiredState, path: str) -> list[tuple[str, str]]:
     """The template at ``path``, or every YAML file under it when it is a directory."""
     if path in desired.files:
         return [(path, desired.files[path])]
@@ -145,7 +151,8 @@ def _template_files(desired: DesiredState, path: str) -> list[tuple[str, str]]:
     found = [(f"{path.rstrip('/')}/{rel}", t) for rel, t in under.items()
              if rel.endswith((".yaml", ".yml"))]
     if not found:
-        raise RenderError([f"{path}: manifest template not found in the desired state"])
+        raise RenderError([Problem(path, 1, 1,
+                                   "manifest template not found in the desired state")])
     return found
 
 

@@ -2,11 +2,19 @@
 
 Owns: turning bytes into a position-aware tree, and refusing what must never be
 loaded: duplicate keys, several documents, alias expansion beyond a budget (YAML alias
-bombs), deep nesting, non-UTF-8 text. Pure: works on bytes handed in.
+bombs), deep nesting, documents over a size limit, non-UTF-8 text. The one YAML parser
+for what the repository holds: model files (``parse`` / ``parse_fast``) and rendered
+manifests (``parse_documents``). Pure: works on bytes handed in.
+
+The limits are enforced before anything is expanded: nesting is measured on libyaml's
+event stream (never by recursion, which crashes libyaml's composer on ``[[[[...``),
+and the alias budget on the composed node graph, where an alias is a shared reference,
+so a 461-byte "billion laughs" is refused in microseconds with a bounded footprint.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from io import StringIO
 from typing import Any
@@ -37,7 +45,15 @@ class _FastLoader(_FastBase):  # type: ignore[misc]
 
 #: Most nodes a document may expand to (counting every alias use) before it is refused.
 NODE_BUDGET = 200_000
+#: Deepest nesting of collections a document may have.
 MAX_DEPTH = 64
+#: Largest YAML text (in bytes) parsed at all.
+MAX_DOC_BYTES = 1 << 20
+
+_INDENT = re.compile(r"^ *", re.M)
+_COMPACT = re.compile(r"^ *(?:[-?:][ \t]+)+", re.M)
+_START = (pyyaml.SequenceStartEvent, pyyaml.MappingStartEvent)
+_END = (pyyaml.SequenceEndEvent, pyyaml.MappingEndEvent)
 
 
 @dataclass(frozen=True)
@@ -74,22 +90,124 @@ def _mark_problem(path: str, err: MarkedYAMLError) -> Problem:
     return Problem(path, line, col, f"YAML error: {' '.join(text.split())}")
 
 
-def _walk_budget(node: Any, path: str, budget: list[int], depth: int) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise YamlProblem(Problem(path, 1, 1, "document expands to too many nodes "
-                                  f"(more than {NODE_BUDGET}); YAML alias bomb?"))
-    if depth > MAX_DEPTH:
-        raise YamlProblem(Problem(path, 1, 1, f"document nested deeper than {MAX_DEPTH}"))
-    children = node.values() if isinstance(node, dict) else node if isinstance(
-        node, list) else ()
-    for child in children:
-        _walk_budget(child, path, budget, depth + 1)
+def _depth_bound(text: str) -> int:
+    """A cheap upper bound of the collection nesting depth of ``text``.
+
+    Open block collections have strictly growing start columns (two may share one: a
+    sequence as a mapping's value), so at a line there are at most 2 * (indent + 1)
+    from earlier lines plus one per compact indicator (``- - x``) and one more on it;
+    every flow collection needs its own ``[`` or ``{``.
+    """
+    indent = max((len(m) for m in _INDENT.findall(text)), default=0)
+    compact = max((sum(m.count(c) for c in "-?:") for m in _COMPACT.findall(text)),
+                  default=0)
+    return 2 * (indent + 1) + compact + 1 + text.count("[") + text.count("{")
+
+
+def _check_depth(path: str, text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, measured on the event stream (no recursion)."""
+    if _depth_bound(text) <= MAX_DEPTH:
+        return
+    loader = _FastBase(text)
+    depth = 0
+    try:
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, _START):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise YamlProblem(Problem(path, mark.line + 1, mark.column + 1,
+                                              f"document nested deeper than {MAX_DEPTH}"))
+            elif isinstance(event, _END):
+                depth -= 1
+    except pyyaml.MarkedYAMLError as e:
+        raise YamlProblem(_pyyaml_problem(path, e)) from None
+    except pyyaml.YAMLError as e:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: Any, sizes: dict[int, int], path: str, budget: int) -> int:
+    """Nodes ``node`` stands for once every alias is expanded; refused over ``budget``.
+
+    Aliases are shared node objects here, so memoising by identity keeps this linear in
+    the text; recursion is bounded by MAX_DEPTH (checked first).
+    """
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, pyyaml.SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, sizes, path, budget)
+    elif isinstance(node, pyyaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes, path, budget)
+            size += _expanded_size(value, sizes, path, budget)
+    if size > budget:
+        mark = node.start_mark
+        raise YamlProblem(Problem(path, mark.line + 1, mark.column + 1,
+                                  f"document expands to too many nodes (more than "
+                                  f"{NODE_BUDGET} with its aliases); YAML alias bomb?"))
+    sizes[id(node)] = size
+    return size
+
+
+def _pyyaml_problem(path: str, e: pyyaml.MarkedYAMLError) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    msg = " ".join(x for x in (e.context, e.problem) if x) or str(e)
+    return Problem(path, line, col, f"YAML error: {' '.join(msg.split())}")
+
+
+def _check_limits(path: str, text: str) -> None:
+    """Depth and alias expansion of every document, without constructing anything.
+
+    A syntax error is left for the caller's own parser to report in its words.
+    """
+    _check_depth(path, text)
+    loader = _FastLoader(text)
+    budget = NODE_BUDGET
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                budget -= _expanded_size(node, {}, path, budget)
+    except pyyaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
+def _load_checked(path: str, text: str) -> list[tuple[Any, tuple[int, int]]]:
+    """Every document of ``text`` as plain values with its start (line, col), each
+    checked for depth and alias expansion before it is constructed."""
+    _check_depth(path, text)
+    loader = _FastLoader(text)
+    docs: list[tuple[Any, tuple[int, int]]] = []
+    budget = NODE_BUDGET
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            budget -= _expanded_size(node, {}, path, budget)
+            start = (node.start_mark.line + 1, node.start_mark.column + 1)
+            docs.append((loader.construct_document(node), start))
+    except pyyaml.MarkedYAMLError as e:
+        raise YamlProblem(_pyyaml_problem(path, e)) from None
+    except (pyyaml.YAMLError, RecursionError, ValueError) as e:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
+    finally:
+        loader.dispose()
+    return docs
 
 
 def parse(path: str, data: bytes) -> Any:
     """Parse one YAML document keeping positions; raise YamlProblem on any failure."""
     text = _decode(path, data)
+    _check_limits(path, text)  # first: the positioned parser expands nothing unchecked
     try:
         docs = list(_yaml().load_all(StringIO(text)))
     except MarkedYAMLError as e:
@@ -98,11 +216,15 @@ def parse(path: str, data: bytes) -> Any:
         raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
     if len(docs) != 1:
         raise YamlProblem(Problem(path, 1, 1, f"expected one YAML document, found {len(docs)}"))
-    _walk_budget(docs[0], path, [NODE_BUDGET], 0)
     return docs[0]
 
 
-def _decode(path: str, data: bytes) -> str:
+def _decode(path: str, data: bytes | str) -> str:
+    if len(data) > MAX_DOC_BYTES:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML text is {len(data)} bytes, over the "
+                                              f"limit of {MAX_DOC_BYTES}"))
+    if isinstance(data, str):
+        return data
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -116,20 +238,21 @@ def parse_fast(path: str, data: bytes) -> Any:
     re-parsing with ``parse``, which only happens for files that have errors.
     """
     text = _decode(path, data)
-    try:
-        docs = list(pyyaml.load_all(text, Loader=_FastLoader))
-    except pyyaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = " ".join(x for x in (e.context, e.problem) if x) or str(e)
-        raise YamlProblem(Problem(path, line, col, f"YAML error: {' '.join(msg.split())}")) \
-            from None
-    except (pyyaml.YAMLError, RecursionError, ValueError) as e:
-        raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
+    docs = _load_checked(path, text)
     if len(docs) != 1:
         raise YamlProblem(Problem(path, 1, 1, f"expected one YAML document, found {len(docs)}"))
-    _walk_budget(docs[0], path, [NODE_BUDGET], 0)
-    return docs[0]
+    return docs[0][0]
+
+
+def parse_documents(path: str, data: bytes | str) -> list[tuple[Any, tuple[int, int]]]:
+    """Every document of a multi-document YAML text (rendered manifests) as plain values
+    with the 1-based (line, col) where it starts; empty documents are left out.
+
+    The same limits as ``parse``: size, nesting depth and alias expansion (the budget is
+    shared by all documents of the text); raises YamlProblem.
+    """
+    return [(doc, at) for doc, at in _load_checked(path, _decode(path, data))
+            if doc is not None]
 
 
 def position(root: Any, keys: list[str | int]) -> tuple[int, int]:

@@ -84,8 +84,8 @@ def test_documents_must_be_kubernetes_objects() -> None:
     with pytest.raises(RenderError) as err:
         parse_objects("t.yaml", "kind: ConfigMap\n---\n- 1\n---\n")
     assert err.value.errors == (
-        "t.yaml: document 1 needs apiVersion, kind and metadata.name",
-        "t.yaml: document 2 is not a mapping")
+        "t.yaml:1:1: document 1 needs apiVersion, kind and metadata.name",
+        "t.yaml:3:1: document 2 is not a mapping")
 
 
 def test_rendering_is_deterministic_and_version_sensitive() -> None:

@@ -9,10 +9,7 @@ operator's commits by email). It is refused now, with a reason that says so.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,94 +23,31 @@ from reconciler.adapters.git.progress import GitProgressStore
 from reconciler.adapters.git.remote import RemoteRepo
 from reconciler.adapters.git.revert import LocalGit
 from reconciler.adapters.git.sign import Signer
-from reconciler.adapters.git.signing import SigningPolicy, signed_by_daemon
+from reconciler.adapters.git.signing import signed_by_daemon
 from reconciler.adapters.git.status import STATUS_TRAILER, StatusWriter
 from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.core.loader import load_repository
 from reconciler.core.model import DesiredState
+from tests.integration.signing.helpers import DAEMON, Keys, commit, git, git_verifies
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "example-repo"
-DAEMON = ("reconciler", "bot@example.test")
-HUMAN = ("dev", "dev@example.test")
 REF = "refs/heads/main"
 ALL = ["canary", "euw1-a", "euw1-b", "euw1-c", "use1-a", "use1-b", "use1-c"]
-
-
-def _git(cwd: Path, *args: str, who: tuple[str, str] = HUMAN, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_AUTHOR_NAME": who[0], "GIT_AUTHOR_EMAIL": who[1],
-           "GIT_COMMITTER_NAME": who[0], "GIT_COMMITTER_EMAIL": who[1],
-           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=check, text=True,
-                          capture_output=True)
-
-
-def _ssh_key(path: Path, comment: str) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
-                    str(path)], check=True)
-    return path
-
-
-@dataclass(frozen=True)
-class Keys:
-    human: Path
-    daemon: Path
-    stranger: Path
-    allowed: Path  # the operator's allowed_signers: the human only
-    daemon_signers: Path  # for git verify-commit: the daemon's key under its email
-
-    def signer(self) -> Signer:
-        return Signer(self.daemon, DAEMON[1])
-
-    def policy(self) -> SigningPolicy:
-        return SigningPolicy("ssh", str(self.allowed), daemon_key=self.signer().public_key,
-                             daemon_principal=DAEMON[1])
-
-
-@pytest.fixture()
-def keys(tmp_path: Path) -> Keys:
-    d = tmp_path / "keys"
-    d.mkdir()
-    human, daemon = _ssh_key(d / "human", "dev"), _ssh_key(d / "daemon", "reconciler")
-    allowed = d / "allowed_signers"
-    allowed.write_text(f"{HUMAN[1]} {(d / 'human.pub').read_text()}")
-    daemon_signers = d / "daemon_signers"
-    daemon_signers.write_text(f"{DAEMON[1]} {(d / 'daemon.pub').read_text()}")
-    return Keys(human, daemon, _ssh_key(d / "stranger", "x"), allowed, daemon_signers)
-
-
-def _commit(work: Path, files: dict[str, str], message: str, key: Path | None = None,
-            who: tuple[str, str] = HUMAN) -> str:
-    for name, text in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_text(text)
-    _git(work, "add", "-A")
-    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}.pub", "-c",
-            "commit.gpgsign=true"] if key else ["-c", "commit.gpgsign=false"]
-    _git(work, *sign, "commit", "-q", "-m", message, who=who)
-    return _git(work, "rev-parse", "HEAD").stdout.strip()
 
 
 def _work(tmp_path: Path, keys: Keys) -> Path:
     work = tmp_path / "work"
     work.mkdir()
-    _git(work, "init", "-q", "-b", "main")
-    _commit(work, {"reconciler.yaml": "kind: Fleet\n", "releases/api.yaml": "v: 1.0.0\n",
+    git(work, "init", "-q", "-b", "main")
+    commit(work, {"reconciler.yaml": "kind: Fleet\n", "releases/api.yaml": "v: 1.0.0\n",
                    "status/cells/a.yaml": "cell: a\n"}, "fleet", keys.human)
     return work
 
 
 def _bare(work: Path, name: str = "fleet.git") -> Path:
     bare = work.parent / name
-    _git(work.parent, "clone", "-q", "--bare", str(work), str(bare))
+    git(work.parent, "clone", "-q", "--bare", str(work), str(bare))
     return bare
-
-
-def _git_verifies(repo: Path, sha: str, signers: Path) -> str:
-    """``git verify-commit`` of ``sha`` against ``signers``: its report ("" if refused)."""
-    out = _git(repo, "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-commit", sha,
-               check=False)
-    return out.stderr if out.returncode == 0 else ""
 
 
 # ------------------------------------------------------------------- (a) the probe
@@ -126,7 +60,7 @@ def test_unsigned_commit_with_the_daemons_email_is_refused(tmp_path: Path, keys:
     """The probe: on today's main this revision was accepted (History looked past commits
     authored by the operator's email to the signed human commit below)."""
     work = _work(tmp_path, keys)
-    forged = _commit(work, {path: "v: 6.6.6\n"},
+    forged = commit(work, {path: "v: 6.6.6\n"},
                      f"Roll back api\n\n{STATUS_TRAILER}\nReconciler-Rollback-Of: x\n",
                      who=DAEMON)
     history = History(_bare(work), DAEMON[1], keys.policy())
@@ -140,7 +74,7 @@ def test_unsigned_commit_with_the_daemons_email_is_refused(tmp_path: Path, keys:
 def test_commit_with_the_daemons_email_signed_by_another_key_is_refused(
         tmp_path: Path, keys: Keys) -> None:
     work = _work(tmp_path, keys)
-    forged = _commit(work, {"releases/api.yaml": "v: 6.6.6\n"}, "bump", keys.stranger,
+    forged = commit(work, {"releases/api.yaml": "v: 6.6.6\n"}, "bump", keys.stranger,
                      who=DAEMON)
     history = History(_bare(work), DAEMON[1], keys.policy())
     assert "signed by a key not in" in history.verify(history.desired_head(forged))
@@ -151,7 +85,7 @@ def test_our_signed_status_on_a_forged_commit_does_not_launder_it(tmp_path: Path
     """The daemon writes status (signed) on top of whatever it fetched — a refused commit
     included; verification looks past our commit and still refuses what is below."""
     work = _work(tmp_path, keys)
-    forged = _commit(work, {"releases/api.yaml": "v: 6.6.6\n"}, "sneaky", who=DAEMON)
+    forged = commit(work, {"releases/api.yaml": "v: 6.6.6\n"}, "sneaky", who=DAEMON)
     bare = _bare(work)
     repo = pygit2.Repository(str(bare))
     ours = StatusWriter(repo, REF, DAEMON, signer=keys.signer()).write(
@@ -170,7 +104,7 @@ def test_our_signed_status_on_a_forged_commit_does_not_launder_it(tmp_path: Path
 def test_status_and_progress_commits_are_signed_and_verify(tmp_path: Path,
                                                            keys: Keys) -> None:
     work = _work(tmp_path, keys)
-    human = _git(work, "rev-parse", "HEAD").stdout.strip()
+    human = git(work, "rev-parse", "HEAD").stdout.strip()
     bare = _bare(work)
     repo, signer = pygit2.Repository(str(bare)), keys.signer()
     status = StatusWriter(repo, REF, DAEMON, signer=signer).write(
@@ -180,9 +114,9 @@ def test_status_and_progress_commits_are_signed_and_verify(tmp_path: Path,
     progress = str(head_commit(repo, REF).id)  # type: ignore[union-attr]
     assert status is not None and progress != status
     for sha in (status, progress):
-        report = _git_verifies(bare, sha, keys.daemon_signers)
+        report = git_verifies(bare, sha, keys.daemon_signers)
         assert f'Good "git" signature for {DAEMON[1]}' in report, sha
-        assert _git_verifies(bare, sha, keys.allowed) == ""  # not the human's key
+        assert git_verifies(bare, sha, keys.allowed) == ""  # not the human's key
     history = History(bare, DAEMON[1], keys.policy())
     assert history.desired_head(progress) == human  # our status: no new plan
     assert history.verify(human) == "" and history.verify(progress) == ""
@@ -197,23 +131,23 @@ def _load(repo: Path) -> DesiredState:
 def test_revert_commit_is_signed_and_verifies(tmp_path: Path, keys: Keys) -> None:
     repo = tmp_path / "fleet"
     shutil.copytree(EXAMPLE, repo)
-    _git(repo, "init", "-q", "-b", "main")
-    _commit(repo, {}, "fleet at 1.5.0", keys.human)
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {}, "fleet at 1.5.0", keys.human)
     rel = repo / "releases" / "api.yaml"
-    bump = _commit(repo, {"releases/api.yaml": rel.read_text().replace(
+    bump = commit(repo, {"releases/api.yaml": rel.read_text().replace(
         "version: 1.5.0", "version: 1.6.0")}, "bump api to 1.6.0", keys.human)
-    git = LocalGit(str(repo), *DAEMON, signer=keys.signer())
-    revert = git.revert(_load(repo), "api", ALL, "1.6.0", "canary degraded")
-    assert _git(repo, "rev-parse", "HEAD").stdout.strip() == revert
-    assert _git(repo, "status", "--porcelain").stdout == ""  # checked out as before
+    local = LocalGit(str(repo), *DAEMON, signer=keys.signer())
+    revert = local.revert(_load(repo), "api", ALL, "1.6.0", "canary degraded")
+    assert git(repo, "rev-parse", "HEAD").stdout.strip() == revert
+    assert git(repo, "status", "--porcelain").stdout == ""  # checked out as before
     assert "version: 1.5.0" in rel.read_text()
-    assert f'Good "git" signature for {DAEMON[1]}' in _git_verifies(
+    assert f'Good "git" signature for {DAEMON[1]}' in git_verifies(
         repo, revert, keys.daemon_signers)
     history = History(repo, DAEMON[1], keys.policy())
     assert history.desired_head(revert) == revert  # a revert changes the desired state
     assert history.verify(revert) == ""  # ours, resting on the human's signed bump
     unsigned = LocalGit(str(repo), *DAEMON)  # what the daemon did before: refused now
-    _commit(repo, {"releases/api.yaml": rel.read_text().replace(
+    commit(repo, {"releases/api.yaml": rel.read_text().replace(
         "version: 1.5.0", "version: 1.7.0")}, "bump api to 1.7.0", keys.human)
     old = unsigned.revert(_load(repo), "api", ALL, "1.7.0", "canary degraded")
     assert "is not signed" in history.verify(old)
@@ -230,14 +164,14 @@ def test_commits_replayed_onto_a_moved_remote_are_signed(tmp_path: Path,
     written = StatusWriter(remote.repo, remote.local_ref, DAEMON, signer=keys.signer()
                            ).write({"status/cells/a.yaml": {"cell": "a", "n": 1}}, "tick")
     assert written is not None
-    _git(work, "remote", "add", "origin", str(fleet))
-    moved = _commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump", keys.human)
-    _git(work, "push", "-q", "origin", "main")
+    git(work, "remote", "add", "origin", str(fleet))
+    moved = commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump", keys.human)
+    git(work, "push", "-q", "origin", "main")
     assert remote.push() is True
-    head = _git(fleet, "rev-parse", "main").stdout.strip()
+    head = git(fleet, "rev-parse", "main").stdout.strip()
     assert head != written  # replayed onto the human's bump
-    assert _git(fleet, "rev-parse", "main^").stdout.strip() == moved
-    assert f'Good "git" signature for {DAEMON[1]}' in _git_verifies(
+    assert git(fleet, "rev-parse", "main^").stdout.strip() == moved
+    assert f'Good "git" signature for {DAEMON[1]}' in git_verifies(
         fleet, head, keys.daemon_signers)
     history = History(fleet, DAEMON[1], keys.policy())
     assert history.desired_head(head) == moved and history.verify(head) == ""
@@ -249,7 +183,7 @@ def test_commits_replayed_onto_a_moved_remote_are_signed(tmp_path: Path,
 def test_signed_bump_under_our_signed_status_is_accepted(tmp_path: Path,
                                                          keys: Keys) -> None:
     work = _work(tmp_path, keys)
-    bump = _commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump", keys.human)
+    bump = commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump", keys.human)
     bare = _bare(work)
     repo = pygit2.Repository(str(bare))
     writer = StatusWriter(repo, REF, DAEMON, signer=keys.signer())
@@ -264,7 +198,7 @@ def test_signed_bump_under_our_signed_status_is_accepted(tmp_path: Path,
 def test_unsigned_bump_under_our_signed_status_is_refused(tmp_path: Path,
                                                           keys: Keys) -> None:
     work = _work(tmp_path, keys)
-    bump = _commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump")
+    bump = commit(work, {"releases/api.yaml": "v: 1.1.0\n"}, "bump")
     bare = _bare(work)
     repo = pygit2.Repository(str(bare))
     StatusWriter(repo, REF, DAEMON, signer=keys.signer()).write(

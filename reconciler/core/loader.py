@@ -3,7 +3,10 @@
 Owns: which path holds which kind, per-file parse and schema validation behind a parse
 cache keyed by content id (Git blob id), and the hand-off to the cross-file checks
 (``crosscheck``, which also defines the file limits and the ``Parsed`` record both
-apply; re-exported here). All or nothing: one error rejects the revision.
+apply; re-exported here), then rendering every template for every cell
+(``validate_render``). All or nothing: one error rejects the revision. Every path is
+normalised first (``source.path_problem``): a ``..``, absolute or ``.git`` path, or a
+symlink, is a ``path:1:1`` error and the path is never read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from reconciler.core.kinds import Built, cell, fleet, migration, release, servic
 from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
 from reconciler.core.schema import validate_document
 from reconciler.core.source import FileEntry, RepoSource, path_problem
+from reconciler.core.validate_render import RenderCache, check_templates
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "Parsed", "classify",
@@ -40,6 +44,7 @@ class ParseCache:
     entries: dict[tuple[str, str], Parsed] = field(default_factory=dict)
     misses: int = 0
     previous: set[tuple[str, str]] = field(default_factory=set)
+    renders: RenderCache = field(default_factory=RenderCache)
 
     def get(self, key: tuple[str, str]) -> Parsed | None:
         return self.entries.get(key)
@@ -171,6 +176,10 @@ def load_repository(source: RepoSource, cache: ParseCache | None = None) -> Load
         return LoadResult(source.revision, None, tuple(_sorted(errors)),
                           tuple(cross.warnings), cache.misses - misses_before)
     desired = _assemble(source.revision, parsed, cross.files, entries)
+    rendered = check_templates(desired, cache.renders)  # what every tick would render
+    if rendered:
+        return LoadResult(source.revision, None, tuple(_sorted(rendered)),
+                          tuple(cross.warnings), cache.misses - misses_before)
     return LoadResult(source.revision, desired, (), tuple(cross.warnings),
                       cache.misses - misses_before)
 

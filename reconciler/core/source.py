@@ -6,12 +6,14 @@ a Git tree object). Implementations live in ``reconciler.adapters`` (``fs``, ``g
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 #: Path components no repository file may have (Git's own directory, any case).
 _FORBIDDEN_COMPONENTS = {".git"}
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,10 @@ def path_problem(path: str) -> str | None:
         path.encode("utf-8")
     except UnicodeEncodeError:
         return "path is not valid UTF-8"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
-        return "path contains a control character (NUL, newline, ...)"
-    if "\\" in path:
-        return "path contains a backslash"
+    bad = _BAD_CHAR.search(path)
+    if bad is not None:
+        return "path contains a backslash" if bad.group() == "\\" else \
+            "path contains a control character (NUL, newline, ...)"
     if path.startswith("/"):
         return "absolute path"
     for part in path.split("/"):

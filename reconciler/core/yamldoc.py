@@ -90,6 +90,11 @@ def _mark_problem(path: str, err: MarkedYAMLError) -> Problem:
     return Problem(path, line, col, f"YAML error: {' '.join(text.split())}")
 
 
+def _at(mark: Any) -> tuple[int, int]:
+    """1-based (line, col) of a libyaml mark (1, 1 when there is none)."""
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
 def _depth_bound(text: str) -> int:
     """A cheap upper bound of the collection nesting depth of ``text``.
 
@@ -115,8 +120,7 @@ def _check_depth(path: str, text: str) -> None:
             if isinstance(event, _START):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise YamlProblem(Problem(path, mark.line + 1, mark.column + 1,
+                    raise YamlProblem(Problem(path, *_at(event.start_mark),
                                               f"document nested deeper than {MAX_DEPTH}"))
             elif isinstance(event, _END):
                 depth -= 1
@@ -146,8 +150,7 @@ def _expanded_size(node: Any, sizes: dict[int, int], path: str, budget: int) -> 
             size += _expanded_size(key, sizes, path, budget)
             size += _expanded_size(value, sizes, path, budget)
     if size > budget:
-        mark = node.start_mark
-        raise YamlProblem(Problem(path, mark.line + 1, mark.column + 1,
+        raise YamlProblem(Problem(path, *_at(node.start_mark),
                                   f"document expands to too many nodes (more than "
                                   f"{NODE_BUDGET} with its aliases); YAML alias bomb?"))
     sizes[id(node)] = size
@@ -193,7 +196,7 @@ def _load_checked(path: str, text: str) -> list[tuple[Any, tuple[int, int]]]:
             if node is None:
                 continue
             budget -= _expanded_size(node, {}, path, budget)
-            start = (node.start_mark.line + 1, node.start_mark.column + 1)
+            start = _at(node.start_mark)
             docs.append((loader.construct_document(node), start))
     except pyyaml.MarkedYAMLError as e:
         raise YamlProblem(_pyyaml_problem(path, e)) from None

@@ -42,13 +42,20 @@ def _print_errors(result: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = _load(args.repo)
+    from reconciler.compose.reconciler import checked, read_policy
+    from reconciler.core.policy import PolicyError
+
+    try:
+        policy = read_policy(args.policy) if args.policy else None
+    except PolicyError as e:
+        raise UsageError(f"--policy {e}") from None
+    result = checked(_load(args.repo), policy)
     for w in result.warnings:
         print(f"{w} (warning)", file=sys.stderr)
-    if not result.ok:
+    d = result.desired
+    if d is None:
         _print_errors(result)
         return EXIT_INVALID
-    d = result.desired
     if args.output == "json":
         print(json.dumps({"valid": True, "cells": len(d.cells), "services": len(d.services),
                           "waves": len(d.fleet.waves), "migrations": len(d.migrations)}))
@@ -208,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "when valid, 1 with every error as path:line:col: message.")
     v.add_argument("repo", metavar="REPO", help="repository directory")
     v.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    v.add_argument("--policy", metavar="FILE",
+                   help="the operator's policy (YAML, see docs/security.md): every "
+                        "violation is an error, as the daemon would reject the revision")
     _add_common(v)
     v.set_defaults(func=cmd_validate)
     p = sub.add_parser("plan", help="preview the fleet-wide plan",

@@ -8,10 +8,11 @@ plain directory (local development, ``reconciler snapshot``/``status``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pygit2
+import yaml
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.fs.progress import FileProgressStore
@@ -25,6 +26,7 @@ from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
+from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
 from reconciler.core.statusdocs import StatusTarget, status_target
 from reconciler.engine.backends import Backends, GitBackend, ProgressStore
 from reconciler.engine.tick import Readers, Reconciler, RolloutReader
@@ -40,6 +42,28 @@ class BackendSettings:
     parallel: int = 8
     #: Read migration ledgers (needs every cell database reachable).
     databases: bool = True
+    #: The operator's policy: every loaded revision is checked against it (rejected whole
+    #: on a violation), and every object is checked again before it is applied.
+    policy: Policy | None = None
+
+
+def read_policy(path: str | Path) -> Policy:
+    """The operator's policy file (YAML); PolicyError naming the file and key."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise PolicyError(f"{path}: {e}") from None
+    return policy_from_doc(doc, str(path))
+
+
+def checked(result: LoadResult, policy: Policy | None) -> LoadResult:
+    """``result``, rejected whole when it violates ``policy``."""
+    if policy is None or result.desired is None:
+        return result
+    problems = check_policy(result.desired, policy)
+    if not problems:
+        return result
+    return replace(result, desired=None, errors=problems)
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,8 @@ def _parts(s: BackendSettings) -> _Parts:
     terraform = TerraformRunner(TerraformSettings(state_dir=s.state_dir / "terraform",
                                                   cli_config_file=s.terraform_cli_config))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
-    return _Parts(KubernetesApply(clients), terraform, MigrationRunner(clients=clients), alarms)
+    return _Parts(KubernetesApply(clients, s.policy), terraform,
+                  MigrationRunner(clients=clients), alarms)
 
 
 def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:
@@ -93,7 +118,7 @@ def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
     cache = ParseCache()
 
     def load() -> LoadResult:
-        return load_repository(DirectorySource(path), cache)
+        return checked(load_repository(DirectorySource(path), cache), s.policy)
 
     progress = FileProgressStore(s.state_dir / "progress.json")
     return _build(load, s, None, progress, progress.rollout)
@@ -127,7 +152,7 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
         rev = revision()
         if rev is None:
             raise PermanentError("no verified desired revision yet")
-        return load_repository(GitTreeSource(repo, rev), cache)
+        return checked(load_repository(GitTreeSource(repo, rev), cache), s.policy)
 
     progress = GitProgressStore(repo, ref, author,
                                 live_status_target(lambda: built[0] if built else None, author),

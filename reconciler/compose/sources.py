@@ -24,17 +24,24 @@ from reconciler.compose.reconciler import (
     directory_reconciler,
     git_reconciler,
     live_status_target,
+    read_policy,
 )
-from reconciler.daemon.config import DaemonConfig
+from reconciler.core.policy import PolicyError
+from reconciler.daemon.config import ConfigError, DaemonConfig
 from reconciler.daemon.sources import GitSource, Source, WatchedDirectory
 
 
 def backend_settings(cfg: DaemonConfig) -> BackendSettings:
-    """The backends' settings from the operator's configuration."""
+    """The backends' settings from the operator's configuration (ConfigError when the
+    policy file is unusable)."""
+    try:
+        policy = read_policy(cfg.policy_file) if cfg.policy_file else None
+    except PolicyError as e:
+        raise ConfigError(f"policy_file: {e}") from None
     return BackendSettings(
         state_dir=Path(cfg.state_dir), prometheus_url=cfg.prometheus_url,
         terraform_cli_config=Path(cfg.terraform_cli_config)
-        if cfg.terraform_cli_config else None)
+        if cfg.terraform_cli_config else None, policy=policy)
 
 
 def is_plain_directory(url: str) -> bool:

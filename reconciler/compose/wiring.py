@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reconciler.adapters.errors import AdapterError
+from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
@@ -22,6 +22,7 @@ from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
 from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
+from reconciler.core.policy import Policy, kind_allowed
 from reconciler.core.render import default_context, render_service
 from reconciler.engine.backends import JsonValue
 
@@ -31,11 +32,18 @@ class KubernetesApply:
     """Renders a service's templates for a cell and server-side applies them."""
 
     clients: ClientCache
+    policy: Policy | None = None
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
               terraform_outputs: Mapping[str, JsonValue]) -> str:
         objs = render_service(desired, default_context(cell, service, version,
                                                        terraform_outputs))
+        if self.policy is not None:
+            denied = sorted({str(o.get("kind")) for o in objs
+                             if not kind_allowed(self.policy, cell, str(o.get("kind")))})
+            if denied:
+                raise PermanentError(f"{', '.join(denied)} in {service} not allowed for cell "
+                                     f"{cell.name} by {self.policy.source}: nothing applied")
         result = apply_service(self.clients.for_cell(cell), cell, service, version, objs)
         counts: dict[str, int] = {}
         for change in result.changes:

@@ -66,6 +66,8 @@ class DaemonConfig:
     git_author: tuple[str, str] = ("reconciler", "reconciler@localhost")
     leader: LeaderConfig = field(default_factory=LeaderConfig)
     terraform_cli_config: str | None = None
+    #: The operator's policy file (see docs/security.md): what the repository may name.
+    policy_file: str | None = None
     log_level: str = "info"
     log_format: str = "json"
 
@@ -88,7 +90,8 @@ class DaemonConfig:
 _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
-             "drift_interval", "git_author", "leader", "terraform_cli_config", "log_level",
+             "drift_interval", "git_author", "leader", "terraform_cli_config", "policy_file",
+             "log_level",
              "log_format"}
 
 
@@ -155,5 +158,6 @@ def load_config(path: str | None) -> DaemonConfig:
         leader=LeaderConfig(**{k: v for k, v in leader.items()
                                if k in LeaderConfig.__dataclass_fields__}),
         terraform_cli_config=doc.get("terraform_cli_config"),
+        policy_file=doc.get("policy_file"),
         log_level=str(doc.get("log_level", "info")),
         log_format=str(doc.get("log_format", "json")))

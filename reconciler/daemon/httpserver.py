@@ -63,6 +63,7 @@ BODY_TIMEOUT = 30.0
 EVICT_GRACE = 0.5
 
 _END = re.compile(rb"\r?\n\r?\n")
+_EXPECT = re.compile(rb"(?im)^expect[ \t]*:[ \t]*100-continue[ \t]*\r?$")
 _LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?$")
 
 
@@ -356,6 +357,12 @@ class HttpServer:
                 self._dispatch(p)  # the worker drains it (bounded) and answers 413
                 return
             p.need = end.end() + length
+            if len(p.buf) < p.need and _EXPECT.search(p.buf, 0, end.start() + 2):
+                try:
+                    p.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    self._close(p)
+                    return
             p.deadline = time.monotonic() + self._body_timeout
         if len(p.buf) >= p.need:
             self._dispatch(p)

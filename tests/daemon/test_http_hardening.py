@@ -27,6 +27,7 @@ BODY = json.dumps({"ref": "refs/heads/main"}).encode()
 class Served:
     def __init__(self, **options: float) -> None:
         self.pushes = 0
+        self.handled_by: set[str] = set()
         self.lock = threading.Lock()
         self.metrics = Metrics()
         self.server = HttpServer("127.0.0.1:0", Endpoints(
@@ -37,6 +38,7 @@ class Served:
     def _push(self) -> None:
         with self.lock:
             self.pushes += 1
+            self.handled_by.add(threading.current_thread().name)
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -110,7 +112,8 @@ def test_non_ascii_signature_headers_get_a_bare_401(
 
 
 def test_two_hundred_parallel_signed_deliveries_all_get_an_answer(served: Served) -> None:
-    """With a listen backlog of 5 and a thread per connection, 128-165 of these were reset."""
+    """With a listen backlog of 5 and a thread per connection, 128-165 of these were reset.
+    Now they queue for a fixed pool of 16 worker threads."""
     n = 200
     barrier = threading.Barrier(n)
     results: list[object] = [None] * n
@@ -131,6 +134,7 @@ def test_two_hundred_parallel_signed_deliveries_all_get_an_answer(served: Served
     failed = [r for r in results if r != (202, b"fetch scheduled\n")]
     assert failed == [], f"{len(failed)} of {n} failed, e.g. {failed[:3]}"
     assert served.pushes == n
+    assert 1 <= len(served.handled_by) <= 16, sorted(served.handled_by)
 
 
 def test_healthz_answers_while_three_hundred_connections_sit_idle(served: Served) -> None:
@@ -195,6 +199,19 @@ def test_oversized_headers_are_refused(served: Served) -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass
     assert served.request(HEALTHZ) == (200, b"ok\n")
+
+
+def test_expect_100_continue_is_answered(served: Served) -> None:
+    """curl sends ``Expect: 100-continue`` for larger bodies and waits before sending it."""
+    body = b'{"ref": "refs/heads/main", "pad": "' + b"x" * 4000 + b'"}'
+    head = _post([*_signed(body).items(), ("Expect", "100-continue")], body)
+    head = head[:len(head) - len(body)]
+    with served.connect() as sock:
+        sock.sendall(head)
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        code, _ = _response(sock)
+    assert code == 202
 
 
 def test_oversized_body_still_gets_413_after_draining(served: Served) -> None:

@@ -20,10 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reconciler.core.live import LiveSnapshot, ServiceLive, WaveProgress
 from reconciler.core.loader import ParseCache, load_repository
 from reconciler.core.planner import plan
+from reconciler.core.policy import ClusterRule, DatabaseRule, Policy, check_policy
 from reconciler.core.versions import Version
 from tests.core.support import DictSource
 
 SERVICES = ("api", "worker", "billing")
+#: The operator's policy the bench fleet satisfies (validate --policy checks every cell).
+POLICY = Policy(clusters=(ClusterRule(None, None, ("{cell}",)),),
+                databases=(DatabaseRule("127.0.0.1", (5432,)),))
 GROUPS = ("canary", "wave1", "wave2", "wave3")
 
 
@@ -46,7 +50,10 @@ def service_files(svc: str) -> dict[str, str]:
         f"services/{svc}/service.yaml":
             f"apiVersion: reconciler.dev/v1\nkind: Service\nmetadata: {{name: {svc}}}\nspec:\n"
             f"  kubernetes: {{manifests: [k8s/deploy.yaml]}}\n  databases: [main]\n",
-        f"services/{svc}/k8s/deploy.yaml": "kind: Deployment\n",
+        f"services/{svc}/k8s/deploy.yaml":
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {svc}}}\n"
+            "spec: {template: {spec: {containers: [{name: app, "
+            "image: 'registry.local/app:{{ version }}'}]}}}\n",
         f"releases/{svc}.yaml":
             f"apiVersion: reconciler.dev/v1\nkind: Release\nmetadata: {{name: {svc}}}\nspec:\n"
             f"  service: {svc}\n  versions:\n    - {{groups: [{', '.join(GROUPS)}], "
@@ -103,6 +110,12 @@ def main() -> None:
     first = load_repository(DictSource(files), cache)
     cold = time.perf_counter() - t0
     assert first.desired is not None, first.errors[:3]
+    policies = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        problems = check_policy(first.desired, POLICY)
+        policies.append(time.perf_counter() - t)
+        assert not problems, problems[:3]
     reloads = []
     for k in range(args.repeat):
         files["releases/api.yaml"] = files["releases/api.yaml"].replace(
@@ -124,7 +137,8 @@ def main() -> None:
         jsons.append(time.perf_counter() - t)
     print(json.dumps({
         "cells": n, "services": len(SERVICES), "files": len(files), "repeat": args.repeat,
-        "cold_load_s": round(cold, 3), "reload_one_file_s": _stats(reloads),
+        "cold_load_s": round(cold, 3), "policy_check_s": _stats(policies),
+        "reload_one_file_s": _stats(reloads),
         "plan_s": _stats(plans), "plan_to_json_s": _stats(jsons), "steps": len(doc["steps"]),
         "due": doc["summary"]["due"], "peak_rss_mb": round(rss_mb(), 1),
     }))

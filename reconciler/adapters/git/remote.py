@@ -8,7 +8,17 @@ use); keeping the daemon's own commits on the cache's local branch until they ar
 force, and on a non-fast-forward rejection fetching, replaying its own commits on the
 new head (conflicts under the status directory keep ours, others are refused) and
 retrying with backoff. Errors name the URL without its credentials and are temporary
-(network) or permanent (authentication, host key, conflicts, a missing branch).
+(network) or permanent (authentication, host key, a missing branch).
+
+Git faults never become a crash loop: a queued commit that does not replay on the
+remote's new head (a revert against a human edit of the same lines) is set aside —
+the whole queue kept under ``refs/reconciler/set-aside/<time>-<sha12>`` in the cache for
+a person, logged at error level — and the local branch is reset to the remote's. A
+cache that cannot be read or fetched into because it is damaged (not because the network
+is down) is moved aside to ``<cache>.corrupt-<time>`` and cloned again, its queued
+commits carried over when they can still be read. Credentials in the URL
+(``https://user:token@host/...``) are kept in memory only: the cache's ``config`` holds
+the URL without them; the cache is 0700, its ``config`` 0600.
 
 How the SSH host key is checked: pygit2 hands ``certificate_check`` no key (only libgit2's
 verdict), and libgit2 checks host keys against ``$HOME/.ssh/known_hosts`` of its own
@@ -31,14 +41,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pygit2
 
-from reconciler.adapters.errors import PermanentError, TemporaryError
+from reconciler.adapters.errors import AdapterError, PermanentError, TemporaryError
 from reconciler.adapters.git.sign import Signer, make_commit
 from reconciler.adapters.secrets import read_secret
 
@@ -51,12 +62,20 @@ _AUTH_WORDS = ("401", "403", "authentication", "unauthorized", "permission denie
 _HOSTKEY_WORDS = ("hostkey", "host key", "known_hosts")
 _MISSING_WORDS = ("404", "repository not found", "could not find repository",
                   "does not appear to be a git repository", "failed to resolve path")
+_CORRUPT_WORDS = ("corrupt", "object not found", "failed to parse", "inflate", "packfile",
+                  "bad object", "missing object", "invalid object", "failed to read",
+                  "object is no", "unexpected end", "failed to load", "invalid oid",
+                  "missing delta base", "mismatched")
 _NON_FF_WORDS = ("non-fast-forward", "fast-forward", "fastforward", "fetch first",
                  "not present locally", "stale info")
 
 
 class RebaseConflict(PermanentError):
     """Our unpushed commits do not replay on the remote's new head."""
+
+
+class _Corrupt(Exception):
+    """The cache cannot be read: damaged objects, references or configuration."""
 
 
 class _Refused(Exception):
@@ -111,6 +130,17 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{rest[cut + 1:]}"
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its user-info, and the user name and password it held (decoded)."""
+    clean = redact_url(url)
+    if clean == url:
+        return url, None, None
+    rest = url.partition("://")[2]
+    userinfo = rest[:len(rest) - len(clean.partition("://")[2]) - 1]
+    user, sep, password = userinfo.partition(":")
+    return clean, unquote(user) or None, unquote(password) if sep else None
+
+
 def _ssh_host(url: str) -> str | None:
     """How known_hosts names the SSH host of ``url`` (``[host]:port`` off port 22)."""
     if "://" in url:
@@ -152,9 +182,11 @@ class _Callbacks(pygit2.RemoteCallbacks):
     """Credentials, host key verdicts and push rejections for one network operation."""
 
     def __init__(self, auth: RemoteAuth, url: str,
-                 lease: tuple[str, pygit2.Oid | None] | None = None) -> None:
+                 lease: tuple[str, pygit2.Oid | None] | None = None,
+                 url_password: str | None = None) -> None:
         super().__init__()
         self.auth = auth
+        self.url_password = url_password  # from the configured URL, held in memory only
         self.url = url
         self.lease = lease  # (remote ref, where we last saw it): push only if still there
         self.rejected: dict[str, str] = {}
@@ -168,7 +200,9 @@ class _Callbacks(pygit2.RemoteCallbacks):
         if allowed & types.SSH_KEY and self.auth.ssh_private_key:
             return self._keypair(username_from_url)
         if allowed & types.USERPASS_PLAINTEXT:
-            password = self.auth.password()
+            password = self.url_password
+            if password is None:
+                password = self.auth.password()
             if password is not None:
                 user = self.auth.username or username_from_url or "git"
                 return pygit2.UserPass(user, password)
@@ -233,12 +267,16 @@ class RemoteRepo:
                  max_pending: int = 200,
                  status_dir: Callable[[], str] = lambda: "status",
                  signer: Signer | None = None) -> None:
-        self.url = url
+        # credentials in the URL stay in memory: the cache's config gets the bare URL
+        self.url, url_user, self._url_password = split_userinfo(url)
+        auth = auth or RemoteAuth()
+        if url_user and not auth.username:
+            auth = replace(auth, username=url_user)
         self.signer = signer  # signs our commits replayed onto a moved remote
         self.status_dir = status_dir  # the live status directory, read at each replay
         self.cache_dir = Path(cache_dir)
         self.branch = branch
-        self.auth = auth or RemoteAuth()
+        self.auth = auth
         self.author = author
         self.max_pending = max_pending
         self._lock = threading.RLock()
@@ -263,14 +301,24 @@ class RemoteRepo:
         return pygit2.Repository(str(self.cache_dir))
 
     def _cloned(self) -> bool:
-        return (self.cache_dir / "HEAD").exists()
+        """Something is in the cache directory (a cache, maybe a damaged one)."""
+        try:
+            return self.cache_dir.is_dir() and any(self.cache_dir.iterdir())
+        except OSError:
+            return False
+
+    def _secure(self) -> None:
+        """The cache 0700 and its config 0600 (older caches and libgit2's rewrites)."""
+        with contextlib.suppress(OSError):
+            self.cache_dir.chmod(0o700)
+            (self.cache_dir / "config").chmod(0o600)
 
     # -- transport ----------------------------------------------------------------------
     def _call(self, fn: Callable[[_Callbacks], object],
               lease: tuple[str, pygit2.Oid | None] | None = None) -> _Callbacks:
         """Run ``fn(callbacks)`` with the configured known_hosts in place; library errors
         propagate, refusals from the callbacks become PermanentError."""
-        cb = _Callbacks(self.auth, self.url, lease)
+        cb = _Callbacks(self.auth, self.url, lease, self._url_password)
         with self._known_hosts_home():
             try:
                 fn(cb)
@@ -308,8 +356,8 @@ class RemoteRepo:
         """``text`` without our URL's user-info or any configured secret."""
         text = text.replace(self.url, self.display_url)
         secrets = self.auth.secrets()
-        userinfo = urlsplit(self.url).password if "://" in self.url else None
-        for secret in [*secrets, *([userinfo] if userinfo else [])]:
+        url_password = self._url_password
+        for secret in [*secrets, *([url_password] if url_password else [])]:
             text = text.replace(secret, "***")
         return text
 
@@ -329,32 +377,154 @@ class RemoteRepo:
     def _clone(self) -> None:
         tmp = self.cache_dir.with_name(self.cache_dir.name + ".cloning")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
         def init_remote(repo: pygit2.Repository, name: str, url: str) -> Any:
             return repo.remotes.create(name, url, "+refs/heads/*:refs/remotes/origin/*")
 
         self._transport("clone", lambda cb: pygit2.clone_repository(
             self.url, str(tmp), bare=True, callbacks=cb, remote=init_remote))
+        tmp.chmod(0o700)
+        (tmp / "config").chmod(0o600)
+        if self.cache_dir.is_dir() and not any(self.cache_dir.iterdir()):
+            self.cache_dir.rmdir()
         os.replace(tmp, self.cache_dir)
 
     def _fetch(self) -> None:
-        remote = self.repo.remotes["origin"]
-        if remote.url != self.url:  # the configured URL changed (or its credentials did)
-            self.repo.remotes.set_url("origin", self.url)
+        try:
             remote = self.repo.remotes["origin"]
+            if remote.url != self.url:  # the configured URL changed (or its credentials did)
+                self.repo.remotes.set_url("origin", self.url)
+                remote = self.repo.remotes["origin"]
+        except (pygit2.GitError, KeyError, OSError, ValueError) as e:
+            raise _Corrupt(f"cannot read the remote 'origin' from its config: {e}") from None
         self._transport("fetch", lambda cb: remote.fetch(callbacks=cb))
 
     def sync(self) -> str:
         """Clone or fetch, then bring the local branch up to the remote's (our unpushed
-        commits replayed on top of it). Returns the local branch head."""
+        commits replayed on top of it). Returns the local branch head. A damaged cache is
+        moved aside and cloned again."""
         with self._lock:
             if not self._cloned():
                 self._clone()
-                return self._integrate([])
-            own = self._own()
+                head = self._integrate([])
+            else:
+                head = self._sync_cached()
+            self._secure()
+            return head
+
+    def _sync_cached(self) -> str:
+        try:
+            own = self._own_checked()
+        except _Corrupt as e:
+            return self._reclone(str(e), None)
+        try:
             self._fetch()
-            return self._integrate(own)
+        except _Corrupt as e:
+            return self._reclone(str(e), own)
+        except AdapterError as e:
+            damage = self._damage()
+            if damage is None and not (isinstance(e, TemporaryError) and
+                                       any(w in str(e).lower() for w in _CORRUPT_WORDS)):
+                raise
+            return self._reclone(damage or str(e), own)
+        try:
+            return self._integrate(_commits(self.repo, own))
+        except (pygit2.GitError, KeyError, ValueError) as e:
+            return self._reclone(f"{type(e).__name__}: {e}", own)
+
+    # -- a damaged cache ----------------------------------------------------------------
+    def _own_checked(self) -> list[pygit2.Oid]:
+        """Our unpushed commits (ids), the cache checked for damage on the way."""
+        try:
+            repo = self.repo
+        except (pygit2.GitError, KeyError, OSError, ValueError) as e:
+            raise _Corrupt(f"cannot open it: {e}") from None
+        damage = self._damage(repo)
+        if damage is not None:
+            raise _Corrupt(damage)
+        try:
+            return [c.id for c in self._own()]
+        except (pygit2.GitError, KeyError, ValueError) as e:
+            raise _Corrupt(f"cannot walk the local branch: {e}") from None
+
+    def _damage(self, repo: pygit2.Repository | None = None) -> str | None:
+        """What is wrong with the cache, or None when its branch tips, their trees and
+        our unpushed commits all read back."""
+        try:
+            repo = repo or self.repo
+            for ref in (self.local_ref, self.tracking_ref):
+                try:
+                    target = repo.references[ref].resolve().target
+                except KeyError:
+                    continue
+                tip = repo[target]
+                if not isinstance(tip, pygit2.Commit):
+                    return f"{ref} does not point to a commit"
+                _ = len(tip.tree)
+            for commit in self._own():
+                _ = len(commit.tree)
+        except (pygit2.GitError, KeyError, OSError, ValueError) as e:
+            return f"{type(e).__name__}: {e}"
+        return None
+
+    def _reclone(self, reason: str, own: list[pygit2.Oid] | None) -> str:
+        """Move the damaged cache aside, clone again and replay the queued commits that
+        can still be read from the old one."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = self.cache_dir.with_name(f"{self.cache_dir.name}.corrupt-{stamp}")
+        os.replace(self.cache_dir, aside)
+        log.error("Git cache %s is damaged (%s): moved aside to %s, cloning %s again",
+                  self.cache_dir, self._scrub(reason), aside, self.display_url)
+        self._clone()
+        repo = self.repo
+        carried: list[pygit2.Commit] = []
+        old: pygit2.Repository | None = None
+        if own is None:
+            old, own = self._salvage(aside)
+        if own is None:
+            log.error("the unpushed commits in %s could not be read: they are lost", aside)
+        elif own:
+            try:
+                old = old or pygit2.Repository(str(aside))
+                for oid in own:
+                    _copy_objects(old, repo, oid)
+                carried = _commits(repo, own)
+            except (pygit2.GitError, KeyError, OSError, ValueError) as e:
+                log.error("the %d unpushed commit(s) in %s could not be read (%s): they are "
+                          "lost", len(own), aside, self._scrub(str(e)))
+                carried = []
+            else:
+                log.warning("carried %d unpushed commit(s) over from %s", len(carried), aside)
+        return self._integrate(carried)
+
+    def _salvage(self, aside: Path) -> tuple[pygit2.Repository | None,
+                                             list[pygit2.Oid] | None]:
+        """Our queue read from a cache that cannot be opened (no HEAD, a broken config):
+        its branch references read as files, its objects through the fresh clone."""
+        def ref(name: str) -> pygit2.Oid | None:
+            with contextlib.suppress(OSError, ValueError):
+                return pygit2.Oid(hex=(aside / name).read_text().strip())
+            with contextlib.suppress(OSError, ValueError):
+                for line in (aside / "packed-refs").read_text().splitlines():
+                    sha, _, refname = line.partition(" ")
+                    if refname == name:
+                        return pygit2.Oid(hex=sha)
+            return None
+
+        local, seen = ref(self.local_ref), ref(self.tracking_ref)
+        if local is None:
+            return None, None
+        try:
+            reader = pygit2.Repository(str(self.cache_dir))
+            reader.odb.add_disk_alternate(str(aside / "objects"))
+            walker = reader.walk(local, pygit2.enums.SortMode.TOPOLOGICAL |
+                                 pygit2.enums.SortMode.REVERSE)
+            if seen is not None:
+                walker.hide(seen)
+            return reader, [c.id for c in walker]
+        except (pygit2.GitError, KeyError, OSError, ValueError):
+            return None, None
 
     # -- the queue ----------------------------------------------------------------------
     def _commit_at(self, repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
@@ -400,11 +570,28 @@ class RemoteRepo:
             raise PermanentError(f"branch {self.branch} not found at {self.display_url}")
         todo = [c for c in own if c.id != remote.id and not repo.descendant_of(remote.id, c.id)]
         local = self._commit_at(repo, self.local_ref)
-        if todo and local is not None and todo[0].parent_ids == [remote.id]:
+        if todo and local is not None and todo[0].parent_ids == [remote.id] and \
+                local.id == todo[-1].id:
             return str(local.id)  # already on top of the remote head
-        head = self._replay_all(repo, todo, remote)
+        try:
+            head = self._replay_all(repo, todo, remote)
+        except RebaseConflict as e:
+            assert local is not None  # there were commits of ours to replay
+            self._set_aside(repo, local, str(e))
+            head = remote.id
         self._move_local(repo, local, head)
         return str(head)
+
+    def _set_aside(self, repo: pygit2.Repository, local: pygit2.Commit, reason: str) -> str:
+        """Keep our queue (the local branch as it was) under a ref for a person; the
+        local branch is then reset to the remote's head by the caller."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        ref = f"refs/reconciler/set-aside/{stamp}-{str(local.id)[:12]}"
+        repo.references.create(ref, local.id, force=True)
+        log.error("unpushed commits set aside as %s in %s and the local branch reset to "
+                  "%s's: %s (inspect them with: git --git-dir %s log %s)", ref,
+                  self.cache_dir, self.display_url, self._scrub(reason), self.cache_dir, ref)
+        return ref
 
     def _replay_all(self, repo: pygit2.Repository, todo: list[pygit2.Commit],
                     onto: pygit2.Commit) -> pygit2.Oid:
@@ -493,6 +680,30 @@ class RemoteRepo:
         if _non_fast_forward(reason):
             return False
         raise PermanentError(f"push to {self.display_url} rejected: {reason}")
+
+
+def _commits(repo: pygit2.Repository, oids: list[pygit2.Oid]) -> list[pygit2.Commit]:
+    out: list[pygit2.Commit] = []
+    for oid in oids:
+        obj = repo[oid]
+        if isinstance(obj, pygit2.Commit):
+            out.append(obj)
+    return out
+
+
+def _copy_objects(src: pygit2.Repository, dst: pygit2.Repository, oid: pygit2.Oid) -> None:
+    """Copy the commit ``oid``, its trees and blobs, and the ancestors ``dst`` lacks."""
+    todo = [oid]
+    while todo:
+        current = todo.pop()
+        if current in dst.odb:
+            continue
+        obj = src[current]
+        if isinstance(obj, pygit2.Commit):
+            todo.extend([obj.tree_id, *obj.parent_ids])
+        elif isinstance(obj, pygit2.Tree):
+            todo.extend(e.id for e in obj if e.filemode != pygit2.enums.FileMode.COMMIT)
+        dst.odb.write(obj.type, obj.read_raw())
 
 
 def _non_fast_forward(text: str) -> bool:

@@ -170,6 +170,8 @@ def _check_limits(path: str, text: str) -> None:
     A syntax error is left for the caller's own parser to report in its words.
     """
     _check_depth(path, text)
+    if "*" not in text:
+        return
     loader = _FastLoader(text)
     budget = NODE_BUDGET
     try:
@@ -190,12 +192,14 @@ def _load_checked(path: str, text: str) -> list[tuple[Any, tuple[int, int]]]:
     loader = _FastLoader(text)
     docs: list[tuple[Any, tuple[int, int]]] = []
     budget = NODE_BUDGET
+    aliases = "*" in text  # without an alias indicator nothing expands beyond the text
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            budget -= _expanded_size(node, {}, path, budget)
+            if aliases:
+                budget -= _expanded_size(node, {}, path, budget)
             start = _at(node.start_mark)
             docs.append((loader.construct_document(node), start))
     except pyyaml.MarkedYAMLError as e:

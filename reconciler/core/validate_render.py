@@ -38,7 +38,7 @@ _OUTPUT = re.compile(r'^\s*output\s+"([A-Za-z_][A-Za-z0-9_-]*)"', re.M)
 OUTPUT_PLACEHOLDER = "terraform-output"
 _MISSING = object()
 
-RenderKey = tuple[str, str, tuple[tuple[str, str], ...]]
+RenderKey = tuple[str, str, tuple[str, ...]]
 
 
 @dataclass
@@ -49,6 +49,9 @@ class RenderCache:
     previous: set[RenderKey] = field(default_factory=set)
     renders: int = 0  # templates actually rendered (cache misses), for tests and benches
     plain: dict[str, bool] = field(default_factory=dict)  # value -> a plain string token?
+    #: (template text, cell name) -> (the Cell object, the shape of its used values)
+    cell_shapes: dict[tuple[str, str], tuple[Cell, tuple[str, ...]]] = field(
+        default_factory=dict)
 
     def is_plain(self, value: object) -> bool:
         """Whether ``value`` renders as one plain YAML token that reads back as a string
@@ -90,28 +93,46 @@ class _Renderer:
     def __init__(self, cache: RenderCache) -> None:
         self.cache = cache
         self.used: set[RenderKey] = set()
-        self.names: dict[str, tuple[str, ...]] = {}
+        self.names: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.failures: dict[Problem, list[str]] = {}
+        self.cell_shapes: dict[tuple[str, str], tuple[Cell, tuple[str, ...]]] = {}
+        self.svc_shapes: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
 
-    def render(self, path: str, text: str, ctx: RenderContext,
-               cell_values: Mapping[str, object]) -> None:
-        names = self.names.get(text)
-        if names is None:
-            names = self.names[text] = _used_names(text)
-        shape: list[tuple[str, str]] = []
-        used: list[object] = []
-        for n in names:
-            v = _lookup(n, ctx, cell_values)
-            used.append(v)
-            if self.cache.is_plain(v):  # only its equalities with other used values matter
-                shape.append((n, f"plain#{used.index(v)}"))
-            else:
-                shape.append((n, repr(v)))
-        key: RenderKey = (path, text, tuple(shape))
+    def _shape(self, names: tuple[str, ...], values: list[object]) -> tuple[str, ...]:
+        out = []
+        for n, v in zip(names, values, strict=True):
+            # a plain string token matters only through its equalities with the others
+            out.append(f"{n}=plain#{values.index(v)}" if self.cache.is_plain(v)
+                       else f"{n}={v!r}")
+        return tuple(out)
+
+    def render(self, path: str, text: str, cell: Cell, service: str, version: str,
+               outputs: Mapping[str, Any]) -> None:
+        split = self.names.get(text)
+        if split is None:
+            names = _used_names(text)
+            split = self.names[text] = (
+                tuple(n for n in names if not _is_service_name(n)),
+                tuple(n for n in names if _is_service_name(n)))
+        cell_names, svc_names = split
+        memo_key = (text, cell.name)
+        memo = self.cache.cell_shapes.get(memo_key)
+        if memo is None or memo[0] is not cell:  # the same Cell object: the same values
+            values = _cell_values(cell)
+            memo = (cell, self._shape(cell_names, [values.get(n, _MISSING)
+                                                  for n in cell_names]))
+        self.cell_shapes[memo_key] = memo
+        svc_key = (text, service, version, id(outputs))
+        svc_shape = self.svc_shapes.get(svc_key)
+        if svc_shape is None:
+            svc_shape = self.svc_shapes[svc_key] = self._shape(
+                svc_names, [_service_value(n, service, version, outputs) for n in svc_names])
+        key: RenderKey = (path, text, memo[1] + svc_shape)
         self.used.add(key)
         problems = self.cache.entries.get(key)
         if problems is None:
             self.cache.renders += 1
+            ctx = RenderContext(version, cell, service, outputs, cell.terraform_vars)
             try:
                 render_template(path, text, ctx)
                 problems = ()
@@ -119,7 +140,7 @@ class _Renderer:
                 problems = e.problems
             self.cache.entries[key] = problems
         for p in problems:
-            self.failures.setdefault(p, []).append(ctx.cell.name)
+            self.failures.setdefault(p, []).append(cell.name)
 
     def problems(self) -> list[Problem]:
         out = []
@@ -130,23 +151,33 @@ class _Renderer:
         return out
 
 
-def _cells_running(desired: DesiredState, service: str) -> Iterable[tuple[Cell, str]]:
-    for name in sorted(desired.cells):
-        cell = desired.cells[name]
-        version = desired.desired_version(service, cell)
+def _cells_running(desired: DesiredState, cells: list[Cell],
+                   service: str) -> Iterable[tuple[Cell, str]]:
+    release = desired.releases.get(service)
+    if release is None:
+        return
+    by_group: dict[str, str | None] = {}
+    for cell in cells:
+        if cell.group not in by_group:
+            v = release.version_for(cell.group)
+            by_group[cell.group] = None if v is None else str(v)
+        version = by_group[cell.group]
         if version is not None:
-            yield cell, str(version)
+            yield cell, version
 
 
-def _lookup(name: str, ctx: RenderContext, cell_values: Mapping[str, object]) -> object:
-    """What ``name`` resolves to in ``ctx`` (as ``ctx.values()`` would say), cheaply."""
+def _is_service_name(name: str) -> bool:
+    return name in ("version", "service.name") or name.startswith("terraform.")
+
+
+def _service_value(name: str, service: str, version: str,
+                   outputs: Mapping[str, Any]) -> object:
+    """What a service-part name resolves to (as ``RenderContext.values()`` would say)."""
     if name == "version":
-        return ctx.version
+        return version
     if name == "service.name":
-        return ctx.service
-    if name.startswith("terraform."):
-        return ctx.terraform.get(name[len("terraform."):], _MISSING)
-    return cell_values.get(name, _MISSING)
+        return service
+    return outputs.get(name[len("terraform."):], _MISSING)
 
 
 def _cell_values(cell: Cell) -> dict[str, object]:
@@ -164,7 +195,8 @@ def check_templates(desired: DesiredState, cache: RenderCache | None = None) -> 
     cache = cache if cache is not None else RenderCache()
     r = _Renderer(cache)
     errors: list[Problem] = []
-    cell_values: dict[str, dict[str, object]] = {}
+    cells = [desired.cells[n] for n in sorted(desired.cells)]
+    no_outputs: dict[str, Any] = {}
     for sname in sorted(desired.services):
         svc = desired.services[sname]
         outputs = dict.fromkeys(declared_outputs(desired, svc.terraform), OUTPUT_PLACEHOLDER)
@@ -179,17 +211,11 @@ def check_templates(desired: DesiredState, cache: RenderCache | None = None) -> 
                 if s is not None and s.job and s.job in desired.files]
         if not templates and not jobs:
             continue
-        for cell, version in _cells_running(desired, sname):
-            values = cell_values.get(cell.name)
-            if values is None:
-                values = cell_values[cell.name] = _cell_values(cell)
-            variables = cell.terraform_vars
-            ctx = RenderContext(version, cell, sname, outputs, variables)
+        for cell, version in _cells_running(desired, cells, sname):
             for path, text in templates:
-                r.render(path, text, ctx, values)
-            if jobs:
-                job_ctx = RenderContext(version, cell, sname, {}, variables)
-                for path, text in jobs:
-                    r.render(path, text, job_ctx, values)
+                r.render(path, text, cell, sname, version, outputs)
+            for path, text in jobs:
+                r.render(path, text, cell, sname, version, no_outputs)
     cache.keep_only(r.used)
+    cache.cell_shapes = r.cell_shapes
     return errors + r.problems()

@@ -15,6 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from reconciler.core.yamldoc import YamlProblem, checked_text
+
 
 def _yaml() -> YAML:
     y = YAML()
@@ -59,9 +61,9 @@ def render(existing: bytes | None, doc: Mapping[str, Any]) -> bytes:
     y = _yaml()
     old: Any = None
     if existing:
-        try:
-            old = y.load(existing.decode())
-        except (YAMLError, UnicodeDecodeError):
+        try:  # the old text comes from the branch: limits first
+            old = y.load(checked_text("status", existing))
+        except (YAMLError, YamlProblem):
             old = None
     merged = _merge(old, doc) if isinstance(old, CommentedMap) else _plain(doc)
     out = StringIO()

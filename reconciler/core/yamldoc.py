@@ -211,6 +211,15 @@ def _load_checked(path: str, text: str) -> list[tuple[Any, tuple[int, int]]]:
     return docs
 
 
+def checked_text(path: str, data: bytes | str) -> str:
+    """``data`` as text once its size, nesting and alias expansion are within the limits
+    (YamlProblem otherwise): for callers that parse with their own (round-trip) loader —
+    status, progress and release files read back from the branch anyone may push to."""
+    text = _decode(path, data)
+    _check_limits(path, text)
+    return text
+
+
 def parse(path: str, data: bytes) -> Any:
     """Parse one YAML document keeping positions; raise YamlProblem on any failure."""
     text = _decode(path, data)

@@ -25,6 +25,7 @@ from reconciler.core.live import WaveProgress, format_time, parse_time
 from reconciler.core.statusdocs import StatusTarget
 from reconciler.core.statusyaml import render
 from reconciler.core.versions import Version
+from reconciler.core.yamldoc import YamlProblem, checked_text
 
 
 def _wave_progress(entry: Any) -> WaveProgress | None:
@@ -67,8 +68,8 @@ class GitProgressStore:
         if not text:
             return {}
         try:
-            doc = YAML(typ="safe").load(text.decode())
-        except (YAMLError, UnicodeDecodeError):
+            doc = YAML(typ="safe").load(checked_text(f"{rollouts}/{service}.yaml", text))
+        except (YAMLError, YamlProblem):
             return {}
         return doc if isinstance(doc, dict) else {}
 

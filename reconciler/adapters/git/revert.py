@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.git.sign import Signer, make_commit
 from reconciler.core.model import DesiredState
+from reconciler.core.yamldoc import YamlProblem, checked_text
 
 TRAILER = "Reconciler-Rollback-Of"
 
@@ -40,10 +41,18 @@ def _release_text(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> 
     return blob.data.decode() if isinstance(blob, pygit2.Blob) else None
 
 
+def _checked(text: str) -> str:
+    """A release file's text within the YAML limits (it comes from the branch)."""
+    try:
+        return checked_text("release", text)
+    except YamlProblem as e:
+        raise PermanentError(f"cannot revert: {e.problem}") from None
+
+
 def _versions(text: str | None) -> dict[str, str]:
     if text is None:
         return {}
-    doc: Any = YAML(typ="safe").load(text)
+    doc: Any = YAML(typ="safe").load(_checked(text))
     return {g: str(e["version"]) for e in doc["spec"]["versions"] for g in e["groups"]}
 
 
@@ -169,7 +178,7 @@ class LocalGit:
         if text is None:
             raise PermanentError(f"{path} is missing at HEAD")
         yaml = YAML()
-        doc = yaml.load(text)
+        doc = yaml.load(_checked(text))
         doc["spec"]["versions"] = _split_entries(doc["spec"]["versions"], groups, old)
         out = StringIO()
         yaml.dump(doc, out)

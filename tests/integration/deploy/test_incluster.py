@@ -69,6 +69,8 @@ FORBIDDEN = [
     ("create", "clusterroles.rbac.authorization.k8s.io", ""),
     ("create", "pods", "cell-use1-a-01"),
     ("create", "pods/exec", "cell-use1-a-01"),
+    ("create", "daemonsets.apps", "cell-use1-a-01"),  # node-wide: not in the policy default
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
 ]
 
 

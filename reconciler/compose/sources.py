@@ -93,6 +93,9 @@ def _remote(cfg: DaemonConfig, status_dir: Callable[[], str],
                       password_env=r.password_env, ssh_private_key=r.ssh_private_key,
                       known_hosts=r.known_hosts)
     url = str(local.resolve()) if "://" not in r.url and local.exists() else r.url
+    state = Path(cfg.state_dir)  # the daemon's own: 0700 (the cache and progress live here)
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state.chmod(0o700)
     return RemoteRepo(url, cfg.git_cache, branch=r.branch, auth=auth, author=cfg.git_author,
                       status_dir=status_dir, signer=signer)
 

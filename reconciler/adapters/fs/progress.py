@@ -34,8 +34,8 @@ class FileProgressStore:
             return {}
 
     def _write(self, doc: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")  # 0600
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=2, sort_keys=True)
             f.flush()

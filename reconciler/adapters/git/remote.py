@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import hashlib
 import hmac
 import logging
@@ -375,9 +376,13 @@ class RemoteRepo:
 
     # -- fetching -----------------------------------------------------------------------
     def _clone(self) -> None:
-        tmp = self.cache_dir.with_name(self.cache_dir.name + ".cloning")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        parent = self.cache_dir.parent
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in parent.glob(f"{self.cache_dir.name}.cloning*"):  # after a kill -9
+            shutil.rmtree(stale, ignore_errors=True)
+        # a new name each time: libgit2 keeps open pack files by path, process-wide
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{self.cache_dir.name}.cloning-"))
+        tmp.rmdir()
 
         def init_remote(repo: pygit2.Repository, name: str, url: str) -> Any:
             return repo.remotes.create(name, url, "+refs/heads/*:refs/remotes/origin/*")
@@ -473,6 +478,7 @@ class RemoteRepo:
         can still be read from the old one."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         aside = self.cache_dir.with_name(f"{self.cache_dir.name}.corrupt-{stamp}")
+        gc.collect()  # let go of the damaged cache's open files before cloning afresh
         os.replace(self.cache_dir, aside)
         log.error("Git cache %s is damaged (%s): moved aside to %s, cloning %s again",
                   self.cache_dir, self._scrub(reason), aside, self.display_url)

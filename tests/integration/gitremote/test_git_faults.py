@@ -12,7 +12,7 @@ import pygit2
 import pytest
 
 from reconciler.adapters.errors import TemporaryError
-from reconciler.adapters.git.commits import commit_files, head_commit
+from reconciler.adapters.git.commits import commit_files
 from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
 from reconciler.testing.gitserver import HttpGitServer, git
 

@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
-from reconciler.adapters.git.remote import RebaseConflict, RemoteAuth, RemoteRepo
+from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
 from reconciler.testing.gitserver import HttpGitServer, SshGitServer, git
 
 from .conftest import PASSWORD, USER
@@ -175,18 +175,20 @@ def test_status_conflict_keeps_ours(http_server: HttpGitServer, root: Path,
     assert _remote_log(root)[1] == "human edits status/desired.yaml"
 
 
-def test_conflict_outside_status_is_refused(http_server: HttpGitServer, root: Path,
-                                            tmp_path: Path) -> None:
+def test_conflict_outside_status_is_set_aside(http_server: HttpGitServer, root: Path,
+                                             tmp_path: Path) -> None:
+    """Never a crash loop: our commit is kept under a ref for a person, not replayed."""
     remote = _http(http_server, tmp_path)
     remote.sync()
     ours = _commit(remote, "releases/api.yaml", "version: 0.9.0\n")  # a revert, say
     _other_push(root, tmp_path, "releases/api.yaml", "version: 3.0.0\n")
-    with pytest.raises(RebaseConflict, match=r"releases/api\.yaml"):
-        remote.push()
-    with pytest.raises(RebaseConflict):
-        remote.sync()
-    assert str(head_commit(remote.repo, remote.local_ref).id) == ours  # type: ignore[union-attr]
-    assert remote.pending() == 1  # nothing dropped
+    remote.push(backoff=0.01)
+    repo = remote.repo
+    kept = [str(repo.references[n].target) for n in repo.references
+            if n.startswith("refs/reconciler/set-aside/")]
+    assert kept == [ours]
+    assert remote.pending() == 0
+    assert remote.sync() == git(root / "fleet.git", "rev-parse", "main")
     assert _remote_log(root)[0] == "human edits releases/api.yaml"
 
 

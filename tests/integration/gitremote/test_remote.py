@@ -231,7 +231,7 @@ def test_queue_survives_restart_and_outage(root: Path, tmp_path: Path) -> None:
         remote.push(max_attempts=1)
     assert "127.0.0.1" in _secret_free(e.value)
     assert e.value.retry_after > 0
-    again = RemoteRepo(remote.url, remote.cache_dir)  # a restarted daemon
+    again = RemoteRepo(server.url("fleet.git", userinfo=True), remote.cache_dir)  # restarted
     assert again.pending() == 1
     server = HttpGitServer(root, USER, PASSWORD, port=port).start()
     try:

@@ -132,9 +132,11 @@ def redact_url(url: str) -> str:
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
-    """``url`` without its user-info, and the user name and password it held (decoded)."""
+    """``url`` without its user-info, and the user name and password it held (decoded).
+    Only HTTP(S) URLs are split: an SSH URL's user name is no secret, and libgit2 needs it
+    there to pick the account."""
     clean = redact_url(url)
-    if clean == url:
+    if clean == url or not url.lower().startswith(("http://", "https://")):
         return url, None, None
     rest = url.partition("://")[2]
     userinfo = rest[:len(rest) - len(clean.partition("://")[2]) - 1]

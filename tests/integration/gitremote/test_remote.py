@@ -223,7 +223,8 @@ def test_change_already_on_the_remote_is_not_repeated(http_server: HttpGitServer
 def test_queue_survives_restart_and_outage(root: Path, tmp_path: Path) -> None:
     server = HttpGitServer(root, USER, PASSWORD).start()
     port = server.port
-    remote = RemoteRepo(server.url("fleet.git", userinfo=True), tmp_path / "cache")
+    url = server.url("fleet.git", userinfo=True)
+    remote = RemoteRepo(url, tmp_path / "cache")
     remote.sync()
     server.stop()
     _commit(remote, "status/cells/b.yaml", "cell: b\n")
@@ -231,7 +232,7 @@ def test_queue_survives_restart_and_outage(root: Path, tmp_path: Path) -> None:
         remote.push(max_attempts=1)
     assert "127.0.0.1" in _secret_free(e.value)
     assert e.value.retry_after > 0
-    again = RemoteRepo(server.url("fleet.git", userinfo=True), remote.cache_dir)  # restarted
+    again = RemoteRepo(url, remote.cache_dir)  # a restarted daemon
     assert again.pending() == 1
     server = HttpGitServer(root, USER, PASSWORD, port=port).start()
     try:

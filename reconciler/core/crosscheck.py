@@ -23,6 +23,7 @@ from reconciler.core.kinds import Built
 from reconciler.core.model import Cell, Fleet, Migration, Release, Service
 from reconciler.core.source import FileEntry, RepoSource
 from reconciler.core.sqlcheck import check_sql
+from reconciler.core.stackfiles import stack_file_problem
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, position
 
 MAX_FILE_BYTES = 1 << 20
@@ -209,6 +210,10 @@ def _check_service_files(ctx: _Ctx, p: Parsed) -> None:
         ctx.err(p, ["spec", "terraform", "stack"],
                 f"Terraform stack directory {svc.terraform!r} has no files")
     for path in stack:
+        problem = stack_file_problem(path[len(prefix):])
+        if problem:
+            ctx.result.errors.append(Problem(path, 1, 1, problem))
+            continue
         _read_text(ctx, p, ["spec", "terraform", "stack"], path)
 
 

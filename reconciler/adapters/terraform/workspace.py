@@ -24,6 +24,7 @@ from reconciler.adapters.terraform.diagnostics import to_error
 from reconciler.adapters.terraform.engine import Engine, TerraformSettings, command_env
 from reconciler.adapters.terraform.plan import TerraformPlan, changes_from_json
 from reconciler.core.hashing import stable_hash
+from reconciler.core.stackfiles import stack_file_problem
 
 VARS_FILE = "reconciler.auto.tfvars.json"
 RECORD = "applied.json"
@@ -84,6 +85,10 @@ class Workspace:
         for old in self.root.glob("*.tf"):
             if old.name not in stack:
                 old.unlink()
+        for name in stack:  # the loader refuses these too; never trust one layer alone
+            problem = stack_file_problem(name)
+            if problem:
+                raise PermanentError(problem)
         targets = {name: inside(self.root, name) for name in stack}  # all, before any write
         for name, text in stack.items():
             target = targets[name]

@@ -71,6 +71,24 @@ _NON_FF_WORDS = ("non-fast-forward", "fast-forward", "fastforward", "fetch first
                  "not present locally", "stale info")
 
 
+#: At most this many queued commits are salvaged from a damaged cache (a walk over
+#: corrupted objects can revisit commits forever).
+SALVAGE_LIMIT = 10_000
+
+
+def _bounded(walker: Any) -> list[pygit2.Oid]:
+    """The walk's commit ids; ValueError when it repeats a commit or runs past
+    SALVAGE_LIMIT (damaged objects), so the queue counts as unreadable."""
+    out: list[pygit2.Oid] = []
+    seen: set[pygit2.Oid] = set()
+    for commit in walker:
+        if commit.id in seen or len(out) >= SALVAGE_LIMIT:
+            raise ValueError("the queued commits' history loops or has no end")
+        seen.add(commit.id)
+        out.append(commit.id)
+    return out
+
+
 class RebaseConflict(PermanentError):
     """Our unpushed commits do not replay on the remote's new head."""
 
@@ -530,7 +548,7 @@ class RemoteRepo:
                                  pygit2.enums.SortMode.REVERSE)
             if seen is not None:
                 walker.hide(seen)
-            return reader, [c.id for c in walker]
+            return reader, _bounded(walker)
         except (pygit2.GitError, KeyError, OSError, ValueError):
             return None, None
 

@@ -233,7 +233,7 @@ def _bad_version(run: DemoRun, say: Say) -> DemoRecord:
     for cell in CANARIES:
         run.exporter.set_error_rate(cell, 0.0)
     run.ticks.wait(settled, 300)
-    bad = tuple(run.ticks.outcomes[sum(len(r.outcomes) for r in run.ticks.reports[:mark]):])
+    bad = tuple(run.ticks.outcomes_since(mark))
     git(run.clone, "pull", "-q", "--rebase", "origin", "main")
     message = git(run.clone, "log", "-1", "--grep=Reconciler-Rollback-Of", "--format=%h %an: %B")
     return DemoRecord(tuple(run.ticks.outcomes), bad, tuple(run.reverts()), message,

@@ -36,8 +36,12 @@ class TickWatch:
     @property
     def outcomes(self) -> list[Outcome]:
         """Every outcome seen so far, in order."""
+        return self.outcomes_since(0)
+
+    def outcomes_since(self, mark: int) -> list[Outcome]:
+        """The outcomes of the reports from ``mark`` on, in order."""
         with self._cond:
-            return [o for r in self.reports for o in r.outcomes]
+            return [o for r in self.reports[mark:] for o in r.outcomes]
 
     def mark(self) -> int:
         """A position: ``wait(..., since=mark)`` looks only at later reports."""

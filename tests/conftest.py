@@ -1,0 +1,22 @@
+"""Suite-wide guard: a test stuck inside a C library (where pytest-timeout's signal cannot
+reach it: libgit2 has been seen looping forever on a damaged object) ends the run after
+20 minutes with every thread's stack, instead of stalling CI until its own deadline."""
+
+from __future__ import annotations
+
+import faulthandler
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+STUCK_IN_C = 1200  # seconds; pytest-timeout (pyproject) fails a test stuck in Python at 900
+
+
+@pytest.fixture(autouse=True)
+def _stuck_test_guard() -> Iterator[None]:
+    faulthandler.dump_traceback_later(STUCK_IN_C, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

@@ -16,7 +16,10 @@ the whole queue kept under ``refs/reconciler/set-aside/<time>-<sha12>`` in the c
 a person, logged at error level — and the local branch is reset to the remote's. A
 cache that cannot be read or fetched into because it is damaged (not because the network
 is down) is moved aside to ``<cache>.corrupt-<time>`` and cloned again, its queued
-commits carried over when they can still be read. Credentials in the URL
+commits carried over when they can still be read. The cache's packs, branch tips and
+queue are checked in Python (``odbcheck``) before libgit2 reads them, and a damaged
+cache's objects are salvaged in Python only: libgit2 loops forever or crashes on some
+damaged objects. Every network operation has a connect and an I/O deadline. Credentials in the URL
 (``https://user:token@host/...``) are kept in memory only: the cache's ``config`` holds
 the URL without them; the cache is 0700, its ``config`` 0600.
 
@@ -51,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 import pygit2
 
 from reconciler.adapters.errors import AdapterError, PermanentError, TemporaryError
+from reconciler.adapters.git import odbcheck
 from reconciler.adapters.git.sign import Signer, make_commit
 from reconciler.adapters.secrets import read_secret
 
@@ -71,22 +75,19 @@ _NON_FF_WORDS = ("non-fast-forward", "fast-forward", "fastforward", "fetch first
                  "not present locally", "stale info")
 
 
-#: At most this many queued commits are salvaged from a damaged cache (a walk over
-#: corrupted objects can revisit commits forever).
+#: libgit2 waits forever on a remote that accepts a connection and never answers unless
+#: told otherwise (process-wide settings, set before each network operation).
+CONNECT_TIMEOUT = 30.0
+IO_TIMEOUT = 120.0
+
+
+def _network_deadlines() -> None:
+    pygit2.settings.server_connect_timeout = int(CONNECT_TIMEOUT * 1000)
+    pygit2.settings.server_timeout = int(IO_TIMEOUT * 1000)
+
+
+#: At most this many queued commits are checked or salvaged in a cache that may be damaged.
 SALVAGE_LIMIT = 10_000
-
-
-def _bounded(walker: Any) -> list[pygit2.Oid]:
-    """The walk's commit ids; ValueError when it repeats a commit or runs past
-    SALVAGE_LIMIT (damaged objects), so the queue counts as unreadable."""
-    out: list[pygit2.Oid] = []
-    seen: set[pygit2.Oid] = set()
-    for commit in walker:
-        if commit.id in seen or len(out) >= SALVAGE_LIMIT:
-            raise ValueError("the queued commits' history loops or has no end")
-        seen.add(commit.id)
-        out.append(commit.id)
-    return out
 
 
 class RebaseConflict(PermanentError):
@@ -340,6 +341,7 @@ class RemoteRepo:
         """Run ``fn(callbacks)`` with the configured known_hosts in place; library errors
         propagate, refusals from the callbacks become PermanentError."""
         cb = _Callbacks(self.auth, self.url, lease, self._url_password)
+        _network_deadlines()
         with self._known_hosts_home():
             try:
                 fn(cb)
@@ -478,6 +480,7 @@ class RemoteRepo:
         our unpushed commits all read back."""
         try:
             repo = repo or self.repo
+            self._check_objects(repo)
             for ref in (self.local_ref, self.tracking_ref):
                 try:
                     target = repo.references[ref].resolve().target
@@ -493,6 +496,21 @@ class RemoteRepo:
             return f"{type(e).__name__}: {e}"
         return None
 
+    def _check_objects(self, repo: pygit2.Repository) -> None:
+        """The packs, the branch tips and our queue (where loose) checked in Python before
+        libgit2 reads them: it loops forever or crashes on some damaged ones."""
+        objects = Path(repo.path) / "objects"
+        odbcheck.check_packs(objects)
+        tips = {}
+        for ref in (self.local_ref, self.tracking_ref):
+            with contextlib.suppress(KeyError):
+                tips[ref] = str(repo.references[ref].resolve().target)
+        for tip in tips.values():
+            odbcheck.check_commit(objects, tip)
+        if self.local_ref in tips:
+            odbcheck.check_chain(objects, tips[self.local_ref], tips.get(self.tracking_ref),
+                              SALVAGE_LIMIT)
+
     def _reclone(self, reason: str, own: list[pygit2.Oid] | None) -> str:
         """Move the damaged cache aside, clone again and replay the queued commits that
         can still be read from the old one."""
@@ -505,16 +523,13 @@ class RemoteRepo:
         self._clone()
         repo = self.repo
         carried: list[pygit2.Commit] = []
-        old: pygit2.Repository | None = None
         if own is None:
-            old, own = self._salvage(aside)
+            own = self._salvage(aside)
         if own is None:
             log.error("the unpushed commits in %s could not be read: they are lost", aside)
         elif own:
-            try:
-                old = old or pygit2.Repository(str(aside))
-                for oid in own:
-                    _copy_objects(old, repo, oid)
+            try:  # read in Python, never by libgit2 from the damaged cache
+                odbcheck.salvage(aside / "objects", str(own[-1]), repo, None, SALVAGE_LIMIT)
                 carried = _commits(repo, own)
             except (pygit2.GitError, KeyError, OSError, ValueError) as e:
                 log.error("the %d unpushed commit(s) in %s could not be read (%s): they are "
@@ -524,10 +539,10 @@ class RemoteRepo:
                 log.warning("carried %d unpushed commit(s) over from %s", len(carried), aside)
         return self._integrate(carried)
 
-    def _salvage(self, aside: Path) -> tuple[pygit2.Repository | None,
-                                             list[pygit2.Oid] | None]:
+    def _salvage(self, aside: Path) -> list[pygit2.Oid] | None:
         """Our queue read from a cache that cannot be opened (no HEAD, a broken config):
-        its branch references read as files, its objects through the fresh clone."""
+        its branch references read as files, its loose objects checked and copied into
+        the fresh clone (None when they cannot be read)."""
         def ref(name: str) -> pygit2.Oid | None:
             with contextlib.suppress(OSError, ValueError):
                 return pygit2.Oid(hex=(aside / name).read_text().strip())
@@ -540,17 +555,13 @@ class RemoteRepo:
 
         local, seen = ref(self.local_ref), ref(self.tracking_ref)
         if local is None:
-            return None, None
+            return None
         try:
-            reader = pygit2.Repository(str(self.cache_dir))
-            reader.odb.add_disk_alternate(str(aside / "objects"))
-            walker = reader.walk(local, pygit2.enums.SortMode.TOPOLOGICAL |
-                                 pygit2.enums.SortMode.REVERSE)
-            if seen is not None:
-                walker.hide(seen)
-            return reader, _bounded(walker)
+            carried = odbcheck.salvage(aside / "objects", str(local), self.repo,
+                                    None if seen is None else str(seen), SALVAGE_LIMIT)
+            return [pygit2.Oid(hex=oid) for oid in carried]
         except (pygit2.GitError, KeyError, OSError, ValueError):
-            return None, None
+            return None
 
     # -- the queue ----------------------------------------------------------------------
     def _commit_at(self, repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
@@ -715,21 +726,6 @@ def _commits(repo: pygit2.Repository, oids: list[pygit2.Oid]) -> list[pygit2.Com
         if isinstance(obj, pygit2.Commit):
             out.append(obj)
     return out
-
-
-def _copy_objects(src: pygit2.Repository, dst: pygit2.Repository, oid: pygit2.Oid) -> None:
-    """Copy the commit ``oid``, its trees and blobs, and the ancestors ``dst`` lacks."""
-    todo = [oid]
-    while todo:
-        current = todo.pop()
-        if current in dst.odb:
-            continue
-        obj = src[current]
-        if isinstance(obj, pygit2.Commit):
-            todo.extend([obj.tree_id, *obj.parent_ids])
-        elif isinstance(obj, pygit2.Tree):
-            todo.extend(e.id for e in obj if e.filemode != pygit2.enums.FileMode.COMMIT)
-        dst.odb.write(obj.type, obj.read_raw())
 
 
 def _non_fast_forward(text: str) -> bool:

@@ -38,6 +38,8 @@ Say = Callable[[str], None]
 SECRET_ENV = "SHOP_DB_PASSWORD"
 CANARIES = ("euw1-canary-01", "euw1-canary-02")
 BAD = "1.6.0"
+#: The longest any step of the demo may take on a slow machine (seconds).
+WAIT = 600
 #: Outcomes worth a line in the narrative (every failure is shown too).
 SHOWN = (StepKind.KUBERNETES_APPLY, StepKind.ROLLBACK, StepKind.MIGRATION_EXPAND,
          StepKind.MIGRATION_CONTRACT, StepKind.REVERT_COMMIT, StepKind.BAKE)
@@ -95,7 +97,7 @@ def _seed(example: Path, clone: Path, kubeconfig: Path, pg_port: int, pg_user: s
         f.write_text(text)
     fleet = clone / "reconciler.yaml"
     text = re.sub(r"bake: \S+", "bake: 3s", fleet.read_text())
-    text = text.replace("bake: 3s", "bake: 25s", 1)  # the canary bakes long enough to fail
+    text = text.replace("bake: 3s", "bake: 40s", 1)  # the canary bakes long enough to fail
     text = text.replace("[5m]", "[10s]").replace("window: 5m", "window: 15s")
     fleet.write_text(text)
     mig = clone / "migrations" / "api" / "0007-order-currency.yaml"
@@ -226,13 +228,14 @@ def _parts(example: Path, say: Say) -> Iterator[DemoRun]:
 
 def _bad_version(run: DemoRun, say: Say) -> DemoRecord:
     mark = run.merge(BAD, f"api {BAD} everywhere")
-    run.ticks.wait(lambda r: any(ran(StepKind.KUBERNETES_APPLY, c)(r) for c in CANARIES), 300, mark)
+    canary_applied = [ran(StepKind.KUBERNETES_APPLY, c) for c in CANARIES]
+    run.ticks.wait(lambda r: any(applied(r) for applied in canary_applied), WAIT, mark)
     for cell in CANARIES:
         run.exporter.set_error_rate(cell, 0.4)
-    run.ticks.wait(ran(StepKind.REVERT_COMMIT), 300, mark)
+    run.ticks.wait(ran(StepKind.REVERT_COMMIT), WAIT, mark)
     for cell in CANARIES:
         run.exporter.set_error_rate(cell, 0.0)
-    run.ticks.wait(settled, 300)
+    run.ticks.wait(settled, WAIT)
     bad = tuple(run.ticks.outcomes_since(mark))
     git(run.clone, "pull", "-q", "--rebase", "origin", "main")
     message = git(run.clone, "log", "-1", "--grep=Reconciler-Rollback-Of", "--format=%h %an: %B")
@@ -264,12 +267,12 @@ def record_demo(example: Path, say: Say = print) -> DemoRecord:
     _check_parts()
     with _parts(example, say) as run:
         say("\n1. install: api 1.4.2 and worker 2.3.1 on 14 cells")
-        run.ticks.wait(settled, 300, since=0)
+        run.ticks.wait(settled, WAIT, since=0)
         say("\n2. a pull request bumps api to 1.5.0 for every group; migration 0007 goes "
             "with it")
         mark = run.merge("1.5.0", "api 1.5.0 everywhere")
-        run.ticks.wait(ran(StepKind.MIGRATION_CONTRACT), 300, mark)
-        run.ticks.wait(settled, 300)
+        run.ticks.wait(ran(StepKind.MIGRATION_CONTRACT), WAIT, mark)
+        run.ticks.wait(settled, WAIT)
         say(f"\n3. a bad version: api {BAD}; the canary's error rate breaches its alarm")
         record = _bad_version(run, say)
         _closing(record, say)

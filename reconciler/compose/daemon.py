@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
-from reconciler.adapters.terraform.engines import preload_embedded
+from reconciler.adapters.terraform.engines import preload_embedded, sandbox_for
 from reconciler.compose.leader import make_leader
-from reconciler.compose.sources import open_source
+from reconciler.compose.reconciler import terraform_settings
+from reconciler.compose.sources import backend_settings, open_source
 from reconciler.core.model import Cell
-from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.config import ConfigError, DaemonConfig
 from reconciler.daemon.driftwatch import Watcher
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.service import Daemon, DaemonParts
@@ -28,8 +30,22 @@ def start_drift_watcher(cells: Sequence[Cell], services: tuple[str, ...],
     return watcher
 
 
+def check_terraform_sandbox(cfg: DaemonConfig) -> None:
+    """Refuse to start when ``terraform.sandbox`` cannot be had (bubblewrap missing or
+    unable to run here, the provider mirror or a granted credential file missing):
+    ConfigError with the reason, before anything else is touched."""
+    if cfg.terraform_sandbox == "none":
+        return
+    try:
+        sandbox_for(terraform_settings(backend_settings(cfg)))
+    except PermanentError as e:
+        raise ConfigError(str(e)) from None
+
+
 def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None) -> Daemon:
-    """The daemon for ``cfg``, not yet started."""
+    """The daemon for ``cfg``, not yet started (ConfigError when its Terraform sandbox
+    cannot be had)."""
+    check_terraform_sandbox(cfg)
     parts = DaemonParts(open_source=lambda: open_source(cfg), leader=make_leader(cfg),
                         start_watcher=start_drift_watcher, preload=preload_embedded)
     return Daemon(cfg, parts, metrics)

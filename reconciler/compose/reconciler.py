@@ -39,6 +39,10 @@ class BackendSettings:
     state_dir: Path
     prometheus_url: str | None = None
     terraform_cli_config: Path | None = None
+    #: ``terraform.sandbox`` / ``network`` / ``provider_mirror`` of the daemon's config.
+    terraform_sandbox: str = "none"
+    terraform_network: bool = True
+    terraform_provider_mirror: Path | None = None
     parallel: int = 8
     #: Read migration ledgers (needs every cell database reachable).
     databases: bool = True
@@ -80,10 +84,21 @@ class _Parts:
                        terraform_drift=self.terraform.drift_addresses)
 
 
+def terraform_settings(s: BackendSettings) -> TerraformSettings:
+    """How Terraform runs: workspaces under the state directory, the operator's CLI
+    configuration and sandbox, and the provider credentials the policy grants."""
+    rule = s.policy.terraform if s.policy else None
+    return TerraformSettings(
+        state_dir=s.state_dir / "terraform", cli_config_file=s.terraform_cli_config,
+        sandbox=s.terraform_sandbox, network=s.terraform_network,
+        provider_mirror=s.terraform_provider_mirror,
+        credential_env=rule.credential_env if rule else (),
+        credential_files=tuple(Path(f) for f in rule.credential_files) if rule else ())
+
+
 def _parts(s: BackendSettings) -> _Parts:
     clients = ClientCache()
-    terraform = TerraformRunner(TerraformSettings(state_dir=s.state_dir / "terraform",
-                                                  cli_config_file=s.terraform_cli_config))
+    terraform = TerraformRunner(terraform_settings(s))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
     return _Parts(KubernetesApply(clients, s.policy), terraform,
                   MigrationRunner(clients=clients), alarms)

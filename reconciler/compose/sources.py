@@ -41,7 +41,10 @@ def backend_settings(cfg: DaemonConfig) -> BackendSettings:
     return BackendSettings(
         state_dir=Path(cfg.state_dir), prometheus_url=cfg.prometheus_url,
         terraform_cli_config=Path(cfg.terraform_cli_config)
-        if cfg.terraform_cli_config else None, policy=policy)
+        if cfg.terraform_cli_config else None, terraform_sandbox=cfg.terraform_sandbox,
+        terraform_network=cfg.terraform_network,
+        terraform_provider_mirror=Path(cfg.terraform_provider_mirror)
+        if cfg.terraform_provider_mirror else None, policy=policy)
 
 
 def is_plain_directory(url: str) -> bool:

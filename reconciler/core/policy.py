@@ -68,11 +68,19 @@ class DatabaseRule:
 @dataclass(frozen=True)
 class TerraformRule:
     """Providers stacks may require (source addresses, globs); provisioners and the
-    ``external`` data source run code on the host, so they are off unless allowed."""
+    ``external`` data source run code on the host, so they are off unless allowed.
+
+    ``credential_env`` (names) and ``credential_files`` (absolute paths) are the
+    daemon's variables and files Terraform is given — the providers' credentials.
+    Nothing else of the daemon's environment reaches Terraform, and in the sandbox no
+    other file of the daemon's is visible.
+    """
 
     providers: tuple[str, ...] = ()
     provisioners: bool = False
     external_data: bool = False
+    credential_env: tuple[str, ...] = ()
+    credential_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,13 +134,25 @@ def _database(doc: Any, where: str) -> DatabaseRule:
                         _strs(d, "secretFiles", where))
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _terraform(doc: Any, where: str) -> TerraformRule:
-    d = _keys(doc, {"providers", "provisioners", "externalData"}, where)
+    d = _keys(doc, {"providers", "provisioners", "externalData", "credentialEnv",
+                    "credentialFiles"}, where)
     for key in ("provisioners", "externalData"):
         if not isinstance(d.get(key, False), bool):
             raise PolicyError(f"{where}.{key}: true or false")
+    env, files = _strs(d, "credentialEnv", where), _strs(d, "credentialFiles", where)
+    bad = [n for n in env if not _ENV_NAME.match(n)]
+    if bad:
+        raise PolicyError(f"{where}.credentialEnv: not variable names: {', '.join(bad)}")
+    relative = [f for f in files if not f.startswith("/")]
+    if relative:
+        raise PolicyError(f"{where}.credentialFiles: absolute paths only: "
+                          f"{', '.join(relative)}")
     return TerraformRule(_strs(d, "providers", where), bool(d.get("provisioners", False)),
-                         bool(d.get("externalData", False)))
+                         bool(d.get("externalData", False)), env, files)
 
 
 def policy_from_doc(doc: Any, source: str = "policy") -> Policy:

@@ -66,6 +66,16 @@ class DaemonConfig:
     git_author: tuple[str, str] = ("reconciler", "reconciler@localhost")
     leader: LeaderConfig = field(default_factory=LeaderConfig)
     terraform_cli_config: str | None = None
+    #: ``terraform.sandbox``: ``bwrap`` runs every Terraform command in bubblewrap (see
+    #: docs/security.md; the daemon refuses to start when it cannot), ``none`` in a plain
+    #: child process (scrubbed environment only: no isolation from the daemon's files).
+    terraform_sandbox: str = "none"
+    #: ``terraform.network``: the sandbox shares the host's network (providers reach
+    #: their APIs); false leaves it a loopback only.
+    terraform_network: bool = True
+    #: ``terraform.provider_mirror``: the providers' filesystem mirror, visible
+    #: read-only in the sandbox (the one the CLI configuration installs from).
+    terraform_provider_mirror: str | None = None
     #: The operator's policy file (see docs/security.md): what the repository may name.
     policy_file: str | None = None
     log_level: str = "info"
@@ -90,7 +100,8 @@ class DaemonConfig:
 _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
-             "drift_interval", "git_author", "leader", "terraform_cli_config", "policy_file",
+             "drift_interval", "git_author", "leader", "terraform_cli_config", "terraform",
+             "policy_file",
              "log_level",
              "log_format"}
 
@@ -117,6 +128,24 @@ def _repo(doc: dict[str, Any], path: str) -> RepoConfig:
         allowed_signers=verify.get("allowed_signers"), gpg_home=verify.get("gpg_home"),
         fingerprints=tuple(verify.get("fingerprints") or ()),
         signing_key=verify.get("signing_key"))
+
+
+_TERRAFORM_KEYS = {"sandbox", "network", "provider_mirror"}
+
+
+def _terraform(doc: Any, path: str) -> dict[str, Any]:
+    """The ``terraform:`` block as DaemonConfig fields."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: terraform: must be a mapping")
+    _check_keys(doc, _TERRAFORM_KEYS, f"{path}: terraform")
+    sandbox, network = doc.get("sandbox", "none"), doc.get("network", True)
+    if sandbox not in ("bwrap", "none"):
+        raise ConfigError(f"{path}: terraform.sandbox: bwrap or none, not {sandbox!r}")
+    if not isinstance(network, bool):
+        raise ConfigError(f"{path}: terraform.network: true or false, not {network!r}")
+    mirror = doc.get("provider_mirror")
+    return {"terraform_sandbox": sandbox, "terraform_network": network,
+            "terraform_provider_mirror": str(mirror) if mirror is not None else None}
 
 
 def _duration(value: Any, key: str, path: str) -> int:
@@ -158,6 +187,7 @@ def load_config(path: str | None) -> DaemonConfig:
         leader=LeaderConfig(**{k: v for k, v in leader.items()
                                if k in LeaderConfig.__dataclass_fields__}),
         terraform_cli_config=doc.get("terraform_cli_config"),
+        **_terraform(doc.get("terraform") or {}, path),
         policy_file=doc.get("policy_file"),
         log_level=str(doc.get("log_level", "info")),
         log_format=str(doc.get("log_format", "json")))

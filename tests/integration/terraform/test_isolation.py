@@ -251,7 +251,8 @@ def test_the_daemon_refuses_to_start_when_bwrap_is_unusable(tmp_path: Path) -> N
                                "terraform": {"sandbox": "bwrap"}}))
     env = {**os.environ, "PATH": str(tmp_path / "empty")}
     run = subprocess.run([sys.executable, "-m", "reconciler.cli", "run", "--config", str(cfg)],
-                         env=env, capture_output=True, text=True, timeout=120, check=False)
+                         env=env, capture_output=True, text=True, timeout=120, check=False,
+                         cwd=Path(__file__).resolve().parents[3])
     assert run.returncode != 0
     assert "terraform.sandbox: bwrap" in run.stderr and "not found" in run.stderr, run.stderr
     assert not (tmp_path / "state" / "git").exists()

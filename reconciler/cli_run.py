@@ -62,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the daemon's subcommands to the CLI's subparsers."""
+    from reconciler.daemon.config import DaemonConfig
+
     r = sub.add_parser(
         "run", help="run the reconciler daemon",
         description="Fetch the desired-state repository (a Git URL: file://, https://, "
@@ -75,7 +77,10 @@ def register(sub: Any) -> None:
     r.add_argument("--config", help="configuration file (YAML; see systemd/config.example.yaml)")
     r.add_argument("--listen", help="HTTP address for /healthz /readyz /metrics /webhook "
                                     "(default 127.0.0.1:8080)")
-    r.add_argument("--state-dir", help="where caches, Terraform state and locks live")
+    r.add_argument("--state-dir", help=f"where caches, Terraform state and locks live "
+                                       f"(default: state_dir in --config, else "
+                                       f"{DaemonConfig().state_dir}; 'status' and "
+                                       f"'snapshot' use the same default)")
     r.add_argument("--prometheus", help="Prometheus URL for alarm rules")
     r.add_argument("--poll-interval", type=int, help="seconds between fetches (default 30)")
     r.add_argument("--log-format", choices=["json", "text"], help="log lines (default json)")

@@ -23,7 +23,7 @@ def parse_time(text: str | None) -> datetime | None:
     """RFC 3339 text to an aware UTC datetime (None stays None)."""
     if text is None:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(UTC)
 
 
 def format_time(t: datetime | None) -> str | None:

@@ -140,8 +140,9 @@ def _assemble(revision: str, parsed: list[Parsed], files: dict[str, str],
 
 
 def _checked_entries(found: Iterable[FileEntry]) -> tuple[dict[str, FileEntry],
-                                                          list[Problem]]:
-    """The entries with normal paths; a problem for every other one and every symlink.
+                                                          list[Problem], list[Problem]]:
+    """The entries with normal paths; a problem for every other one and every symlink,
+    a warning for every skipped entry (a socket, FIFO or device: left out).
 
     An abnormal path (``..``, absolute, ``.git``, ...) is left out of what the rest of
     the load sees, so no later step reads, copies or writes it; its problem alone
@@ -149,7 +150,11 @@ def _checked_entries(found: Iterable[FileEntry]) -> tuple[dict[str, FileEntry],
     """
     entries: dict[str, FileEntry] = {}
     errors: list[Problem] = []
+    warnings: list[Problem] = []
     for e in found:
+        if e.skipped is not None:
+            warnings.append(Problem(e.path, 1, 1, f"{e.skipped}: skipped"))
+            continue
         why = path_problem(e.path)
         if why is not None:
             errors.append(Problem(e.path, 1, 1, why))
@@ -160,28 +165,28 @@ def _checked_entries(found: Iterable[FileEntry]) -> tuple[dict[str, FileEntry],
         if e.path in entries:
             errors.append(Problem(e.path, 1, 1, "the same path appears twice"))
         entries[e.path] = e
-    return entries, errors
+    return entries, errors, warnings
 
 
 def load_repository(source: RepoSource, cache: ParseCache | None = None) -> LoadResult:
     """Load and validate the whole revision ``source``; all errors, or a DesiredState."""
     cache = cache if cache is not None else ParseCache()
     misses_before = cache.misses
-    entries, errors = _checked_entries(source.entries())
+    entries, errors, skipped = _checked_entries(source.entries())
     parsed = _parse_all(source, entries, cache)
     errors += [p for item in parsed for p in item.problems]
     cross = crosscheck.check(parsed, entries, source)
     errors += cross.errors
+    warnings = (*skipped, *cross.warnings)
     if errors:
-        return LoadResult(source.revision, None, tuple(_sorted(errors)),
-                          tuple(cross.warnings), cache.misses - misses_before)
+        return LoadResult(source.revision, None, tuple(_sorted(errors)), warnings,
+                          cache.misses - misses_before)
     desired = _assemble(source.revision, parsed, cross.files, entries)
     rendered = check_templates(desired, cache.renders)  # what every tick would render
     if rendered:
-        return LoadResult(source.revision, None, tuple(_sorted(rendered)),
-                          tuple(cross.warnings), cache.misses - misses_before)
-    return LoadResult(source.revision, desired, (), tuple(cross.warnings),
-                      cache.misses - misses_before)
+        return LoadResult(source.revision, None, tuple(_sorted(rendered)), warnings,
+                          cache.misses - misses_before)
+    return LoadResult(source.revision, desired, (), warnings, cache.misses - misses_before)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -1,7 +1,8 @@
 """Human-readable plan preview, in the spirit of ``terraform plan``.
 
-Owns: the text form of a Plan — waves in order, one line per changing cell with its
-steps and what it waits for, then holds, refusals, warnings and a summary line.
+Owns: the text form of a Plan — a legend of the symbols, waves in order, one line per
+changing cell with every step it takes (its rollback included) and what it waits for, or
+why it is held or refused; then holds, refusals, warnings and a summary line.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from collections import defaultdict
 
 from reconciler.core.live import format_time
 from reconciler.core.model import DesiredState
-from reconciler.core.plan import Plan, Step, WavePlan
+from reconciler.core.plan import Hold, Plan, Refusal, Step, StepKind, WavePlan
 from reconciler.core.planner.waves import human
+from reconciler.core.words import plural
 
 SYMBOL = {"install": "+", "upgrade": "~", "rollback": "-", "held": "‖", "refused": "!",
           "none": "="}
+#: What the symbols at the start of a line mean (printed under the plan's title).
+LEGEND = ("Symbols: + install  ~ upgrade  - roll back  = at its version (heal or wait)  "
+          "‖ held  ! refused  ◷ a wave's or the fleet's step")
 
 
 def _step_name(s: Step) -> str:
@@ -22,9 +27,19 @@ def _step_name(s: Step) -> str:
 
 
 def _cell_line(cell: str, frm: str | None, to: str | None, action: str,
-               steps: list[Step], wave_gate: str) -> list[str]:
+               steps: list[Step], wave_gate: str, refusal: Refusal | None) -> list[str]:
+    back = next((s for s in steps if s.kind == StepKind.ROLLBACK), None)
+    if back is not None:  # rolling back (a failed wave: Git still names the bad version)
+        action, frm, to = "rollback", back.from_version, back.to_version
     arrow = f"{frm or '-'} → {to or '-'}"
-    names = ", ".join(_step_name(s) for s in steps) if steps else "no change"
+    if steps:
+        names = ", ".join(_step_name(s) for s in steps)
+    elif action == "refused" and refusal is not None:
+        names = f"refused: {refusal.reason}"
+    elif action in ("held", "refused"):
+        names = action
+    else:
+        names = "no step"
     first = steps[0] if steps else None
     when = ""
     if first is not None:
@@ -58,10 +73,11 @@ def _common_gate(steps: list[Step]) -> str:
 
 
 def _wave_lines(w: WavePlan, steps: list[Step], desired: DesiredState | None,
-                total: int) -> list[str]:
+                total: int, holds: list[Hold], refusals: dict[str, Refusal]) -> list[str]:
     lines = [_wave_header(w, desired, total)]
     if w.reason:
         lines.append(f"    reason: {w.reason}")
+    lines += [f"    held: {h.version} for {', '.join(h.groups)}: {h.reason}" for h in holds]
     common = _common_gate(steps)
     if common:
         lines.append(f"    waits: {common}")
@@ -72,7 +88,7 @@ def _wave_lines(w: WavePlan, steps: list[Step], desired: DesiredState | None,
         if c.action == "none" and c.cell not in by_cell:
             continue
         lines += _cell_line(c.cell, c.live_version, c.target_version, c.action,
-                            by_cell.get(c.cell, []), common)
+                            by_cell.get(c.cell, []), common, refusals.get(c.cell))
     for s in by_cell.get("", []):
         lines.append(f"    ◷ {_step_name(s):<41} {'due now' if s.due else s.gate.reason}")
     return lines
@@ -80,20 +96,27 @@ def _wave_lines(w: WavePlan, steps: list[Step], desired: DesiredState | None,
 
 def render(plan: Plan, desired: DesiredState | None = None) -> str:
     """The whole plan as text."""
-    out = [f"Plan for revision {plan.revision} at {format_time(plan.generated_at)}", ""]
+    out = [f"Plan for revision {plan.revision} at {format_time(plan.generated_at)}", LEGEND,
+           ""]
     services = sorted({w.service for w in plan.waves})
     for svc in services:
         waves = [w for w in plan.waves if w.service == svc]
         out.append(f"service {svc}")
         steps = [s for s in plan.steps if s.service == svc]
-        pre = [s for s in steps if s.wave_index < 0]
-        for s in pre:
-            out.append(f"  {SYMBOL['rollback']} {_step_name(s)} {s.cell or s.wave or ''}: "
-                       f"{s.from_version or '-'} → {s.to_version or '-'}   "
-                       f"[{'due now' if s.due else s.gate.reason}] {s.detail}")
+        # a rollback runs before any wave moves (index -1); its cell's line shows it
+        back = [s for s in steps if s.wave_index < 0 and s.cell is not None]
+        for s in steps:
+            if s.wave_index < 0 and s.cell is None:  # the revert commit
+                groups = f" ({', '.join(s.groups)})" if s.groups else ""
+                out.append(f"  {SYMBOL['rollback']} {_step_name(s)}{groups}: "
+                           f"{s.from_version or '-'} is set back in Git   "
+                           f"[{'due now' if s.due else s.gate.reason}] {s.detail}")
+        refused = {r.cell: r for r in plan.refusals if r.service == svc}
         for w in waves:
-            out += _wave_lines(w, [s for s in steps if s.wave_index == w.index], desired,
-                               len(waves))
+            mine = [s for s in back if s.wave == w.wave]
+            mine += [s for s in steps if s.wave_index == w.index]
+            holds = [h for h in plan.holds if h.service == svc and h.wave == w.wave]
+            out += _wave_lines(w, mine, desired, len(waves), holds, refused)
         out += _post_lines([s for s in steps if s.wave_index >= len(waves)])
         out.append("")
     out += _tail(plan)
@@ -110,7 +133,7 @@ def _post_lines(post: list[Step]) -> list[str]:
     out = ["  after the last wave"]
     for (name, when), cells in sorted(groups.items()):
         shown = ", ".join(cells[:3]) + (f" and {len(cells) - 3} more" if len(cells) > 3 else "")
-        out.append(f"    ◷ {name} on {len(cells)} database(s) ({shown})   [{when}]")
+        out.append(f"    ◷ {name} on {plural(len(cells), 'database')} ({shown})   [{when}]")
     return out
 
 
@@ -131,7 +154,7 @@ def _tail(plan: Plan) -> list[str]:
     for s in plan.steps:
         kinds[str(s.kind)] += 1
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    out.append(f"Plan: {len(plan.steps)} steps ({len(plan.due_steps())} due now)"
+    out.append(f"Plan: {plural(len(plan.steps), 'step')} ({len(plan.due_steps())} due now)"
                + (f": {detail}" if detail else "") +
                f"; {len(plan.holds)} held, {len(plan.refusals)} refused.")
     if not plan.steps and not plan.holds and not plan.refusals:

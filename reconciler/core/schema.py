@@ -7,6 +7,8 @@ errors into positioned ``Problem`` values, every one of them, in document order.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -17,6 +19,22 @@ from jsonschema.exceptions import ValidationError
 from reconciler.core.yamldoc import Problem, key_position, position
 
 KINDS = ("Fleet", "Cell", "Service", "Release", "Migration")
+
+#: RFC 3339 ``date-time`` (jsonschema checks the format only when an optional package is
+#: installed; ours does not depend on one): date, ``T``, time, fraction, zone.
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """An RFC 3339 date-time with a zone that names a real instant."""
+    if not isinstance(value, str):
+        return True  # formats constrain strings only
+    if not _DATE_TIME.match(value):
+        return False
+    datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # a real date and time
+    return True
 
 
 @cache
@@ -30,7 +48,7 @@ def schema(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str) -> Draft202012Validator:
     """A compiled validator for schema ``name``."""
-    return Draft202012Validator(schema(name), format_checker=FormatChecker())
+    return Draft202012Validator(schema(name), format_checker=FORMATS)
 
 
 def _message(err: ValidationError) -> str:

@@ -22,12 +22,15 @@ class FileEntry:
 
     ``content_id`` is the Git blob id when read from Git, or any stable hash of the
     bytes; the loader's parse cache is keyed by it. ``is_symlink`` entries are rejected.
+    ``skipped`` names why a directory entry is no file of the revision (a socket, FIFO
+    or device; an unreadable file): the loader leaves it out with a warning.
     """
 
     path: str
     content_id: str
     size: int
     is_symlink: bool = False
+    skipped: str | None = None
 
 
 class RepoSource(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,19 @@ EXAMPLE = ROOT / "example-repo"
 LIVE = ROOT / "examples" / "live-mid-rollout.json"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def env(**extra: str) -> dict[str, str]:
+    """The environment of a command: ours, the package importable from any directory."""
+    out = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out.pop("NO_COLOR", None)
+    out.update(extra)
+    return out
+
+
+def run(*args: str, cwd: Path | None = None, stdin: str | None = None,
+        **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+                          text=True, timeout=60, check=False, cwd=cwd, input=stdin,
+                          env=env(**extra))
 
 
 def test_validate_example_repo() -> None:
@@ -33,11 +44,11 @@ def test_validate_reports_every_error_and_exits_1(tmp_path: Path) -> None:
         (repo / "cells" / "use1-a-01.yaml").read_text().replace("weight: 8", "weight: heavy"))
     rel = repo / "releases" / "api.yaml"
     rel.write_text(rel.read_text().replace("version: 1.5.0", "version: one"))
-    r = run("validate", str(repo))
+    r = run("validate", "repo", cwd=tmp_path)
     assert r.returncode == 1
     lines = [x for x in r.stderr.splitlines() if x and not x.endswith("rejected")]
-    assert lines[0].startswith("cells/use1-a-01.yaml:9:11: spec.weight:")
-    assert lines[1].startswith("releases/api.yaml:11:16: spec.versions.0.version:")
+    assert lines[0].startswith("repo/cells/use1-a-01.yaml:9:11: spec.weight:")
+    assert lines[1].startswith("repo/releases/api.yaml:11:16: spec.versions.0.version:")
     assert "Traceback" not in r.stderr
 
 
@@ -83,7 +94,7 @@ def test_plan_refusal_exits_3(tmp_path: Path) -> None:
 
 def test_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     assert run("plan").returncode == 2
-    assert run("plan", str(EXAMPLE), "-o", "yaml").returncode == 2
+    assert run("plan", str(EXAMPLE), "-o", "xml").returncode == 2
     bad = tmp_path / "live.json"
     bad.write_text('{"kind": "Nope"}')
     r = run("plan", str(EXAMPLE), "--live", str(bad))
@@ -112,13 +123,17 @@ def test_status_from_a_live_snapshot() -> None:
 
 
 def test_status_watch_refreshes_until_interrupted() -> None:
+    """On a pipe each refresh is a new frame after a ``---`` line: nothing is cleared
+    (a terminal gets the clear-screen: tests/cli/test_conventions.py)."""
     proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "status", str(EXAMPLE),
                              "--live", str(LIVE), "--watch", "--interval", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env())
     try:
         out, _ = proc.communicate(timeout=3)
     except subprocess.TimeoutExpired:
         proc.send_signal(2)
         out, _ = proc.communicate(timeout=10)
-    assert out.count("\x1b[2J") >= 2
+    assert out.count("\n--- ") + out.startswith("--- ") >= 2
+    assert "\x1b" not in out
     assert proc.returncode == 0

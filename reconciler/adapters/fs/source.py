@@ -4,7 +4,9 @@ Owns: walking a directory without following symlinks and hashing file contents
 the way Git does (blob ids), so the parse cache works the same as for Git trees.
 Symlinks (to files or directories) and nested ``.git`` directories are reported as
 entries so the loader rejects the revision; only the top-level ``.git`` (the checkout's
-own repository) is skipped. ``read`` never follows a symlink nor leaves the root.
+own repository) is skipped. A socket, FIFO or device, or a file that cannot be read, is
+reported as skipped (the loader warns and leaves it out). ``read`` never follows a
+symlink nor leaves the root.
 """
 
 from __future__ import annotations
@@ -40,11 +42,15 @@ class DirectorySource:
         if path.is_symlink():
             return FileEntry(rel, "symlink:" + os.readlink(path), 0, True)
         if not path.is_file():  # a FIFO, socket or device is no repository file
-            return FileEntry(rel, "special", 0, True)
-        size = path.stat().st_size
-        if size > (1 << 20):
-            return FileEntry(rel, f"size:{size}:{path.stat().st_mtime_ns}", size)
-        return FileEntry(rel, blob_id(path.read_bytes()), size)
+            return FileEntry(rel, "special", 0,
+                             skipped="not a regular file (a socket, FIFO or device)")
+        try:
+            size = path.stat().st_size
+            if size > (1 << 20):
+                return FileEntry(rel, f"size:{size}:{path.stat().st_mtime_ns}", size)
+            return FileEntry(rel, blob_id(path.read_bytes()), size)
+        except OSError as e:
+            return FileEntry(rel, "unreadable", 0, skipped=f"cannot be read: {e.strerror}")
 
     def entries(self) -> Iterable[FileEntry]:
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):

@@ -9,6 +9,7 @@ be applied), kind-to-resource discovery, and error translation. One client per
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,15 @@ class Resource:
         return f"{self.collection(namespace)}/{name}"
 
 
+def kubeconfig_used(target: Target) -> str:
+    """Which kubeconfig ``target`` reads, as a message names it: the cell's file, else
+    ``$KUBECONFIG`` (the client library honours it), else ``~/.kube/config``."""
+    if target.kubeconfig:
+        return target.kubeconfig
+    env = os.environ.get("KUBECONFIG")
+    return f"{env} (from $KUBECONFIG)" if env else "~/.kube/config"
+
+
 def load_configuration(target: Target) -> k8s_client.Configuration:
     """The client configuration for ``target``; PermanentError when none can be loaded."""
     cfg = k8s_client.Configuration()
@@ -72,7 +82,7 @@ def load_configuration(target: Target) -> k8s_client.Configuration:
             config_file=target.kubeconfig, context=target.context,
             client_configuration=cfg, persist_config=False)
     except (ConfigException, OSError, ValueError) as e:
-        raise PermanentError(f"kubeconfig {target.kubeconfig or '~/.kube/config'} "
+        raise PermanentError(f"kubeconfig {kubeconfig_used(target)} "
                              f"context {target.context or '(current)'}: {e}") from e
     cfg.retries = False
     cfg.connection_pool_maxsize = 64
@@ -89,6 +99,12 @@ class KubeClient:
         self._resources: dict[tuple[str, str], Resource] = {}
         self._lock = threading.Lock()
 
+    @property
+    def where(self) -> str:
+        """The API server and the kubeconfig and context naming it (for messages)."""
+        return (f"{self.api.configuration.host} (kubeconfig {kubeconfig_used(self.target)}, "
+                f"context {self.target.context or '(current)'})")
+
     def _send(self, method: str, path: str, query: Mapping[str, Any] | None, body: Any,
               content_type: str, timeout: Any) -> Any:
         m, url, headers, data, _ = self.api.param_serialize(
@@ -98,7 +114,7 @@ class KubeClient:
         try:
             return self.api.call_api(m, url, headers, data, _request_timeout=timeout)
         except _TRANSPORT_ERRORS as e:
-            raise from_transport(e, f"{method} {path}") from e
+            raise from_transport(e, f"{method} {path} on {self.where}") from e
 
     def call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
              body: Any = None, content_type: str = JSON) -> tuple[int, dict[str, Any]]:

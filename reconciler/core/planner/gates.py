@@ -14,6 +14,7 @@ from reconciler.core.model import Fleet
 from reconciler.core.plan import OPEN, Gate, GateKind
 from reconciler.core.planner.waves import WaveView, human, remaining
 from reconciler.core.versions import Version
+from reconciler.core.words import plural
 
 
 def hold_reason(views: tuple[WaveView, ...], index: int, version: Version) -> str | None:
@@ -39,8 +40,9 @@ def earlier_waves_gate(views: tuple[WaveView, ...], index: int, version: Version
             continue
         if earlier.uniform_version() is None or earlier.uniform_version() != version:
             moving = sum(1 for c in earlier.managed if not c.settled)
+            changing = plural(moving, "cell")
             return Gate(GateKind.WAVE_BAKED, f"wave {earlier.wave.name!r} is not yet healthy "
-                                             f"on {version} ({moving} cell(s) still changing)")
+                                             f"on {version} ({changing} still changing)")
         left = remaining(now, earlier.bake_ends())
         text = f"{human(left)} left" if left is not None else "bake not started"
         return Gate(GateKind.WAVE_BAKED,

@@ -43,8 +43,9 @@ def service_warnings(desired: DesiredState, live: LiveSnapshot,
     groups = sorted({c.group for c in desired.cells.values()})
     missing = [g for g in groups if release is None or release.version_for(g) is None]
     if missing:
+        word = "group" if len(missing) == 1 else "groups"
         out.append(PlanWarning("unreleased-groups", f"service {service!r}: no version for "
-                                                    f"group(s) {', '.join(missing)}"))
+                                                    f"{word} {', '.join(missing)}"))
     if not desired.fleet.self_heal:
         drifted = sorted(c for c in desired.cells if (s := live.service(c, service)) and s.drift)
         if drifted:

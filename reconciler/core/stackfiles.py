@@ -20,6 +20,10 @@ RESERVED: tuple[tuple[str, str], ...] = (
     (".reconciler-init", "the reconciler's record of the last init"),
     ("reconciler.tfplan", "the reconciler's saved plan"),
     (".terraform/*", "providers and modules are installed by init, never shipped"),
+    ("terraform.d/*", "providers come from the operator's mirror: a stack's own plugin "
+     "directory would be an implicit local mirror"),
+    (".terraform.d/*", "providers come from the operator's mirror: a stack's own plugin "
+     "directory would be an implicit local mirror"),
     (".terraformrc", "the Terraform CLI configuration is the operator's"),
     ("terraform.rc", "the Terraform CLI configuration is the operator's"),
 )
@@ -31,7 +35,8 @@ def stack_file_problem(name: str) -> str | None:
     base = lowered.rsplit("/", 1)[-1]
     for pattern, why in RESERVED:
         target = lowered if "/" in pattern else base
-        if fnmatchcase(target, pattern) or (pattern.startswith(".terraform/")
-                                            and "/.terraform/" in f"/{lowered}"):
+        directory = pattern[:-1] if pattern.endswith("/*") else None
+        if fnmatchcase(target, pattern) or (directory is not None
+                                            and f"/{directory}" in f"/{lowered}"):
             return f"a Terraform stack may not ship {name!r}: {why}"
     return None

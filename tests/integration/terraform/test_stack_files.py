@@ -30,6 +30,10 @@ NAMES = [  # (name inside the stack, refused because ... or None)
      "installed by init"),
     ("modules/net/.terraform/plugins/x", "installed by init"),
     (".terraformrc", "CLI configuration"),
+    ("terraform.d/plugins/registry.terraform.io/evil/x/1.0.0/linux_amd64/terraform-provider-x",
+     "implicit local mirror"),
+    ("modules/net/.terraform.d/plugins/x", "implicit local mirror"),
+    ("not-terraform.d/x", None),
     ("main.tf", None), ("outputs.tf.json", None), ("modules/net/main.tf", None),
     (".terraform.lock.hcl", None), ("templates/user-data.tftpl", None),
 ]

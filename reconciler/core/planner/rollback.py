@@ -10,7 +10,7 @@ parallel rollback — each refused when a contracted migration forbids it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState, RollbackPolicy
@@ -47,13 +47,27 @@ def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
     return None
 
 
+def bake_completed(view: WaveView, version: Version | None, now: datetime) -> bool:
+    """The wave's recorded bake of ``version`` has run its full time: a cell failing on
+    that version now is an incident of a running version, not a rollout failure."""
+    p = view.progress
+    if p is None or version is None or p.version != version or p.bake_started_at is None:
+        return False
+    return now >= p.bake_started_at + timedelta(seconds=view.wave.bake_seconds)
+
+
 def detect_failure(live: LiveSnapshot, views: tuple[WaveView, ...],
                    now: datetime) -> Failure | None:
-    """The first wave that fails during its rollout or bake, if any."""
+    """The first wave that fails during its rollout or bake, if any. A cell failing on a
+    version its wave finished baking is not a rollout failure (``baked`` alone would not
+    say so: a wave with a Degraded cell is not settled, so not baked, however long ago
+    its bake ended) — it is not rolled back, and no bump is reverted for it."""
     for view in views:
         if not view.managed or view.baked(now):
             continue
         for c in view.managed:
+            if bake_completed(view, c.live_version, now):
+                continue
             reason = _cell_failure(live, c)
             if reason:
                 return Failure(view, str(c.desired), reason)

@@ -173,6 +173,12 @@ def _completion_parser(sub: Any, root: argparse.ArgumentParser) -> None:
     c.set_defaults(func=cmd_completion, root=root)
 
 
+def _diff_parser(sub: Any, state_dir: str) -> None:
+    from reconciler.cli.diff import register
+
+    register(sub, state_dir, _add_common, _add_color)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -184,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_dir = default_state_dir()
     _validate_parser(sub)
     _plan_parser(sub)
+    _diff_parser(sub, state_dir)
     _snapshot_parser(sub, state_dir)
     _status_parser(sub, state_dir)
     for register in _plugins():

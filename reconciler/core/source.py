@@ -74,3 +74,23 @@ def path_problem(path: str) -> str | None:
         if part.lower() in _FORBIDDEN_COMPONENTS:
             return "path has a '.git' component"
     return None
+
+
+class SubdirSource:
+    """The files of ``source`` under directory ``prefix``, with paths relative to it: a
+    desired-state repository kept in a subdirectory of a larger Git repository
+    (``example-repo/`` of this project). Pure: only paths are mapped."""
+
+    def __init__(self, source: RepoSource, prefix: str) -> None:
+        self.source = source
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.revision = source.revision
+
+    def entries(self) -> Iterable[FileEntry]:
+        n = len(self.prefix)
+        for e in self.source.entries():
+            if e.path.startswith(self.prefix):
+                yield FileEntry(e.path[n:], e.content_id, e.size, e.is_symlink, e.skipped)
+
+    def read(self, path: str) -> bytes:
+        return self.source.read(self.prefix + path)

@@ -214,16 +214,18 @@ def test_shell_completion_for_bash_zsh_and_fish() -> None:
     assert bash.returncode == 0
     assert _complete_bash(bash.stdout, "reconciler", "pl") == ["plan"]
     assert set(_complete_bash(bash.stdout, "reconciler", "")) >= {
-        "validate", "plan", "snapshot", "status", "run", "demo", "completion"}
+        "validate", "plan", "diff", "snapshot", "status", "run", "demo", "completion"}
     assert _complete_bash(bash.stdout, "reconciler", "plan", "-o", "") == ["text", "json",
                                                                             "yaml"]
     assert "--policy" in _complete_bash(bash.stdout, "reconciler", "validate", "--")
     assert _complete_bash(bash.stdout, "reconciler", "completion", "") == ["bash", "zsh",
                                                                          "fish"]
+    assert _complete_bash(bash.stdout, "reconciler", "diff", "-o", "") == [
+        "text", "json", "yaml", "markdown"]
     zsh = run("completion", "zsh").stdout
     assert zsh.startswith("#compdef reconciler") and "bashcompinit" in zsh
     fish = run("completion", "fish").stdout
-    for command in ("validate", "plan", "status", "completion"):
+    for command in ("validate", "plan", "diff", "status", "completion"):
         assert f"-a {command} " in fish
     assert "-l output -x -a 'text json yaml'" in fish
     if shutil.which("fish"):

@@ -77,6 +77,16 @@ def _locate(doc: Any, err: ValidationError) -> tuple[int, int]:
     return position(doc, keys)
 
 
+def error_message(err: ValidationError) -> str:
+    """``path.to.field: what is wrong`` for one schema violation."""
+    return _message(err)
+
+
+def error_position(doc: Any, err: ValidationError) -> tuple[int, int]:
+    """1-based (line, col) in a positioned YAML tree of the key or value ``err`` is about."""
+    return _locate(doc, err)
+
+
 def validate_document(path: str, doc: Any, name: str) -> list[Problem]:
     """Every schema violation of ``doc`` (a parsed YAML tree) as positioned problems."""
     errors = sorted(validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))

@@ -1,5 +1,6 @@
 """Rendering every template for every cell at load time, so `validate` sees what a tick
-would render.
+would render — and checking every rendered object against the Kubernetes API schema
+(``kubeschema``, offline).
 
 Owns: which (template, cell) pairs a revision renders — each service's manifests in
 every cell whose group has a release of it, and each migration's job template likewise —
@@ -19,12 +20,14 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.kubeschema import check_objects
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.render import (
     PLACEHOLDER,
     RenderContext,
     RenderError,
-    render_template,
+    parse_objects,
+    render_text,
     template_files,
 )
 from reconciler.core.yamldoc import Problem
@@ -36,6 +39,8 @@ _RESOLVER: Any = yaml.resolver.Resolver()
 _OUTPUT = re.compile(r'^\s*output\s+"([A-Za-z_][A-Za-z0-9_-]*)"', re.M)
 #: What a declared Terraform output renders as when checking (its value comes later).
 OUTPUT_PLACEHOLDER = "terraform-output"
+#: Values whose type is not known before apply: no schema error is about them.
+_UNKNOWN = frozenset({OUTPUT_PLACEHOLDER})
 _MISSING = object()
 
 RenderKey = tuple[str, str, tuple[str, ...]]
@@ -134,8 +139,9 @@ class _Renderer:
             self.cache.renders += 1
             ctx = RenderContext(version, cell, service, outputs, cell.terraform_vars)
             try:
-                render_template(path, text, ctx)
-                problems = ()
+                rendered = render_text(path, text, ctx.values())
+                objects = parse_objects(path, rendered)
+                problems = tuple(check_objects(path, text, rendered, objects, _UNKNOWN))
             except RenderError as e:
                 problems = e.problems
             self.cache.entries[key] = problems

@@ -235,6 +235,19 @@ def parse(path: str, data: bytes) -> Any:
     return docs[0]
 
 
+def parse_all(path: str, data: bytes | str) -> list[Any]:
+    """Every non-empty document of ``data`` keeping positions (for errors found in
+    rendered manifests), after the same limits as ``parse``; raises YamlProblem."""
+    text = _decode(path, data)
+    _check_limits(path, text)
+    try:
+        return [d for d in _yaml().load_all(StringIO(text)) if d is not None]
+    except MarkedYAMLError as e:
+        raise YamlProblem(_mark_problem(path, e)) from None
+    except (YAMLError, RecursionError, ValueError) as e:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML error: {e}")) from None
+
+
 def _decode(path: str, data: bytes | str) -> str:
     if len(data) > MAX_DOC_BYTES:
         raise YamlProblem(Problem(path, 1, 1, f"YAML text is {len(data)} bytes, over the "

@@ -17,11 +17,12 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.job_runner import MigrationJobRunner
-from reconciler.adapters.migrations.report import migration_databases, read_phases
+from reconciler.adapters.migrations.report import read_phases
 from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
 from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
+from reconciler.core.planner.migrations import ledger_databases
 from reconciler.core.policy import Policy, kind_allowed
 from reconciler.core.render import default_context, render_service
 from reconciler.engine.backends import JsonValue
@@ -75,9 +76,11 @@ class MigrationRunner:
         phases: dict[str, dict[str, dict[str, MigrationLive]]] = {}
         faults: dict[str, str] = {}
         for name in sorted(desired.cells):
+            cell = desired.cells[name]
+            wanted = ledger_databases(desired, cell)
             try:
-                phases[name] = {ref.name: read_phases(name, ref, env) for ref in
-                                migration_databases(desired, desired.cells[name])}
+                phases[name] = {ref.name: read_phases(name, ref, env) for ref in cell.databases
+                                if ref.name in wanted}
             except AdapterError as e:
                 faults[name] = f"migration ledger unreadable: {e}"
         return MigrationRead(phases, faults)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from reconciler.core.live import LiveSnapshot
-from reconciler.core.model import DesiredState, Migration
+from reconciler.core.model import Cell, DesiredState, Migration
 from reconciler.core.plan import OPEN, Gate, GateKind, Step, StepKind
 from reconciler.core.planner.waves import CellView, WaveView, human, remaining
 from reconciler.core.versions import Version
@@ -52,9 +52,38 @@ def expand_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView,
     return steps
 
 
+def ledger_databases(desired: DesiredState, cell: Cell) -> tuple[str, ...]:
+    """The cell's databases whose migration ledgers the planner must see: those a desired
+    migration targets, and those a service uses — a contracted migration whose file was
+    removed (a ``git revert`` of the commit that added it) must still refuse rollbacks."""
+    names = {m.database for m in desired.migrations} | {
+        d for s in desired.services.values() for d in s.databases}
+    return tuple(d.name for d in cell.databases if d.name in names)
+
+
+def _unknown_contracted(desired: DesiredState, live: LiveSnapshot, cv: CellView,
+                        service: str) -> str | None:
+    """A migration contracted on one of the service's databases in this cell that the
+    desired state no longer defines: its requiredBy — the floor of every rollback — is
+    unknown, so no rollback can be judged safe."""
+    svc = desired.services.get(service)
+    known = {m.id for m in desired.migrations}
+    for db in sorted(svc.databases if svc else ()):
+        for mid, m in sorted(live.databases.get(cv.cell.name, {}).get(db, {}).items()):
+            if m.phase == "contracted" and mid not in known:
+                return (f"migration {mid} was contracted on database {db!r} but is no longer "
+                        f"in the desired state, so the versions its schema still serves are "
+                        f"unknown — restore migrations/{service}/{mid}.yaml or roll forward")
+    return None
+
+
 def floor_refusal(desired: DesiredState, live: LiveSnapshot, cv: CellView, service: str,
                   target: Version | None) -> str | None:
-    """Why rolling the cell back to ``target`` is refused (a contracted floor), or None."""
+    """Why rolling the cell back to ``target`` is refused (a contracted floor, or a
+    contracted migration the desired state no longer defines), or None."""
+    unknown = _unknown_contracted(desired, live, cv, service)
+    if unknown:
+        return unknown
     for m in desired.migrations_of(service):
         if _phase(live, cv.cell.name, m) != "contracted":
             continue

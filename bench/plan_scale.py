@@ -52,8 +52,10 @@ def service_files(svc: str) -> dict[str, str]:
             f"  kubernetes: {{manifests: [k8s/deploy.yaml]}}\n  databases: [main]\n",
         f"services/{svc}/k8s/deploy.yaml":
             f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {svc}}}\n"
-            "spec: {template: {spec: {containers: [{name: app, "
-            "image: 'registry.local/app:{{ version }}'}]}}}\n",
+            f"spec:\n  selector: {{matchLabels: {{app: {svc}}}}}\n"
+            f"  template:\n    metadata: {{labels: {{app: {svc}}}}}\n"
+            "    spec: {containers: [{name: app, "
+            "image: 'registry.local/app:{{ version }}'}]}\n",
         f"releases/{svc}.yaml":
             f"apiVersion: reconciler.dev/v1\nkind: Release\nmetadata: {{name: {svc}}}\nspec:\n"
             f"  service: {svc}\n  versions:\n    - {{groups: [{', '.join(GROUPS)}], "

@@ -18,22 +18,23 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.tree import GitTreeSource
-from reconciler.adapters.kubernetes.client import ClientCache
-from reconciler.adapters.kubernetes.dryrun import DryRunAnswer, dry_run_service
-from reconciler.adapters.terraform import TerraformRunner, workspace_for
-from reconciler.compose.reconciler import BackendSettings, terraform_settings
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
 from reconciler.core.preview import TerraformPlanSummary, placeholder_outputs
 from reconciler.core.render import default_context, render_service
 from reconciler.core.source import RepoSource, SubdirSource
+
+if TYPE_CHECKING:  # the Kubernetes and Terraform parts load only when asked for (startup)
+    from reconciler.adapters.kubernetes.dryrun import DryRunAnswer
+    from reconciler.adapters.terraform import TerraformRunner
+    from reconciler.compose.reconciler import BackendSettings
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
 
 def _plan_one(runner: TerraformRunner, desired: DesiredState, recorded: Path,
               cell: str, service: str, version: str) -> TerraformPlanSummary:
+    from reconciler.adapters.terraform import workspace_for
+
     engine = runner.engine.name if runner.engine is not None else "?"
     try:
         state = recorded / service / cell / "terraform.tfstate"
@@ -139,6 +142,9 @@ def terraform_plans(desired: DesiredState, targets: Sequence[tuple[str, str, str
     """A real plan of each (cell, service, version) stack with the engine and sandbox the
     daemon's settings choose, in a scratch workspace seeded with the state recorded under
     the daemon's state directory (never written); the engine's name and the summaries."""
+    from reconciler.adapters.terraform import TerraformRunner
+    from reconciler.compose.reconciler import terraform_settings
+
     with tempfile.TemporaryDirectory(prefix="reconciler-diff-") as scratch:
         settings = replace(terraform_settings(s), state_dir=Path(scratch))
         runner = TerraformRunner(settings)
@@ -157,6 +163,9 @@ def terraform_plans(desired: DesiredState, targets: Sequence[tuple[str, str, str
 def _outputs(desired: DesiredState, cell: str, service: str,
              s: BackendSettings) -> dict[str, Any]:
     """The stack's outputs recorded by the daemon's last apply (placeholders otherwise)."""
+    from reconciler.adapters.terraform import workspace_for
+    from reconciler.compose.reconciler import terraform_settings
+
     out: dict[str, Any] = placeholder_outputs(desired, service)
     if desired.services[service].terraform is None:
         return out
@@ -180,6 +189,9 @@ def server_answers(desired: DesiredState, targets: Sequence[tuple[str, str, str,
     """The API server's dry-run of each (cell, service, version, previous version)'s
     apply, with the Terraform outputs the daemon recorded; an unreachable cluster is an
     AdapterError."""
+    from reconciler.adapters.kubernetes.client import ClientCache
+    from reconciler.adapters.kubernetes.dryrun import dry_run_service
+
     clients = ClientCache()
 
     def one(cell: str, service: str, version: str,

@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from reconciler.core.fastschema import Check, compiled
 from reconciler.core.yamldoc import Problem, key_position, position
 
 KINDS = ("Fleet", "Cell", "Service", "Release", "Migration")
@@ -43,6 +44,12 @@ def schema(name: str) -> dict[str, Any]:
     text = resources.files("reconciler.schemas").joinpath(f"{name}.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+@cache
+def fast(name: str) -> Check | None:
+    """Schema ``name`` compiled for a quick "valid?" (None: jsonschema alone decides)."""
+    return compiled(schema(name), FORMATS)
 
 
 @cache
@@ -89,6 +96,9 @@ def error_position(doc: Any, err: ValidationError) -> tuple[int, int]:
 
 def validate_document(path: str, doc: Any, name: str) -> list[Problem]:
     """Every schema violation of ``doc`` (a parsed YAML tree) as positioned problems."""
+    quick = fast(name)
+    if quick is not None and quick(doc):
+        return []
     errors = sorted(validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
     problems = [Problem(path, *_locate(doc, e), _message(e)) for e in errors]
     return sorted(problems, key=lambda p: (p.line, p.col, p.message))
@@ -96,4 +106,7 @@ def validate_document(path: str, doc: Any, name: str) -> list[Problem]:
 
 def validate_json(doc: Any, name: str) -> list[str]:
     """Schema violations of a plain JSON value, as ``path: message`` strings."""
+    quick = fast(name)
+    if quick is not None and quick(doc):
+        return []
     return [_message(e) for e in validator(name).iter_errors(doc)]

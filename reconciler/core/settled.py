@@ -50,21 +50,38 @@ def settled_snapshot(desired: DesiredState, now: datetime) -> LiveSnapshot:
     services: dict[str, dict[str, ServiceLive]] = {}
     databases: dict[str, dict[str, dict[str, MigrationLive]]] = {}
     started = _since(desired, now)
+    names = sorted(desired.services)
+    stacks = {svc for svc in names if desired.services[svc].terraform is not None}
+    # what a (service, version) has done to its databases, and its live state without a
+    # stack (shared: they are the same for every cell)
+    done: dict[tuple[str, Version], tuple[tuple[str, str, MigrationLive], ...]] = {}
+    plain: dict[Version, ServiceLive] = {}
     for name in sorted(desired.cells):
         cell = desired.cells[name]
-        for svc in sorted(desired.services):
+        mine: dict[str, ServiceLive] = {}
+        for svc in names:
             version = desired.desired_version(svc, cell)
             if version is None:
                 continue
-            tf_hash = terraform_input_hash(desired, cell, svc, str(version))
-            services.setdefault(name, {})[svc] = ServiceLive(
-                version, "Healthy",
-                terraform=TerraformLive(tf_hash) if tf_hash is not None else None)
-            for m in desired.migrations_of(svc):
-                if m.required_by.contains(version):
-                    phase = "contracted" if contracted[(m.service, m.id)] else "expanded"
-                    databases.setdefault(name, {}).setdefault(m.database, {})[m.id] = \
-                        MigrationLive(phase, started)
+            if svc in stacks:
+                tf_hash = terraform_input_hash(desired, cell, svc, str(version))
+                mine[svc] = ServiceLive(version, "Healthy", terraform=TerraformLive(tf_hash))
+            else:
+                live = plain.get(version)
+                if live is None:
+                    live = plain[version] = ServiceLive(version, "Healthy")
+                mine[svc] = live
+            steps = done.get((svc, version))
+            if steps is None:
+                steps = done[(svc, version)] = tuple(
+                    (m.database, m.id, MigrationLive(
+                        "contracted" if contracted[(m.service, m.id)] else "expanded",
+                        started))
+                    for m in desired.migrations_of(svc) if m.required_by.contains(version))
+            for database, mid, phase in steps:
+                databases.setdefault(name, {}).setdefault(database, {})[mid] = phase
+        if mine:
+            services[name] = mine
     rollout: dict[str, dict[str, WaveProgress]] = {}
     for svc in sorted(desired.services):
         for wave in desired.fleet.waves:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 #: Path components no repository file may have (Git's own directory, any case).
@@ -47,6 +48,7 @@ class RepoSource(Protocol):
         ...
 
 
+@lru_cache(maxsize=1 << 16)
 def path_problem(path: str) -> str | None:
     """Why ``path`` may not be a repository file path, or None when it is normal.
 

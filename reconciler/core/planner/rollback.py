@@ -35,7 +35,19 @@ def _upgraded(c: CellView) -> bool:
         prev < c.live_version
 
 
+def _moved_down(c: CellView) -> bool:
+    """The cell's last change was a rollback (a person's revert or ours): its previous
+    version is newer than the one it runs."""
+    prev = c.live.previous_version if c.live else None
+    return prev is not None and c.live_version is not None and prev > c.live_version
+
+
 def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
+    """Why the cell fails its rollout, or None. A cell that was rolled back is not
+    rolling out a new version: failing there, it is not "rolled back" up to the version it
+    left, nor is the rollback reverted in Git (the daemon would fight the person)."""
+    if _moved_down(c):
+        return None
     if c.at_target and c.health == "Degraded":
         msg = c.live.message if c.live and c.live.message else "Degraded"
         return f"{c.cell.name} is Degraded on {c.desired}: {msg}"

@@ -192,9 +192,12 @@ class Daemon:
             return
         took = time.monotonic() - start
         self.metrics.reconcile_seconds.observe(took)
-        log.info("tick done in %.3fs: %s, %d steps run, %d errors (%s)", took,
-                 "planned" if report.plan is not None else "not planned",
-                 len(report.outcomes), len(report.errors),
+        state = "planned" if report.plan is not None else "not planned"
+        if report.snapshot_error:  # not a quiet tick: nothing could be read
+            state = f"not planned, live state unreadable: {report.snapshot_error}"
+        log.log(logging.WARNING if report.snapshot_error else logging.INFO,
+                "tick done in %.3fs: %s, %d steps run, %d errors (%s)", took, state,
+                len(report.outcomes), len(report.errors),
                  ", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items()),
                  extra={"revision": report.revision})
         self.last_tick_error = report.snapshot_error

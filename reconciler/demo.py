@@ -67,6 +67,9 @@ def _check_parts() -> None:
         raise DemoUnavailable(f"{e}\n  install with: apt-get install postgresql") from None
     if prometheus_binary() is None:
         raise DemoUnavailable("prometheus not found\n  install with: apt-get install prometheus")
+    if shutil.which("bwrap") is None:
+        raise DemoUnavailable("bwrap not found (the daemon runs Terraform in bubblewrap)\n"
+                              "  install with: apt-get install bubblewrap")
 
 
 def git(repo: Path, *args: str) -> str:

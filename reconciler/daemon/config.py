@@ -69,7 +69,9 @@ class DaemonConfig:
     #: ``terraform.sandbox``: ``bwrap`` runs every Terraform command in bubblewrap (see
     #: docs/security.md; the daemon refuses to start when it cannot), ``none`` in a plain
     #: child process (scrubbed environment only: no isolation from the daemon's files).
-    terraform_sandbox: str = "none"
+    #: The default is the sandbox: a daemon that cannot have it refuses to start rather
+    #: than hand a pull request's stack its files (set ``none`` explicitly to opt out).
+    terraform_sandbox: str = "bwrap"
     #: ``terraform.network``: the sandbox shares the host's network (providers reach
     #: their APIs); false leaves it a loopback only.
     terraform_network: bool = True
@@ -138,7 +140,7 @@ def _terraform(doc: Any, path: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: terraform: must be a mapping")
     _check_keys(doc, _TERRAFORM_KEYS, f"{path}: terraform")
-    sandbox, network = doc.get("sandbox", "none"), doc.get("network", True)
+    sandbox, network = doc.get("sandbox", "bwrap"), doc.get("network", True)
     if sandbox not in ("bwrap", "none"):
         raise ConfigError(f"{path}: terraform.sandbox: bwrap or none, not {sandbox!r}")
     if not isinstance(network, bool):

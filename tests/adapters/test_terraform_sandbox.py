@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
-from reconciler.adapters.terraform.engine import TerraformSettings, command_env
+from reconciler.adapters.terraform.engine import TerraformSettings, command_env, mirror_cli_config
+from reconciler.adapters.terraform.engines import cli_config_mirrors, sandbox_for
 from reconciler.adapters.terraform.sandbox import (
     Bubblewrap,
     NoSandbox,
@@ -83,3 +84,19 @@ def test_no_sandbox_gives_an_empty_home_of_its_own(tmp_path: Path) -> None:
 def test_unknown_sandbox_is_refused() -> None:
     with pytest.raises(PermanentError, match="'docker' is not a sandbox"):
         make_sandbox("docker", True, [])
+
+
+def test_the_cli_configs_filesystem_mirrors_are_shown_in_the_sandbox(tmp_path: Path) -> None:
+    """Before: with a CLI config installing from a filesystem mirror and no
+    ``provider_mirror`` set, init in bwrap failed ("Failed to query available provider
+    packages"): the mirror was not in the sandbox's view."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    rc = tmp_path / "terraformrc"
+    rc.write_text(mirror_cli_config(mirror, ["registry.terraform.io/hashicorp/local"]))
+    assert cli_config_mirrors(rc) == [mirror]
+    assert cli_config_mirrors(tmp_path / "missing") == []
+    box = sandbox_for(TerraformSettings(state_dir=tmp_path, sandbox="bwrap",
+                                        cli_config_file=rc))
+    assert isinstance(box, Bubblewrap)
+    assert mirror in box.operator_paths and rc in box.operator_paths

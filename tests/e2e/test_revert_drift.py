@@ -105,7 +105,7 @@ def _terraform_by_hand(fleet: Fleet, d: SteppedDaemon) -> None:
     rec = d.reconciler
     log: list[Outcome] = []
     d.run_until(converged, log)
-    conf = fleet.tf_out / "e2e-z1.conf"
+    conf = fleet.state / "terraform" / "shop" / "e2e-z1" / "e2e-z1.conf"  # its workspace
     assert conf.read_text() == "queue=orders-e2e-z1\n"
     assert not [f for f in rec.check_terraform_drift() if f.changes]  # nothing yet
 

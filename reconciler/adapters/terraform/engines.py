@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -92,10 +93,27 @@ def find_binary(settings: TerraformSettings) -> str | None:
     return shutil.which("terraform") or shutil.which("tofu")
 
 
+_MIRROR_PATH = re.compile(r'filesystem_mirror\s*\{[^}]*?\bpath\s*=\s*"([^"]+)"', re.S)
+
+
+def cli_config_mirrors(cli_config: Path | None) -> list[Path]:
+    """The ``filesystem_mirror`` directories the operator's CLI configuration installs
+    providers from: the sandbox shows them read-only, or init could not find them."""
+    if cli_config is None:
+        return []
+    try:
+        text = cli_config.read_text()
+    except OSError:
+        return []  # the sandbox's start-up check names the missing file
+    return [Path(m) for m in _MIRROR_PATH.findall(text)]
+
+
 def sandbox_for(settings: TerraformSettings) -> Sandbox:
     """The sandbox ``settings`` ask for; PermanentError why it cannot be used."""
-    operator = [p for p in (settings.provider_mirror, settings.cli_config_file)
+    operator = [p for p in (settings.provider_mirror, settings.cli_config_file,
+                            *cli_config_mirrors(settings.cli_config_file))
                 if p is not None]
+    operator = list(dict.fromkeys(operator))
     return make_sandbox(settings.sandbox, settings.network,
                         [*operator, *settings.credential_files])
 

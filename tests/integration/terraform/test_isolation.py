@@ -278,7 +278,9 @@ def test_config_and_policy_become_the_sandbox_settings(tmp_path: Path) -> None:
     cfg = load_config(str(path))
     assert (cfg.terraform_sandbox, cfg.terraform_network, cfg.terraform_provider_mirror) == (
         "bwrap", False, "/var/lib/reconciler/tf-mirror")
-    assert load_config(None).terraform_sandbox == "none"
+    assert load_config(None).terraform_sandbox == "bwrap"  # the default: fail closed
+    path.write_text("terraform:\n  sandbox: none\n")
+    assert load_config(str(path)).terraform_sandbox == "none"
     policy = policy_from_doc({"terraform": {
         "credentialEnv": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
         "credentialFiles": ["/etc/reconciler/aws/credentials"]}})

@@ -17,7 +17,7 @@ resource "terraform_data" "queue" {
 
 # A real object outside Terraform's state that a person can change by hand (drift).
 resource "local_file" "queue_conf" {
-  filename = "${var.out_dir}/${var.cell}.conf"
+  filename = "${path.module}/${var.cell}.conf"  # its workspace: all the sandbox lets it write
   content  = "queue=orders-${var.cell}\n"
 }
 

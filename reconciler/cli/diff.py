@@ -13,7 +13,6 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from reconciler.cli.commands import parse_now
@@ -51,24 +50,30 @@ def colour_diff(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    """The daemon's backend settings: from --config when given, else the defaults with
-    --state-dir."""
-    from reconciler.compose.reconciler import BackendSettings
+    """The daemon's backend settings — its Terraform engine and sandbox (bubblewrap by
+    default, as the daemon's), state directory and policy: from --config when given,
+    else the daemon's defaults; --state-dir and --policy override."""
+    from dataclasses import replace
 
-    if args.config:
-        from reconciler.compose.sources import backend_settings
-        from reconciler.daemon.config import ConfigError, load_config
+    from reconciler.compose.reconciler import read_policy
+    from reconciler.compose.sources import backend_settings
+    from reconciler.core.policy import PolicyError
+    from reconciler.daemon.config import ConfigError, DaemonConfig, load_config
 
-        try:
-            cfg = load_config(args.config)
-            s = backend_settings(cfg)
-        except ConfigError as e:
-            raise UsageError(f"--config {e}") from None
-        return s if args.state_dir is None else BackendSettings(
-            Path(args.state_dir), terraform_cli_config=s.terraform_cli_config,
-            terraform_sandbox=s.terraform_sandbox, terraform_network=s.terraform_network,
-            terraform_provider_mirror=s.terraform_provider_mirror, policy=s.policy)
-    return BackendSettings(Path(args.state_dir or args.default_state_dir))
+    try:
+        cfg = load_config(args.config) if args.config else DaemonConfig()
+        if args.state_dir:
+            cfg = replace(cfg, state_dir=args.state_dir)
+        elif not args.config:
+            cfg = replace(cfg, state_dir=args.default_state_dir)
+        s = backend_settings(cfg)
+        if args.policy:
+            s = replace(s, policy=read_policy(args.policy))
+    except ConfigError as e:
+        raise UsageError(f"--config {e}") from None
+    except PolicyError as e:
+        raise UsageError(f"--policy {e}") from None
+    return s
 
 
 def _print_invalid(rev: str | None, what: str, result: Any, repo: str) -> None:
@@ -103,6 +108,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
         _print_invalid(args.base or "HEAD", f"the base {revs.base_label}", revs.base,
                        args.repo)
         return EXIT_INVALID
+    # the daemon's settings only when something needs them (they import every backend)
+    wanted = args.config or args.policy or args.terraform == "plan" or args.live
+    settings = _settings(args) if wanted else None
+    if settings is not None and settings.policy is not None:  # a violating head: refused
+        from reconciler.compose.reconciler import checked
+
+        judged = checked(revs.head, settings.policy)
+        if not judged.ok:
+            _print_invalid(None if revs.head_dir is not None else args.head or "HEAD",
+                           f"{revs.head_label} (policy {settings.policy.source})", judged,
+                           args.repo)
+            return EXIT_INVALID
+    elif args.terraform == "plan" or args.live:
+        print("warning: no policy (--policy or policy_file in --config): the head is "
+              "planned / dry-run without the operator's checks", file=sys.stderr)
     head = revs.head.desired
     base = revs.base.desired if revs.base is not None else None
     assert head is not None
@@ -118,7 +138,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     preview = build_preview(base, head, live, now, live_text, cells)
     preview = replace(preview, base=revs.base_label, head=revs.head_label)
     try:
-        preview = _real_parts(args, preview, head)
+        preview = _real_parts(args, preview, head, settings)
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -126,7 +146,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if preview.changed else EXIT_OK
 
 
-def _real_parts(args: argparse.Namespace, preview: Any, head: Any) -> Any:
+def _real_parts(args: argparse.Namespace, preview: Any, head: Any, settings: Any) -> Any:
     """Real Terraform plans (``--terraform plan``) and the API server's view (``--live``)."""
     from reconciler.core.preview import server_diffs, with_results
 
@@ -134,7 +154,7 @@ def _real_parts(args: argparse.Namespace, preview: Any, head: Any) -> Any:
         from reconciler.compose.preview import terraform_plans
 
         stacks = [(c.cell, c.service, c.to_version) for c in preview.stacks()]
-        engine, plans = terraform_plans(head, stacks, _settings(args))
+        engine, plans = terraform_plans(head, stacks, settings)
         preview = with_results(preview, plans=plans, engine=engine)
     if args.live:
         from reconciler.compose.preview import server_answers
@@ -142,7 +162,7 @@ def _real_parts(args: argparse.Namespace, preview: Any, head: Any) -> Any:
         targets = [(c.cell, c.service, c.to_version, c.from_version) for c in preview.changes
                    if c.to_version is not None and c.cell in head.cells
                    and c.action not in ("held", "refused")]
-        answers = server_answers(head, targets, _settings(args))
+        answers = server_answers(head, targets, settings)
         server = {k: server_diffs((a.ref, a.live, a.result, a.error, a.skipped) for a in v)
                   for k, v in answers.items()}
         preview = with_results(preview, server=server)
@@ -196,8 +216,11 @@ def register(sub: Any, state_dir: str,
                    help=f"the daemon's state directory (recorded Terraform state and "
                         f"outputs); default {state_dir}, or state_dir in --config")
     d.add_argument("--config", metavar="FILE",
-                   help="the daemon's configuration: its state directory and Terraform "
-                        "sandbox")
+                   help="the daemon's configuration: its state directory, Terraform "
+                        "sandbox (bubblewrap unless it says none) and policy_file")
+    d.add_argument("--policy", metavar="FILE",
+                   help="the operator's policy: a head that violates it is refused (exit "
+                        "1) before anything is planned or dry-run")
     d.add_argument("--now", metavar="TIME",
                    help="plan as of this RFC 3339 time (default: now)")
     d.add_argument("-o", "--output", choices=FORMATS, default="text",

@@ -160,3 +160,18 @@ def test_the_settled_example_previews_like_plan(repo: Path) -> None:
                                                         "live-settled.json"),
                           "--now", NOW, "-o", "json").stdout)
     assert diff["summary"]["steps"] == plan["summary"]["steps"] == 42
+
+
+def test_a_head_the_policy_rejects_is_not_previewed(repo: Path) -> None:
+    """The operator's policy is checked before anything is planned or dry-run."""
+    policy = str(ROOT / "examples" / "policy.yaml")
+    ok = run("diff", str(repo), "--base", "main", "--head", "bump", "--policy", policy,
+             "--now", NOW)
+    assert ok.returncode == 2, ok.stderr
+    cell = repo / "cells" / "euw1-a-01.yaml"
+    cell.write_text(cell.read_text().replace("context: eu-west-1", "context: prod-admin"))
+    r = run("diff", "fleet", "--base", "main", "--policy", policy, "--terraform", "plan",
+            cwd=repo.parent)
+    assert r.returncode == 1
+    assert r.stderr.startswith("fleet/cells/euw1-a-01.yaml:") and "prod-admin" in r.stderr
+    assert "is not a valid desired state" in r.stderr.splitlines()[-1]

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState, RollbackPolicy
 from reconciler.core.plan import OPEN, Gate, GateKind, Refusal, Step, StepKind
-from reconciler.core.planner.migrations import floor_refusal, rollback_steps
+from reconciler.core.planner.cells import with_gate
+from reconciler.core.planner.migrations import expand_steps, floor_refusal, rollback_steps
 from reconciler.core.planner.waves import CellView, WaveView
 from reconciler.core.versions import Version
 
@@ -133,8 +134,14 @@ def _rollback_cell(desired: DesiredState, live: LiveSnapshot, c: CellView, view:
     if refused:
         return [], [Refusal(service, c.cell.name, frm, to, refused)]
     back = CellView(c.cell, target, c.live)
-    steps = [Step(StepKind.ROLLBACK, service, view.wave.name, -1, c.cell.name, frm, to,
-                  gate=gate, detail=reason)]
+    # the target may need a migration its database never got (one added after the cell
+    # moved past it): expand first, as a forward move would
+    expands = [s if s.gate != OPEN or gate.open else with_gate(s, gate)
+               for s in expand_steps(desired, live, back, view, service)]
+    if expands:
+        gate = Gate(GateKind.PREVIOUS_STEP, f"after migration-expand {expands[-1].migration}")
+    steps = [*expands, Step(StepKind.ROLLBACK, service, view.wave.name, -1, c.cell.name, frm,
+                            to, gate=gate, detail=reason)]
     return steps + rollback_steps(desired, live, back, view, service), []
 
 

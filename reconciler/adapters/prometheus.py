@@ -47,6 +47,41 @@ class PrometheusClient:
             raise PermanentError(f"prometheus query failed: {body.get('error', body)}")
         return body["data"]
 
+    def _post(self, path: str, params: dict[str, str]) -> Any:
+        """A query sent as a form (queries over many cells outgrow a URL)."""
+        req = urllib.request.Request(
+            f"{self.base_url}{path}", data=urllib.parse.urlencode(params).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            detail = _error_text(e)
+            if e.code in (400, 422):
+                raise PermanentError(f"prometheus rejected the query: {detail}") from None
+            raise TemporaryError(f"prometheus answered {e.code}: {detail}", 5.0) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            reason = getattr(e, "reason", e)
+            raise TemporaryError(f"prometheus unreachable at {self.base_url}: {reason}",
+                                 5.0) from None
+        if body.get("status") != "success":
+            raise PermanentError(f"prometheus query failed: {body.get('error', body)}")
+        return body["data"]
+
+    def series(self, query: str, window_seconds: int,
+               step_seconds: float) -> list[tuple[float, float]]:
+        """(unix time, value) of a single-series query over the last ``window_seconds``
+        (NaN and infinities dropped; an empty answer is an empty series)."""
+        end = time.time()
+        data = self._post("/api/v1/query_range", {
+            "query": query, "start": f"{end - window_seconds:.3f}", "end": f"{end:.3f}",
+            "step": f"{step_seconds:g}"})
+        result = data.get("result", [])
+        if not result:
+            return []
+        points = [(float(t), float(v)) for t, v in result[0]["values"]]
+        return [(t, v) for t, v in points if math.isfinite(v)]
+
     def samples(self, query: str, window_seconds: int, step_seconds: int = 1) -> list[float]:
         """Values of a single-series query over the last ``window_seconds`` (NaN dropped)."""
         end = time.time()

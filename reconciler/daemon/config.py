@@ -6,6 +6,7 @@ the file itself: it names files or environment variables that hold them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,38 @@ class LeaderConfig:
     lease_seconds: int = 15
 
 
+#: The canary panel's default queries: ``{{ cells }}`` becomes a regular expression
+#: matching the cohort's cell names (the exporter's ``cell`` label, as in the alarm rules).
+DEFAULT_CANARY_QUERIES = {
+    "requests": 'sum(rate(http_requests_total{cell=~"{{ cells }}"}[1m]))',
+    "errors": 'sum(rate(http_requests_total{cell=~"{{ cells }}",code=~"5.."}[1m])) / '
+              'sum(rate(http_requests_total{cell=~"{{ cells }}"}[1m]))',
+    "latency": 'histogram_quantile(0.99, sum by (le) '
+               '(rate(http_request_duration_seconds_bucket{cell=~"{{ cells }}"}[1m])))',
+}
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """``dashboard:``: the read-only web dashboard on the daemon's listener.
+
+    On a loopback ``listen`` it is open to local clients (a browser's ``Host`` must be a
+    loopback name: no DNS rebinding); listening elsewhere it needs ``token_file`` (a
+    bearer token, or the session cookie ``POST /api/session`` sets for it) or
+    ``trusted_proxies`` (addresses whose ``user_header`` names an authenticated user),
+    and is off without either. A token file always requires the token."""
+
+    enabled: bool = True
+    token_file: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    user_header: str = "X-Forwarded-User"
+    max_streams: int = 32
+    #: A link to a commit in the Git host's web UI, ``{sha}`` replaced (history links).
+    commit_url: str | None = None
+    canary_window: int = 600
+    canary_queries: tuple[tuple[str, str], ...] = tuple(DEFAULT_CANARY_QUERIES.items())
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     repo: RepoConfig = field(default_factory=RepoConfig)
@@ -82,6 +115,7 @@ class DaemonConfig:
     policy_file: str | None = None
     log_level: str = "info"
     log_format: str = "json"
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @property
     def git_cache(self) -> Path:
@@ -103,7 +137,7 @@ _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
              "drift_interval", "git_author", "leader", "terraform_cli_config", "terraform",
-             "policy_file",
+             "policy_file", "dashboard",
              "log_level",
              "log_format"}
 
@@ -150,6 +184,50 @@ def _terraform(doc: Any, path: str) -> dict[str, Any]:
             "terraform_provider_mirror": str(mirror) if mirror is not None else None}
 
 
+_DASHBOARD_KEYS = {"enabled", "token_file", "trusted_proxies", "user_header", "max_streams",
+                   "commit_url", "canary"}
+_CANARY_KEYS = {"window", "requests", "errors", "latency"}
+
+
+def _dashboard(doc: Any, path: str) -> DashboardConfig:
+    """The ``dashboard:`` block."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: dashboard: must be a mapping")
+    _check_keys(doc, _DASHBOARD_KEYS, f"{path}: dashboard")
+    canary = doc.get("canary") or {}
+    if not isinstance(canary, dict):
+        raise ConfigError(f"{path}: dashboard.canary: must be a mapping")
+    _check_keys(canary, _CANARY_KEYS, f"{path}: dashboard.canary")
+    enabled, proxies = doc.get("enabled", True), doc.get("trusted_proxies") or []
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{path}: dashboard.enabled: true or false, not {enabled!r}")
+    if not isinstance(proxies, list):
+        raise ConfigError(f"{path}: dashboard.trusted_proxies: a list of addresses")
+    try:
+        for p in proxies:
+            ipaddress.ip_network(str(p), strict=False)
+    except ValueError as e:
+        raise ConfigError(f"{path}: dashboard.trusted_proxies: {e}") from None
+    streams = doc.get("max_streams", 32)
+    if not isinstance(streams, int) or not 1 <= streams <= 1024:
+        raise ConfigError(f"{path}: dashboard.max_streams: 1 to 1024, not {streams!r}")
+    commit_url = doc.get("commit_url")
+    if commit_url is not None and (not str(commit_url).startswith(("https://", "http://"))
+                                   or "{sha}" not in str(commit_url)):
+        raise ConfigError(f"{path}: dashboard.commit_url: an http(s) URL with {{sha}}")
+    queries = dict(DEFAULT_CANARY_QUERIES)
+    queries.update({k: str(v) for k, v in canary.items() if k != "window"})
+    base = DashboardConfig()
+    return DashboardConfig(
+        enabled=enabled, token_file=doc.get("token_file"),
+        trusted_proxies=tuple(str(p) for p in proxies),
+        user_header=str(doc.get("user_header", base.user_header)), max_streams=streams,
+        commit_url=str(commit_url) if commit_url is not None else None,
+        canary_window=_duration(canary.get("window", "10m"), "dashboard.canary.window",
+                                path),
+        canary_queries=tuple(queries.items()))
+
+
 def _duration(value: Any, key: str, path: str) -> int:
     try:
         return seconds(value)
@@ -192,4 +270,5 @@ def load_config(path: str | None) -> DaemonConfig:
         **_terraform(doc.get("terraform") or {}, path),
         policy_file=doc.get("policy_file"),
         log_level=str(doc.get("log_level", "info")),
-        log_format=str(doc.get("log_format", "json")))
+        log_format=str(doc.get("log_format", "json")),
+        dashboard=_dashboard(doc.get("dashboard") or {}, path))

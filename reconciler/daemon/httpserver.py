@@ -1,4 +1,6 @@
-"""The daemon's HTTP endpoints: ``/healthz``, ``/readyz``, ``/metrics``, ``/webhook``.
+"""The daemon's HTTP endpoints: ``/healthz``, ``/readyz``, ``/metrics``, ``/webhook``, and
+the dashboard's ``/``, ``/static/…`` and ``/api/…`` (``daemon.dashboard.web`` decides
+those; an event stream's socket is handed to the dashboard's SSE hub, freeing the worker).
 
 Owns: the listening socket, connection limits, routing, body limits and status codes.
 What readiness means and what a push does are the daemon's callbacks; a refused webhook
@@ -34,6 +36,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from reconciler.daemon import webhook
+from reconciler.daemon.dashboard.web import SECURITY_HEADERS, DashboardWeb, Response, Stream
 from reconciler.daemon.metrics import Metrics
 
 log = logging.getLogger("reconciler.http")
@@ -49,6 +52,7 @@ class Endpoints:
     branch: str
     webhook_secret: bytes = b""
     replay: webhook.ReplayCache = field(default_factory=webhook.ReplayCache)
+    dashboard: DashboardWeb | None = None
 
 
 #: Refused bodies up to this size are read and dropped before the 413 is sent.
@@ -78,6 +82,8 @@ def _handler(ep: Endpoints, body_timeout: float) -> type[BaseHTTPRequestHandler]
     class Handler(BaseHTTPRequestHandler):
         server_version = "reconciler"
         sys_version = ""
+        #: The socket now belongs to the SSE hub: the worker must not close it.
+        detached = False
 
         def __init__(self, conn: socket.socket, head: bytes, addr: Any, server: Any) -> None:
             self._head = head
@@ -100,9 +106,53 @@ def _handler(ep: Endpoints, body_timeout: float) -> type[BaseHTTPRequestHandler]
             self.end_headers()
             self.wfile.write(body)
 
+        def _headers(self) -> dict[str, str]:
+            return {k.lower(): v for k, v in self.headers.items()}
+
+        def _respond(self, r: Response) -> None:
+            body = r.gz if r.gz is not None else r.body
+            self.close_connection = True
+            self.send_response(r.code)
+            self.send_header("Content-Type", r.ctype)
+            self.send_header("Content-Length", str(len(body)))
+            if r.gz is not None:
+                self.send_header("Content-Encoding", "gzip")
+            for k, v in (*SECURITY_HEADERS, *r.headers):
+                self.send_header(k, v)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _dashboard_get(self, web: DashboardWeb, path: str) -> None:
+            result = web.get(path, self._headers(), str(self.client_address[0]))
+            if isinstance(result, Response):
+                self._respond(result)
+                return
+            self._stream(web, result)
+
+        def _stream(self, web: DashboardWeb, s: Stream) -> None:
+            """Send the event stream's head and first events, then hand the socket to
+            the hub (the worker is free; the hub writes every later event)."""
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Accel-Buffering", "no")
+            for k, v in SECURITY_HEADERS:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(s.first)
+            self.wfile.flush()
+            if web.dashboard.hub.add(self.connection):
+                self.detached = True
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
+            web = ep.dashboard
+            if web is not None and web.handles(path):
+                self._dashboard_get(web, path)
+            elif path == "/healthz":
                 self._send(200, b"ok\n")
             elif path == "/readyz":
                 ok, why = ep.ready()
@@ -114,7 +164,12 @@ def _handler(ep: Endpoints, body_timeout: float) -> type[BaseHTTPRequestHandler]
                 self._send(404, b"not found\n")
 
         def do_POST(self) -> None:
-            if self.path.split("?", 1)[0] != "/webhook":
+            path = self.path.split("?", 1)[0]
+            if ep.dashboard is not None and path.startswith("/api/"):
+                self._respond(ep.dashboard.post(path, self._headers(),
+                                                str(self.client_address[0])))
+                return
+            if path != "/webhook":
                 self._send(404, b"not found\n")
                 return
             self._webhook()
@@ -392,11 +447,13 @@ class HttpServer:
             if job is None:
                 return
             conn, head, addr = job
+            handler = None
             try:
-                self._handler(conn, head, addr, self)  # type: ignore[call-arg]
+                handler = self._handler(conn, head, addr, self)  # type: ignore[call-arg]
             except Exception as e:
                 log.warning("http: request from %s failed: %s", addr[0], type(e).__name__)
             finally:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_WR)
-                conn.close()
+                if not getattr(handler, "detached", False):
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_WR)
+                    conn.close()

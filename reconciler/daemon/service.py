@@ -13,16 +13,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
+from reconciler.core.model import DesiredState
 from reconciler.core.plan import StepKind
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.dashboard.state import Dashboard, DashboardSources
+from reconciler.daemon.dashboard.web import DashboardWeb
 from reconciler.daemon.driftwatch import DriftSeen, DriftWatch, StartWatcher
 from reconciler.daemon.httpserver import Endpoints, HttpServer
 from reconciler.daemon.logs import log_context, register_secret
@@ -75,6 +78,8 @@ class DaemonParts:
     #: The clock deciding how often status is committed and drift is checked (a
     #: simulation passes its own, so the commits it sees do not depend on wall time).
     monotonic: Callable[[], float] = time.monotonic
+    #: The dashboard's Git history and Prometheus range query.
+    dashboard: DashboardSources = field(default_factory=DashboardSources)
 
 
 TickListener = Callable[[TickReport], None]
@@ -128,13 +133,21 @@ class Daemon:
         self._reconcile = _Trigger(self._do_reconcile, self.stop_event)
         secret = cfg.webhook_secret()
         register_secret(secret.decode(errors="replace"))
+        self.dashboard = Dashboard(cfg.dashboard, cfg.reconcile_interval, parts.dashboard,
+                                   self._last_good, self.ready)
+        self.tick_listeners.append(self.dashboard.on_tick)
         self.http = HttpServer(cfg.listen, Endpoints(
-            self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret))
+            self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret,
+            dashboard=DashboardWeb(self.dashboard, cfg.dashboard, cfg.listen)))
         self._notified_ready = False
         self._next_drift = 0.0
         self._last_publish = 0.0
         self._unpublished: TickReport | None = None
         self.drift_watch = DriftWatch(parts.start_watcher, self._on_live_drift)
+
+    def _last_good(self) -> DesiredState | None:
+        """The desired state the last tick planned (the dashboard's views need it)."""
+        return self.source.reconciler.last_good if self.source is not None else None
 
     # -- readiness and triggers ------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
@@ -338,6 +351,7 @@ class Daemon:
 
     def start(self) -> None:
         """Serve HTTP, open the source and schedule the jobs (returns at once)."""
+        self.dashboard.start()
         self.http.start()
         log.info("listening on %s", self.cfg.listen)
         if not self.open():
@@ -376,6 +390,7 @@ class Daemon:
         if self.is_leader:
             self.leader.release()
         self.http.stop()
+        self.dashboard.stop()
         log.info("stopped")
 
     def run_forever(self) -> int:

@@ -8,7 +8,14 @@ import faulthandler
 import sys
 from collections.abc import Iterator
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
+
+# Hypothesis is imported here, at collection, on purpose: imported first at the end of
+# a session (its pytest plugin's terminal summary) with trio installed (selenium's
+# dependency), loading trio's Hypothesis entry point failed with "module
+# 'trio._core._run' has no attribute '_hypothesis_plugin_setup'" and exit status 1
+# after every test had passed.
 
 STUCK_IN_C = 1200  # seconds; pytest-timeout (pyproject) fails a test stuck in Python at 900
 

@@ -236,7 +236,9 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
         spec = fleet_waves.get(w.wave)
         bake = spec.bake_seconds if spec else 0
         ends = None
-        if w.state == "baking" and p is not None and p.bake_started_at is not None:
+        running = {c.live_version for c in w.cells}
+        if w.state == "baking" and p is not None and p.bake_started_at is not None and \
+                running == {str(p.version)}:  # a bake recorded for this very version
             ends = format_time(p.bake_started_at + timedelta(seconds=bake))
         targets = sorted({c.target_version for c in w.cells if c.target_version},
                          key=Version.parse)
@@ -263,17 +265,28 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
 
 # -- one cell ------------------------------------------------------------------------
 
+_MISSING = re.compile(r"unknown template name 'terraform\.([A-Za-z0-9_]+)'")
+
+
 def _objects(desired: DesiredState, cell: str, service: str, version: str | None,
              outputs: Mapping[str, Any]) -> list[dict[str, str]] | str:
     """Kind, name and namespace of what the service's templates render for the cell
     (never their bodies); the reason when they do not render."""
     if version is None or service not in desired.services:
         return []
-    ctx = default_context(desired.cells[cell], service, version, outputs)
-    try:
-        objs = render_service(desired, ctx)
-    except RenderError as e:
-        return f"not rendered: {e}"
+    values = dict(outputs)
+    for _ in range(2):  # outputs not read yet stand in as "?" (only kinds and names shown)
+        try:
+            objs = render_service(desired, default_context(desired.cells[cell], service,
+                                                           version, values))
+            break
+        except RenderError as e:
+            missing = set(_MISSING.findall(str(e)))
+            if not missing or missing <= set(values):
+                return f"not rendered: {e}"
+            values.update(dict.fromkeys(missing, "?"))
+    else:
+        return "not rendered"
     ns = desired.cells[cell].kubernetes.namespace
     return [{"kind": str(o.get("kind", "")), "name": str((o.get("metadata") or {}).get("name",
                                                                                       "")),

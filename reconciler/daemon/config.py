@@ -53,7 +53,8 @@ class LeaderConfig:
 
 
 #: The canary panel's default queries: ``{{ cells }}`` becomes a regular expression
-#: matching the cohort's cell names (the exporter's ``cell`` label, as in the alarm rules).
+#: matching the cohort's cell names (the exporter's ``cell`` label, as in the alarm rules);
+#: ``requests`` is a sum over the cohort, shown per cell.
 DEFAULT_CANARY_QUERIES = {
     "requests": 'sum(rate(http_requests_total{cell=~"{{ cells }}"}[1m]))',
     "errors": 'sum(rate(http_requests_total{cell=~"{{ cells }}",code=~"5.."}[1m])) / '

@@ -1,9 +1,10 @@
 """A real Prometheus server on loopback scraping a test exporter whose error rates we set.
 
 For tests and the demo. ``TestExporter`` serves ``http_requests_total{cell,code}``
-counters that grow at a fixed request rate with an error fraction per cell, settable at
-any time; ``PrometheusServer`` runs Debian's ``prometheus`` binary against it with a 1 s
-scrape interval in a temporary directory.
+counters that grow at a fixed request rate with an error fraction per cell, and a
+``http_request_duration_seconds`` histogram whose latency per cell is settable too (the
+dashboard's canary panel reads both), at any time; ``PrometheusServer`` runs Debian's
+``prometheus`` binary against it with a 1 s scrape interval in a temporary directory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REQUESTS_PER_SECOND = 100.0
+#: The latency histogram's bucket bounds (seconds) and a cell's latency until set.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DEFAULT_LATENCY = 0.02
 
 
 def free_port() -> int:
@@ -51,6 +55,9 @@ class TestExporter:
         self._rates = dict.fromkeys(cells, 0.0)
         self._ok = dict.fromkeys(cells, 0.0)
         self._err = dict.fromkeys(cells, 0.0)
+        self._latency = dict.fromkeys(cells, DEFAULT_LATENCY)
+        self._seconds = dict.fromkeys(cells, 0.0)
+        self._fast: dict[tuple[str, float], float] = {}  # (cell, bucket bound) -> requests
         self._last = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -60,12 +67,23 @@ class TestExporter:
             self._advance()
             self._rates[cell] = fraction
 
+    def set_latency(self, cell: str, seconds: float) -> None:
+        """Every request of ``cell`` from now on takes ``seconds``."""
+        with self._lock:
+            self._advance()
+            self._latency[cell] = seconds
+
     def _advance(self) -> None:
         now = time.monotonic()
         dt, self._last = now - self._last, now
         for cell, frac in self._rates.items():
             self._err[cell] += REQUESTS_PER_SECOND * dt * frac
             self._ok[cell] += REQUESTS_PER_SECOND * dt * (1 - frac)
+            self._seconds[cell] += REQUESTS_PER_SECOND * dt * self._latency[cell]
+            for le in BUCKETS:
+                if self._latency[cell] <= le:
+                    key = (cell, le)
+                    self._fast[key] = self._fast.get(key, 0.0) + REQUESTS_PER_SECOND * dt
 
     def render(self) -> str:
         with self._lock:
@@ -75,7 +93,23 @@ class TestExporter:
                 for code, value in (("200", self._ok[cell]), ("500", self._err[cell])):
                     lines.append(f'http_requests_total{{cell="{cell}",code="{code}"}} '
                                  f"{value:.3f}")
+            lines.append("# TYPE http_request_duration_seconds histogram")
+            for cell in sorted(self._rates):
+                total = self._ok[cell] + self._err[cell]
+                for le in BUCKETS:
+                    lines.append(f'http_request_duration_seconds_bucket{{cell="{cell}",'
+                                 f'le="{le}"}} {self._below(cell, le):.3f}')
+                lines.append(f'http_request_duration_seconds_bucket{{cell="{cell}",'
+                             f'le="+Inf"}} {total:.3f}')
+                lines.append(f'http_request_duration_seconds_sum{{cell="{cell}"}} '
+                             f"{self._seconds[cell]:.3f}")
+                lines.append(f'http_request_duration_seconds_count{{cell="{cell}"}} '
+                             f"{total:.3f}")
             return "\n".join(lines) + "\n"
+
+    def _below(self, cell: str, le: float) -> float:
+        """Requests of ``cell`` so far that took at most ``le`` seconds."""
+        return self._fast.get((cell, le), 0.0)
 
     def start(self) -> None:
         exporter = self

@@ -374,7 +374,10 @@ class Dashboard:
                 regex = promql_regex(sample)
                 for metric, template in self.cfg.canary_queries:
                     q = template.replace("{{ cells }}", regex)
-                    out.setdefault(metric, {})[name] = query(q, window, step)
+                    points = query(q, window, step)
+                    if metric == "requests":  # a sum over the cohort: shown per cell
+                        points = [(t, v / len(sample)) for t, v in points]
+                    out.setdefault(metric, {})[name] = points
         except AdapterError as e:
             return out, sampled, str(e)
         return out, sampled, ""

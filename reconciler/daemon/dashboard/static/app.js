@@ -57,7 +57,7 @@
     if (v === null || v === undefined) return "–";
     if (metric === "errors") return (v * 100).toFixed(2) + "%";
     if (metric === "latency") return (v * 1000).toFixed(0) + " ms";
-    if (metric === "requests") return v.toFixed(1) + "/s";
+    if (metric === "requests") return v.toFixed(1) + "/s per cell";
     return String(Math.round(v * 10000) / 10000);
   }
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
@@ -139,7 +139,7 @@
   }
 
   async function onTick(t) {
-    probe.ticks.push({ seq: t.seq, atMs: t.atMs, received: performance.timeOrigin + performance.now() });
+    probe.ticks.push({ seq: t.seq, atMs: t.atMs, received: performance.timeOrigin + performance.now(), etags: t.etags });
     if (probe.ticks.length > 500) probe.ticks.splice(0, 250);
     state.lastTick = performance.now();
     state.lastTickAt = t.at;
@@ -158,16 +158,13 @@
 
   // Fetch what is shown and changed; cells: the cells that changed (null: maybe all).
   async function refresh(cells) {
-    const want = ["history"];
     const route = state.route;
+    const stale = (name) => state.have[name] === undefined || (state.etags[name] !== undefined && state.have[name] !== state.etags[name]);
     if (route.view === "fleet") {
-      want.unshift("fleet");
-      if (state.service) want.push("rollout/" + state.service);
+      if (stale("fleet")) await load("fleet");
+      if (state.service && stale("rollout/" + state.service)) await load("rollout/" + state.service);
     }
-    for (const name of want) {
-      if (state.have[name] !== undefined && (state.etags[name] === undefined || state.have[name] === state.etags[name])) continue;
-      await load(name);
-    }
+    if (stale("history")) await load("history");
     if (route.view === "cell") {
       if (!state.cell || state.cell.cell !== route.arg || cells === null || cells.includes(route.arg)) {
         await load("cell/" + route.arg);

@@ -26,7 +26,7 @@ from typing import Any
 
 from reconciler.core.live import LiveSnapshot, format_time
 from reconciler.core.model import AlarmRule, DesiredState
-from reconciler.core.plan import Plan, Step, WavePlan
+from reconciler.core.plan import GateKind, Plan, Step, WavePlan
 from reconciler.core.render import RenderError, default_context, render_service
 from reconciler.core.versions import Version
 
@@ -76,22 +76,24 @@ def wave_of_groups(desired: DesiredState) -> dict[str, int]:
     return {g: i for i, w in enumerate(desired.fleet.waves) for g in w.groups}
 
 
-def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
-               live: LiveSnapshot) -> dict[str, Any]:
-    """The fleet map: every cell's place and, per service, its tile state.
+@dataclass(frozen=True)
+class Places:
+    """Where every cell sits (the part of the fleet map that changes only with the
+    desired state: computed once per revision)."""
 
-    ``status`` is ``status_json(plan, live)``; the tiles read their values from it.
-    Per service, ``version``/``target``/``health``/``flags`` are arrays aligned with
-    ``cells.name`` (indices into ``versions``/``healths``; -1: none), ``flags`` a
-    ``Flag`` mask."""
+    at: Mapping[str, int]
+    tables: Mapping[str, list[str]]  # waves, regions, zones, groups
+    cells: Mapping[str, list[Any]]  # name, wave, region, zone, group, weight
+
+
+def places(desired: DesiredState) -> Places:
     names = sorted(desired.cells)
-    at = {n: i for i, n in enumerate(names)}
     waves, regions, zones, groups = _Table(), _Table(), _Table(), _Table()
     for w in desired.fleet.waves:
         waves(w.name)
     wave_index = wave_of_groups(desired)
     cells = [desired.cells[n] for n in names]
-    place = {
+    columns: dict[str, list[Any]] = {
         "name": names,
         "wave": [wave_index.get(c.group, -1) for c in cells],
         "region": [regions(c.region) for c in cells],
@@ -99,9 +101,28 @@ def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
         "group": [groups(c.group) for c in cells],
         "weight": [_number(c.weight) for c in cells],
     }
-    versions, healths = _Table(), _Table()
+    return Places({n: i for i, n in enumerate(names)},
+                  {"waves": waves.values, "regions": regions.values, "zones": zones.values,
+                   "groups": groups.values}, columns)
+
+
+def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
+               live: LiveSnapshot, where: Places | None = None) -> dict[str, Any]:
+    """The fleet map: every cell's place and, per service, its tile state.
+
+    ``status`` is ``status_json(plan, live)``; the tiles read their values from it.
+    Per service, ``version``/``target``/``health``/``flags`` are arrays aligned with
+    ``cells.name`` (indices into ``versions``/``healths``; -1: none), ``flags`` a
+    ``Flag`` mask. ``where``: ``places(desired)`` when already computed."""
+    where = where or places(desired)
+    at, n = where.at, len(where.at)
+    versions: dict[str | None, int] = {None: -1}
+    healths: dict[str, int] = {}
+    faults = live.faults
+    action_flags = {k: int(v) for k, v in _ACTION_FLAGS.items()}
+    drift, tf_drift, alarm, held = (int(Flag.DRIFT), int(Flag.TERRAFORM_DRIFT),
+                                    int(Flag.ALARM), int(Flag.HELD))
     services: dict[str, Any] = {}
-    n = len(names)
     for svc, body in sorted(status["services"].items()):
         version, target, health = [-1] * n, [-1] * n, [-1] * n
         flags = [0] * n
@@ -110,27 +131,28 @@ def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
                 i = at.get(c["cell"])
                 if i is None:
                     continue
-                version[i], target[i] = versions(c["version"]), versions(c["target"])
-                health[i] = healths(c["health"])
-                f = _ACTION_FLAGS.get(c["action"], 0)
+                v, t, h = c["version"], c["target"], c["health"]
+                version[i] = versions.setdefault(v, len(versions) - 1)
+                target[i] = versions.setdefault(t, len(versions) - 1)
+                health[i] = healths.setdefault(h, len(healths))
+                f = action_flags.get(c["action"], 0)
                 if c["drift"]:
-                    f |= Flag.DRIFT
+                    f |= drift
                 if c["terraformDrifted"]:
-                    f |= Flag.TERRAFORM_DRIFT
+                    f |= tf_drift
                 if c["alarms"]:
-                    f |= Flag.ALARM
-                if c["cell"] in live.faults:
-                    f |= Flag.HELD
-                flags[i] = int(f)
+                    f |= alarm
+                if c["cell"] in faults:
+                    f |= held
+                flags[i] = f
         services[svc] = {"version": version, "target": target, "health": health,
                          "flags": flags}
     return {
-        "revision": plan.revision,
-        "waves": waves.values, "regions": regions.values, "zones": zones.values,
-        "groups": groups.values, "versions": versions.values, "healths": healths.values,
+        "revision": plan.revision, **where.tables,
+        "versions": [v for v in versions if v is not None], "healths": list(healths),
         "flags": {f.name.lower(): int(f) for f in Flag if f.name},
-        "cells": place, "services": services,
-        "faults": dict(sorted(live.faults.items())),
+        "cells": where.cells, "services": services,
+        "faults": dict(sorted(faults.items())),
     }
 
 
@@ -164,21 +186,26 @@ def steady(reason: str) -> str:
     return _LEFT.sub("", reason).strip() or ("bake time" if "bake" in reason else "waiting")
 
 
-def _gates(steps: Iterable[Step], limit: int = 8) -> list[dict[str, Any]]:
-    """What stands in front of the service's next steps, grouped by wave and gate."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+def _gates(steps: Iterable[Step], limit: int = 8) -> tuple[
+        list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """What stands in front of the service's next steps, grouped by wave and gate: the
+    first ``limit`` groups overall, and per wave (one pass over the steps)."""
+    groups: dict[tuple[str, GateKind], dict[str, Any]] = {}
     for s in steps:
-        if s.due:
+        kind = s.gate.kind
+        if kind is GateKind.NONE:
             continue
-        key = (s.wave or "", str(s.gate.kind))
-        g = out.get(key)
+        g = groups.get((s.wave or "", kind))
         if g is None:
-            if len(out) >= limit:
-                continue
-            g = out[key] = {"wave": s.wave, "kind": str(s.gate.kind),
-                            "reason": steady(s.gate.reason), "steps": 0}
+            g = groups[(s.wave or "", kind)] = {"wave": s.wave, "kind": str(kind),
+                                                "reason": steady(s.gate.reason), "steps": 0}
         g["steps"] += 1
-    return list(out.values())
+    per_wave: dict[str, list[dict[str, Any]]] = {}
+    for (wave, _), g in groups.items():
+        rows = per_wave.setdefault(wave, [])
+        if len(rows) < limit:
+            rows.append(g)
+    return list(groups.values())[:limit], per_wave
 
 
 def _split(waves: Sequence[WavePlan], weights: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -217,15 +244,26 @@ def _migrations(desired: DesiredState, live: LiveSnapshot, service: str) -> list
     return out
 
 
+def steps_by_service(plan: Plan) -> dict[str, list[Step]]:
+    """The plan's steps per service (one pass, for every service's rollout)."""
+    out: dict[str, list[Step]] = {}
+    for s in plan.steps:
+        out.setdefault(s.service, []).append(s)
+    return out
+
+
 def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
-                 service: str) -> dict[str, Any]:
+                 service: str, steps: Sequence[Step] | None = None) -> dict[str, Any]:
     """A service's rollout: its waves in order with their state, the stage, the version
-    split by weight, the gates in front of the next steps, its migrations."""
+    split by weight, the gates in front of the next steps, its migrations. ``steps``:
+    the service's steps when already split (``steps_by_service``)."""
     waves = _service_waves(plan, service)
     fleet_waves = {w.name: w for w in desired.fleet.waves}
     weights = {n: c.weight for n, c in desired.cells.items()}
     progress = live.rollout.get(service, {})
-    steps = [s for s in plan.steps if s.service == service]
+    if steps is None:
+        steps = [s for s in plan.steps if s.service == service]
+    gates, wave_gates = _gates(steps)
     rows = []
     for w in waves:
         at: dict[str, int] = {}
@@ -251,12 +289,12 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
             "bakeEndsAt": ends, "reason": steady(w.reason) if w.reason else "",
             "failedVersion": str(p.failed_version) if p and p.failed_version else None,
             "failureReason": p.failure_reason if p and p.failed_version else "",
-            "gates": _gates(s for s in steps if s.wave == w.wave),
+            "gates": wave_gates.get(w.wave, []),
         })
     return {
         "service": service, "revision": plan.revision,
         "stage": _stage(waves), "split": _split(waves, weights), "waves": rows,
-        "gates": _gates(steps),
+        "gates": gates,
         "holds": [h.to_json() for h in plan.holds if h.service == service],
         "refusals": [r.to_json() for r in plan.refusals if r.service == service],
         "migrations": _migrations(desired, live, service),

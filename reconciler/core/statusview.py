@@ -13,11 +13,21 @@ from reconciler.core.plan import Plan, WavePlan
 from reconciler.core.planner.waves import human
 
 
-def _cell_json(w: WavePlan, live: LiveSnapshot) -> list[dict[str, Any]]:
+def _firing(live: LiveSnapshot) -> dict[str, list[str]]:
+    """cell → the rules firing for it (one pass: a fleet has an alarm per cell and rule)."""
+    out: dict[str, list[str]] = {}
+    for a in live.alarms:
+        if a.firing:
+            out.setdefault(a.cell, []).append(a.rule)
+    return out
+
+
+def _cell_json(w: WavePlan, live: LiveSnapshot,
+               firing_by_cell: dict[str, list[str]]) -> list[dict[str, Any]]:
     out = []
     for c in w.cells:
         s = live.service(c.cell, w.service)
-        firing = [a.rule for a in live.alarms if a.firing and a.cell == c.cell]
+        firing = list(firing_by_cell.get(c.cell, ()))
         out.append({
             "cell": c.cell, "version": c.live_version, "target": c.target_version,
             "health": c.health, "action": c.action,
@@ -31,11 +41,12 @@ def _cell_json(w: WavePlan, live: LiveSnapshot) -> list[dict[str, Any]]:
 def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
     """The status view as JSON."""
     services: dict[str, Any] = {}
+    firing = _firing(live)
     for w in plan.waves:
         services.setdefault(w.service, {"waves": []})["waves"].append({
             "wave": w.wave, "state": w.state, "weightPercent": round(w.weight_percent, 2),
             "bakeRemainingSeconds": w.bake_remaining_seconds, "reason": w.reason,
-            "cells": _cell_json(w, live)})
+            "cells": _cell_json(w, live, firing)})
     return {
         "revision": plan.revision, "at": format_time(plan.generated_at),
         "services": services, "holds": [h.to_json() for h in plan.holds],

@@ -13,6 +13,7 @@ nothing while the fleet is idle. The canary panel's series are read from Prometh
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import json
@@ -29,12 +30,15 @@ from typing import Any, Protocol
 from reconciler.adapters.errors import AdapterError
 from reconciler.core.dashboard import (
     Cohorts,
+    Places,
     canary_view,
     cell_view,
     cohort_alarms,
     cohorts,
     fleet_view,
+    places,
     rollout_view,
+    steps_by_service,
 )
 from reconciler.core.history import CommitRecord, history_events, rejected_event
 from reconciler.core.live import format_time
@@ -105,7 +109,10 @@ class _Views:
     seq: int
     tick: _Tick
     bodies: dict[str, Body] = field(default_factory=dict)
-    rows: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # cell -> tile state
+    #: The fleet document (to tell which cells changed) and the status document, kept
+    #: as values: ``/api/status`` is serialised only when asked for (the page never is).
+    fleet: Mapping[str, Any] | None = None
+    status: Mapping[str, Any] | None = None
 
 
 def promql_regex(cells: Sequence[str]) -> str:
@@ -136,6 +143,7 @@ class Dashboard:
         self._canary: dict[str, Body] = {}
         self._canary_at = 0.0
         self._history: Body | None = None
+        self._places: tuple[DesiredState, Places] | None = None
         self._thread = threading.Thread(target=self._run, name="dashboard", daemon=True)
         self.started = False
 
@@ -212,24 +220,34 @@ class Dashboard:
             if self._views is not None and self._views.seq == tick.seq:
                 return self._views
             self._previous = self._views
-            self._views = self._build(tick, self._views)
+            # many small acyclic values: the cyclic collector's passes over them cost more
+            # than the build itself at fleet scale (as for the planner)
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                self._views = self._build(tick, self._views)
+            finally:
+                if was_enabled:
+                    gc.enable()
             return self._views
 
     def _build(self, tick: _Tick, before: _Views | None) -> _Views:
         v = _Views(tick.seq, tick)
         report, desired = tick.report, tick.desired
         if report.plan is not None and report.live is not None and desired is not None:
-            status = status_json(report.plan, report.live)
-            v.bodies["status"] = Body.of(status)
-            fleet = fleet_view(desired, report.plan, status, report.live)
-            v.bodies["fleet"] = Body.of(fleet)
-            v.rows = _rows(fleet)
+            v.status = status_json(report.plan, report.live)
+            if self._places is None or self._places[0] is not desired:
+                self._places = (desired, places(desired))
+            v.fleet = fleet_view(desired, report.plan, v.status, report.live,
+                                 self._places[1])
+            v.bodies["fleet"] = Body.of(v.fleet)
+            steps = steps_by_service(report.plan)
             for svc in sorted(desired.services):
                 v.bodies[f"rollout/{svc}"] = Body.of(rollout_view(
-                    desired, report.plan, report.live, svc))
+                    desired, report.plan, report.live, svc, steps.get(svc, [])))
         elif before is not None:  # not planned this tick: keep what the page shows
             v.bodies = {k: b for k, b in before.bodies.items() if k != "history"}
-            v.rows = before.rows
+            v.fleet, v.status = before.fleet, before.status
         v.bodies["history"] = self._history_body(desired)
         return v
 
@@ -260,6 +278,10 @@ class Dashboard:
         if name == "meta":
             return Body.of(self.meta())
         views = self.views()
+        if name == "status" and views is not None and views.status is not None:
+            with self._build_lock:
+                if "status" not in views.bodies:
+                    views.bodies["status"] = Body.of(views.status)
         if name.startswith("cell/"):
             return self._cell(views, name[5:])
         if name.startswith("canary/"):
@@ -304,12 +326,12 @@ class Dashboard:
         t = views.tick
         changed: list[str] | None = sorted({o.step.cell for o in t.report.outcomes
                                             if o.step.cell})
-        if before is not None and changed is not None:
-            diff = [c for c, row in views.rows.items() if before.rows.get(c) != row]
-            diff += [c for c in before.rows if c not in views.rows]
-            changed = sorted(set(changed) | set(diff))
-        else:
+        was, now = (before.bodies.get("fleet") if before else None), views.bodies.get("fleet")
+        if before is None or before.fleet is None or views.fleet is None:
             changed = None
+        elif was is None or now is None or was.etag != now.etag:
+            diff = changed_cells(before.fleet, views.fleet)
+            changed = None if diff is None else sorted(set(changed or ()) | set(diff))
         if changed is not None and len(changed) > CHANGED_LIMIT:
             changed = None
         ok, why = self._ready()
@@ -383,15 +405,25 @@ class Dashboard:
         return out, sampled, ""
 
 
-def _rows(fleet: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """Each cell's tile state across services, as values (to tell which cells changed)."""
-    names, versions, healths = fleet["cells"]["name"], fleet["versions"], fleet["healths"]
-
-    def name(table: list[str], i: int) -> str | None:
-        return table[i] if i >= 0 else None
-
-    per = [(s["version"], s["target"], s["health"], s["flags"])
-           for _, s in sorted(fleet["services"].items())]
-    return {n: tuple(x for v, t, h, f in per for x in (
-        name(versions, v[i]), name(versions, t[i]), name(healths, h[i]), f[i]))
-        for i, n in enumerate(names)}
+def changed_cells(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str] | None:
+    """The cells whose tiles differ between two fleet documents (None: every cell may
+    have, e.g. the cells themselves changed)."""
+    names = b["cells"]["name"]
+    if a["cells"]["name"] != names or sorted(a["services"]) != sorted(b["services"]):
+        return None
+    out: set[int] = set()
+    for svc, sb in b["services"].items():
+        sa = a["services"][svc]
+        for key, table in (("version", "versions"), ("target", "versions"),
+                           ("health", "healths"), ("flags", None)):
+            xa, xb = sa[key], sb[key]
+            if xa == xb and (table is None or a[table] == b[table]):
+                continue
+            ta, tb = (a[table], b[table]) if table else (None, None)
+            for i, (p, q) in enumerate(zip(xa, xb, strict=True)):
+                if ta is not None and tb is not None:
+                    p = ta[p] if p >= 0 else None
+                    q = tb[q] if q >= 0 else None
+                if p != q:
+                    out.add(i)
+    return [names[i] for i in sorted(out)]

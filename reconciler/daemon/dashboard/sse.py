@@ -47,10 +47,11 @@ class SseHub:
             max_buffer
         self._lock = threading.Lock()
         self._clients: dict[int, _Client] = {}
-        self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ)
+        # the selector and wake-up pair exist only once started (a daemon stepped by hand
+        # never starts the hub and holds no descriptor for it)
+        self._sel: selectors.BaseSelector | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sse", daemon=True)
         self._last_ping = time.monotonic()
@@ -61,9 +62,14 @@ class SseHub:
             return len(self._clients)
 
     def room(self) -> bool:
-        return self.clients < self.max_clients and not self._stopping.is_set()
+        return self._sel is not None and self.clients < self.max_clients and \
+            not self._stopping.is_set()
 
     def start(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ)
         self._thread.start()
 
     def stop(self) -> None:
@@ -74,14 +80,15 @@ class SseHub:
         with self._lock:
             for c in list(self._clients.values()):
                 self._drop(c)
-        self._sel.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        for closable in (self._sel, self._wake_r, self._wake_w):
+            if closable is not None:
+                closable.close()
 
     def add(self, sock: socket.socket) -> bool:
         """Take over ``sock`` (its response head already sent); False when full."""
         with self._lock:
-            if len(self._clients) >= self.max_clients or self._stopping.is_set():
+            if len(self._clients) >= self.max_clients or self._stopping.is_set() or \
+                    self._sel is None:
                 return False
             sock.setblocking(False)
             c = _Client(sock)
@@ -98,8 +105,9 @@ class SseHub:
                 self._flush(c)
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
     def _flush(self, c: _Client) -> None:
         """Write what the socket takes; watch it for writability while bytes remain."""
@@ -117,29 +125,31 @@ class SseHub:
             self._drop(c)
             return
         want = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.buf else 0)
-        if bool(c.buf) != c.writing:
+        if bool(c.buf) != c.writing and self._sel is not None:
             c.writing = bool(c.buf)
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.modify(c.sock, want, c)
 
     def _drop(self, c: _Client) -> None:
         self._clients.pop(id(c), None)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self._sel.unregister(c.sock)
+        with contextlib.suppress(KeyError, ValueError, OSError, AttributeError):
+            self._sel.unregister(c.sock)  # type: ignore[union-attr]
         with contextlib.suppress(OSError):
             c.sock.close()
 
     def _loop(self) -> None:
+        sel, wake = self._sel, self._wake_r
+        assert sel is not None and wake is not None
         while not self._stopping.is_set():
             try:
-                events = self._sel.select(timeout=1.0)
+                events = sel.select(timeout=1.0)
             except OSError:  # pragma: no cover - closed under us
                 return
             with self._lock:
                 for key, mask in events:
-                    if key.fileobj is self._wake_r:
+                    if key.fileobj is wake:
                         with contextlib.suppress(OSError):
-                            self._wake_r.recv(4096)
+                            wake.recv(4096)
                         continue
                     c = key.data
                     if not isinstance(c, _Client) or id(c) not in self._clients:

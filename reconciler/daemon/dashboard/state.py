@@ -178,8 +178,7 @@ class Dashboard:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(10)
-        if self.started:
-            self.hub.stop()
+        self.hub.stop()
 
     def _run(self) -> None:
         while not self._stopping.is_set():

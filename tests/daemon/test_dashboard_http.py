@@ -271,3 +271,35 @@ def test_no_secret_in_any_document(served: Served) -> None:
         for name in (ref.secret_env, ref.secret_file):
             if name:
                 assert name not in served.get("/api/cell/euw1-a-01")[2].decode()
+
+
+def test_trusted_proxy_and_token_file_checks(served: Served, tmp_path: Path) -> None:
+    from reconciler.daemon.config import ConfigError, load_config
+
+    cfg = DashboardConfig(trusted_proxies=("10.0.0.5/32",))
+    web = DashboardWeb(served.dashboard, cfg, "0.0.0.0:8080")
+    assert not web.off
+    ok = web.get("/api/fleet", {"host": "fleet.example", "x-forwarded-user": "alice"},
+                 "10.0.0.5")
+    assert getattr(ok, "code", None) == 200
+    for headers, peer in (({"host": "x", "x-forwarded-user": "alice"}, "10.0.0.6"),
+                          ({"host": "x"}, "10.0.0.5")):
+        assert getattr(web.get("/api/fleet", headers, peer), "code", None) == 401
+    with pytest.raises(ConfigError, match="token_file"):
+        DashboardWeb(served.dashboard, DashboardConfig(token_file=str(tmp_path / "none")),
+                     "0.0.0.0:8080")
+    (tmp_path / "short").write_text("abc")
+    with pytest.raises(ConfigError, match="16 characters"):
+        DashboardWeb(served.dashboard, DashboardConfig(token_file=str(tmp_path / "short")),
+                     "0.0.0.0:8080")
+    conf = tmp_path / "config.yaml"
+    conf.write_text("dashboard:\n  token_file: /etc/t\n  trusted_proxies: [10.0.0.0/8]\n"
+                    "  commit_url: https://git.example/c/{sha}\n  canary: {window: 5m}\n")
+    d = load_config(str(conf)).dashboard
+    assert (d.token_file, d.trusted_proxies, d.canary_window) == ("/etc/t", ("10.0.0.0/8",),
+                                                                  300)
+    for bad in ("dashboard: {nope: 1}\n", "dashboard: {commit_url: 'javascript:x{sha}'}\n",
+                "dashboard: {trusted_proxies: [not-an-address]}\n"):
+        conf.write_text(bad)
+        with pytest.raises(ConfigError):
+            load_config(str(conf))

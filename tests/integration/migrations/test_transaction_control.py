@@ -9,6 +9,7 @@ writing the ledger row — leaves neither the step's changes nor a ledger row.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,8 +36,10 @@ def test_validate_rejects_commit_in_an_expand_file(tmp_path: Path) -> None:
     shutil.copytree(REPO_ROOT / "example-repo", repo)
     expand = repo / EXPAND
     expand.write_text(HALF_COMMITTED + expand.read_text())
-    proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "validate", str(repo)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    # from inside the repository, as a person would: paths are shown relative to it
+    proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "validate", "."],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.splitlines()
     assert f"{EXPAND}:3:1: transaction control statement COMMIT is not allowed in a " \

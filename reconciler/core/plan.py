@@ -29,6 +29,9 @@ class StepKind(StrEnum):
     BAKE = "bake"
     MIGRATION_CONTRACT = "migration-contract"
     REVERT_COMMIT = "revert-commit"
+    #: The revert reached the desired state: forget the wave's failure, so a person may
+    #: release the version again.
+    FORGET_FAILURE = "forget-failure"
 
 
 _KIND_ORDER = {k: i for i, k in enumerate(StepKind)}

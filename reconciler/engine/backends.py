@@ -65,6 +65,10 @@ class ProgressStore(Protocol):
     def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
         ...
 
+    def clear_failure(self, service: str, wave: str) -> None:
+        """Forget the wave's failure (its revert is the desired state now)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Backends:

@@ -16,7 +16,7 @@ from reconciler.engine.backends import Backends
 from reconciler.engine.handlers import HANDLERS
 
 #: Step kinds that act on Git or on rollout progress rather than on one cell.
-SERIAL_KINDS = frozenset({StepKind.REVERT_COMMIT, StepKind.BAKE})
+SERIAL_KINDS = frozenset({StepKind.REVERT_COMMIT, StepKind.BAKE, StepKind.FORGET_FAILURE})
 
 log = logging.getLogger("reconciler.executor")
 

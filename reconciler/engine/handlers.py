@@ -79,6 +79,12 @@ def revert_commit(step: Step, desired: DesiredState, b: Backends, now: datetime)
     return f"revert committed as {sha[:12]}"
 
 
+def forget_failure(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
+    wave = _field(step, step.wave, "wave")
+    b.progress.clear_failure(step.service, wave)
+    return f"failure of {step.from_version} in wave {wave} forgotten (its revert is desired)"
+
+
 def wait(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
     return "waiting for health"
 
@@ -92,5 +98,6 @@ HANDLERS: Mapping[StepKind, Handler] = {
     StepKind.MIGRATION_ROLLBACK: migration(MigrationAction.ROLLBACK),
     StepKind.BAKE: bake,
     StepKind.REVERT_COMMIT: revert_commit,
+    StepKind.FORGET_FAILURE: forget_failure,
     StepKind.WAIT_HEALTHY: wait,
 }

@@ -244,6 +244,16 @@ def test_revert_commits_the_groups_the_step_names() -> None:
                                         "a1 is Degraded on 1.1.0")]
 
 
+def test_forget_failure_clears_the_wave_s_failure() -> None:
+    fakes = Fakes()
+    fakes.progress.record_failure("app", "zone", "1.1.0", "a1 is Degraded on 1.1.0")
+    step = Step(StepKind.FORGET_FAILURE, "app", "zone", 1, None, "1.1.0")
+    outcomes = execute(plan_of(step), desired(), fakes.backends(), NOW)
+    assert [(o.status, o.detail) for o in outcomes] == [
+        ("done", "failure of 1.1.0 in wave zone forgotten (its revert is desired)")]
+    assert fakes.progress.rollout()["app"]["zone"].failed_version is None
+
+
 def test_an_unexpected_error_fails_that_cell_only() -> None:
     """A template that does not render (here: a KeyError from the backend) is that step's
     failed outcome; the tick goes on and the other cells' steps run."""

@@ -177,6 +177,21 @@ def _remembered_failure(views: tuple[WaveView, ...]) -> rollback.Failure | None:
     return None
 
 
+def _forget_steps(views: tuple[WaveView, ...], service: str) -> list[Step]:
+    """A failure remembered in status whose version no cell of its wave desires any more:
+    the revert reached the desired state, so the failure is forgotten — a person may
+    release the version again (it used to be reverted at once, with no cell failing)."""
+    out = []
+    for view in views:
+        p = view.progress
+        if p and p.failed_version and not any(c.desired == p.failed_version
+                                              for c in view.managed):
+            out.append(Step(StepKind.FORGET_FAILURE, service, view.wave.name, view.index,
+                            None, str(p.failed_version), None,
+                            detail=f"the revert of {p.failed_version} is desired now"))
+    return out
+
+
 def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: datetime,
                   acc: _Acc) -> None:
     views = build_views(desired, live, service)
@@ -184,6 +199,7 @@ def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: 
     if failure:
         _plan_failure(desired, live, views, failure, service, now, acc)
         return
+    acc.steps += _forget_steps(views, service)
     rsteps, rrefusals, rolling = rollback.revert_steps(desired, live, views, service)
     acc.steps += rsteps
     acc.refusals += rrefusals

@@ -220,12 +220,14 @@ def _parts(example: Path, say: Say) -> Iterator[DemoRun]:
         stream = stack.enter_context(log_file.open("a"))
         logs.setup("info", stream=stream)
         say(f"starting the daemon (reconciler run) on file://{remote}; its log: {log_file}")
-        daemon = build_daemon(_config(remote, work, prom.url))
+        cfg = _config(remote, work, prom.url)
+        daemon = build_daemon(cfg)
         ticks = TickWatch(Narrator(say))
         daemon.tick_listeners.append(ticks)
         daemon.parts.preload()
         stack.callback(daemon.shutdown)
         daemon.start()
+        say(f"the daemon's dashboard, while the demo runs: http://{cfg.listen}/")
         yield DemoRun(clone, remote, daemon, ticks, exporter, log_file)
 
 

@@ -44,6 +44,18 @@ def test_objects_exist(applied: ControlPlane) -> None:
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "reconciler"
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+    pdb = applied.request("GET", "/apis/policy/v1/namespaces/reconciler-system/"
+                                 "poddisruptionbudgets/reconciler")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    net = applied.request("GET", "/apis/networking.k8s.io/v1/namespaces/reconciler-system/"
+                                 "networkpolicies/reconciler")
+    ports = {p["port"] for rule in net["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 443, 22, 9090, 5432} <= ports, ports
+    assert net["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
 NEEDED = [

@@ -10,10 +10,11 @@ changed cell's apply is dry-run on its cluster.
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.commands import parse_now
 from reconciler.cli.common import (
@@ -25,6 +26,9 @@ from reconciler.cli.common import (
     paint,
     shown_problem,
 )
+
+if TYPE_CHECKING:  # the Git parts load only when the command runs
+    from reconciler.compose.preview import Revisions
 
 EXIT_CHANGES = 2
 FORMATS = ("text", "json", "yaml", "markdown")
@@ -86,18 +90,36 @@ def _print_invalid(rev: str | None, what: str, result: Any, repo: str) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from reconciler.adapters.errors import PermanentError
+    from reconciler.compose.preview import load_revisions
+
+    # The two revisions are millions of small objects that live until the command ends:
+    # the cyclic collector is paused while they are read, then set aside (frozen) while
+    # the command runs, so it never walks them (~0.15 s at 10,000 cells).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            revs = load_revisions(args.repo, args.base, args.head)
+        except PermanentError as e:
+            raise UsageError(str(e)) from None
+        finally:
+            gc.freeze()
+            if was_enabled:
+                gc.enable()
+        return _preview(args, revs)
+    finally:
+        gc.unfreeze()
+
+
+def _preview(args: argparse.Namespace, revs: Revisions) -> int:
     from dataclasses import replace
 
-    from reconciler.adapters.errors import AdapterError, PermanentError
-    from reconciler.compose.preview import load_revisions
+    from reconciler.adapters.errors import AdapterError
     from reconciler.core.live import LiveSnapshot
     from reconciler.core.preview import build_preview
     from reconciler.core.settled import settled_snapshot
 
-    try:
-        revs = load_revisions(args.repo, args.base, args.head)
-    except PermanentError as e:
-        raise UsageError(str(e)) from None
     for w in revs.head.warnings:
         print(f"{shown_problem(args.repo, w)} (warning)", file=sys.stderr)
     if not revs.head.ok:

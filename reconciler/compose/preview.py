@@ -24,7 +24,8 @@ import pygit2
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.fs.source import DirectorySource
-from reconciler.adapters.git.tree import GitTreeSource
+from reconciler.adapters.git.tree import GitTreeSource, TreeCache
+from reconciler.compose.twoparse import parse_in_two
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
 from reconciler.core.preview import TerraformPlanSummary, placeholder_outputs
@@ -71,8 +72,8 @@ def _label(repo: pygit2.Repository, rev: str) -> str:
     return short if rev == short else f"{rev} ({short})"
 
 
-def _tree(repo: pygit2.Repository, rev: str, prefix: str) -> RepoSource:
-    source: RepoSource = GitTreeSource(repo, rev)
+def _tree(repo: pygit2.Repository, rev: str, prefix: str, trees: TreeCache) -> RepoSource:
+    source: RepoSource = GitTreeSource(repo, rev, trees)
     return SubdirSource(source, prefix) if prefix else source
 
 
@@ -88,7 +89,7 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
     if git is None and (base or head):
         raise PermanentError(f"{path}: not in a Git repository, so --base/--head cannot be "
                              "read (compare two directories by committing them)")
-    cache = ParseCache()
+    cache, trees = ParseCache(), TreeCache()  # what base and head share is read once
     base_result = base_label = None
     if git is not None:
         repo, prefix = git
@@ -97,17 +98,17 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
         base = base or "HEAD"
         try:
             base_label = _label(repo, base)
-            base_result = load_repository(_tree(repo, base, prefix), cache)
+            base_result = load_repository(_tree(repo, base, prefix, trees), cache, parse_in_two)
         except (KeyError, ValueError, pygit2.GitError) as e:
             raise PermanentError(f"--base {base}: unknown revision ({e})") from None
         if head is not None:
             try:
                 head_label = _label(repo, head)
-                head_result = load_repository(_tree(repo, head, prefix), cache)
+                head_result = load_repository(_tree(repo, head, prefix, trees), cache, parse_in_two)
             except (KeyError, ValueError, pygit2.GitError) as e:
                 raise PermanentError(f"--head {head}: unknown revision ({e})") from None
             return Revisions(base_result, head_result, base_label, head_label, None)
-    head_result = load_repository(DirectorySource(where), cache)
+    head_result = load_repository(DirectorySource(where), cache, parse_in_two)
     return Revisions(base_result, head_result, base_label, "the working tree", where)
 
 

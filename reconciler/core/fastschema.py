@@ -99,7 +99,18 @@ def compile_schema(schema: Any, formats: FormatChecker) -> Check:
         return lambda v: True
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(c(v) for c in checks)
+    return _every(tuple(checks))
+
+
+def _every(checks: tuple[Check, ...]) -> Check:
+    """True when every check is, tried in order (a loop: no generator per value)."""
+    def check(v: Any) -> bool:
+        for c in checks:  # noqa: SIM110 — all() would build a generator per value
+            if not c(v):
+                return False
+        return True
+
+    return check
 
 
 def _types(schema: Mapping[str, Any], checks: list[Check]) -> None:
@@ -108,7 +119,20 @@ def _types(schema: Mapping[str, Any], checks: list[Check]) -> None:
     names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     for n in names:
         _is_type(None, n)  # an unknown type name is Unsupported now, not at use
-    checks.append(lambda v: any(_is_type(v, n) for n in names))
+    if len(names) == 1:
+        checks.append(_ONE_TYPE.get(names[0]) or (lambda v: _is_type(v, names[0])))
+    else:
+        checks.append(lambda v: any(_is_type(v, n) for n in names))
+
+
+#: ``_is_type(v, name)`` for the names a value's class alone decides.
+_ONE_TYPE: dict[str, Check] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
 
 
 def _values(schema: Mapping[str, Any], checks: list[Check], formats: FormatChecker) -> None:

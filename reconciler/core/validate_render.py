@@ -102,6 +102,7 @@ class _Renderer:
         self.failures: dict[Problem, list[str]] = {}
         self.cell_shapes: dict[tuple[str, str], tuple[Cell, tuple[str, ...]]] = {}
         self.svc_shapes: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
+        self.cell_values: dict[str, tuple[Cell, dict[str, object]]] = {}
 
     def _shape(self, names: tuple[str, ...], values: list[object]) -> tuple[str, ...]:
         out = []
@@ -123,7 +124,10 @@ class _Renderer:
         memo_key = (text, cell.name)
         memo = self.cache.cell_shapes.get(memo_key)
         if memo is None or memo[0] is not cell:  # the same Cell object: the same values
-            values = _cell_values(cell)
+            known = self.cell_values.get(cell.name)
+            if known is None or known[0] is not cell:  # once per cell, for all templates
+                known = self.cell_values[cell.name] = (cell, _cell_values(cell))
+            values = known[1]
             memo = (cell, self._shape(cell_names, [values.get(n, _MISSING)
                                                   for n in cell_names]))
         self.cell_shapes[memo_key] = memo

@@ -30,6 +30,25 @@ _FastBase: Any = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
 class _FastLoader(_FastBase):  # type: ignore[misc]
     """libyaml's C parser with a constructor that refuses duplicate keys."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag of a node, as the safe resolver says: a short scalar's from a memo.
+
+        libyaml's composer calls back here for every scalar; the resolver's answer for
+        a scalar depends only on its text and whether it was plain/quoted (no path
+        resolvers are registered: checked), so the same answer is kept for texts up to
+        _MEMO_TEXT characters, in a memo emptied when it grows past _MEMO_ENTRIES.
+        """
+        if kind is not _SCALAR or len(value) > _MEMO_TEXT or self.yaml_path_resolvers:
+            return _resolve(self, kind, value, implicit)
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = _resolve(self, kind, value, implicit)
+            if len(_RESOLVED) >= _MEMO_ENTRIES:
+                _RESOLVED.clear()
+            _RESOLVED[key] = tag
+        return tag
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -51,6 +70,15 @@ NODE_BUDGET = 200_000
 MAX_DEPTH = 64
 #: Largest YAML text (in bytes) parsed at all.
 MAX_DOC_BYTES = 1 << 20
+
+_SCALAR = pyyaml.ScalarNode
+_SEQUENCE = pyyaml.SequenceNode
+_MAPPING = pyyaml.MappingNode
+_resolve = _FastBase.resolve
+#: Scalar texts up to this length have their resolved tag remembered (see resolve).
+_MEMO_TEXT = 64
+_MEMO_ENTRIES = 50_000
+_RESOLVED: dict[tuple[str, Any], str] = {}
 
 _INDENT = re.compile(r"^ *", re.M)
 _COMPACT = re.compile(r"^ *(?:[-?:][ \t]+)+", re.M)
@@ -199,31 +227,36 @@ def _construct(loader: Any, node: Any, memo: dict[int, Any]) -> Any:
     to the generic constructor's bookkeeping), every other tag — numbers, booleans,
     null, timestamps, merge keys, sets, binary — by the constructor itself. Duplicate
     keys are refused with the constructor's message."""
+    tag = node.tag
+    if tag == _STR_TAG and isinstance(node, _SCALAR):  # the same value however reached
+        return node.value
     known = memo.get(id(node), memo)
     if known is not memo:
         return known
-    tag = node.tag
-    if tag == _STR_TAG and isinstance(node, pyyaml.ScalarNode):
-        return node.value
-    if tag == _SEQ_TAG and isinstance(node, pyyaml.SequenceNode):
+    if tag == _SEQ_TAG and isinstance(node, _SEQUENCE):
         items: list[Any] = []
         memo[id(node)] = items
-        items.extend(_construct(loader, n, memo) for n in node.value)
+        for item in node.value:
+            items.append(_construct(loader, item, memo))
         return items
-    if tag == _MAP_TAG and isinstance(node, pyyaml.MappingNode) and \
-            not any(k.tag == _MERGE_TAG for k, _ in node.value):
-        mapping: dict[Any, Any] = {}
-        memo[id(node)] = mapping
-        for key_node, value_node in node.value:
-            key = _construct(loader, key_node, memo)
-            if isinstance(key, list | dict):  # unhashable: the constructor says so
-                return loader.construct_object(node, deep=True)
-            if key in mapping:
-                raise pyyaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f'found duplicate key "{key}"', key_node.start_mark)
-            mapping[key] = _construct(loader, value_node, memo)
-        return mapping
+    if tag == _MAP_TAG and isinstance(node, _MAPPING):
+        pairs = node.value
+        for key_node, _ in pairs:
+            if key_node.tag == _MERGE_TAG:  # merge keys: the constructor's own way
+                break
+        else:
+            mapping: dict[Any, Any] = {}
+            memo[id(node)] = mapping
+            for key_node, value_node in pairs:
+                key = _construct(loader, key_node, memo)
+                if isinstance(key, list | dict):  # unhashable: the constructor says so
+                    return loader.construct_object(node, deep=True)
+                if key in mapping:
+                    raise pyyaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f'found duplicate key "{key}"', key_node.start_mark)
+                mapping[key] = _construct(loader, value_node, memo)
+            return mapping
     value = loader.construct_object(node, deep=True)
     memo[id(node)] = value
     return value

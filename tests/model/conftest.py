@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 _BASE = settings.get_profile(settings.get_current_profile_name())
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
-settings.register_profile("model", parent=_BASE, max_examples=25, stateful_step_count=25,
+settings.register_profile("model", parent=_BASE, max_examples=20, stateful_step_count=25,
                           deadline=None, suppress_health_check=_SLOW)
 settings.register_profile("deep", parent=_BASE, max_examples=1500, stateful_step_count=60,
                           deadline=None, suppress_health_check=_SLOW)

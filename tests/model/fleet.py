@@ -53,6 +53,8 @@ class Observer(Protocol):
 
     def after(self, call: Call, fleet: SimFleet) -> None: ...
 
+    def changed(self, fleet: SimFleet) -> None: ...
+
 
 @dataclass
 class Fault:
@@ -87,6 +89,9 @@ class SimFleet:
     error_rate: dict[str, float] = field(default_factory=dict)
     cells: dict[str, CellState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: How many version changes the fleet has seen, and each cell's last one.
+    changes: int = 0
+    changed: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kubernetes = FakeKubernetes(self.log)
@@ -146,6 +151,11 @@ class SimFleet:
     def _set(self, cell: str, **changes: Any) -> None:
         self.kubernetes.live[cell][SERVICE] = replace(self.live(cell), **changes)
 
+    def recent(self) -> str:
+        """The cell whose version changed last (the first cell before any change)."""
+        with self.lock:
+            return max(sorted(self.cells), key=lambda c: self.changed.get(c, 0))
+
     def settle(self) -> None:
         """Time passes: every rollout in progress ends — Healthy, or Degraded where the
         cell's pods crash."""
@@ -158,6 +168,8 @@ class SimFleet:
                 else:
                     self._set(cell, health="Healthy", message="")
                     st.healthy_since, st.in_flight = self.clock(), False
+            if self.observer is not None:
+                self.observer.changed(self)
 
     def degrade(self, cell: str) -> None:
         """The cell's pods start crashing now."""
@@ -165,6 +177,8 @@ class SimFleet:
             st = self.cells[cell]
             st.crashing, st.healthy_since = True, None
             self._set(cell, health="Degraded", message="CrashLoopBackOff")
+            if self.observer is not None:
+                self.observer.changed(self)
 
     def drift(self, cell: str, terraform: bool) -> None:
         """Someone changes the cell out of band (a ``kubectl scale``, a console edit)."""
@@ -221,6 +235,8 @@ class SimFleet:
             return
         st.in_flight = before.version is None or Version.parse(version) > before.version
         st.healthy_since, st.crashing = None, False
+        self.changes += 1
+        self.changed[cell] = self.changes
         self._set(cell, health="Progressing", drift=(), message="rollout in progress")
 
 

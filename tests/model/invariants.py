@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from reconciler.core.model import DesiredState, Wave
 from reconciler.core.versions import Version, VersionRange
 from tests.model.fleet import KUBERNETES, MIGRATIONS, Call, SimFleet
-from tests.model.repo import SERVICE, PersonCommit
+from tests.model.repo import CELLS, SERVICE, WAVES, PersonCommit
 
 WAVES_IN_ORDER = "1-waves-in-order"
 MAX_UNAVAILABLE = "2-max-unavailable"
@@ -80,6 +80,8 @@ class Checker:
     #: person last desired that version anew.
     evidence: dict[str, set[str]] = field(default_factory=dict)
     migrations: dict[str, KnownMigration] = field(default_factory=dict)
+    #: wave -> (the version it settled on, since when): its bake (``track_bakes``)
+    bakes: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     #: Cells the engine rolled back automatically in the current tick: cell -> the
     #: version it left (the failure is recorded in Git before any cell step runs).
     rolled_back: dict[str, str] = field(default_factory=dict)
@@ -108,19 +110,37 @@ class Checker:
         return [c.name for c in desired.cells_of_wave(wave)
                 if desired.desired_version(SERVICE, c) is not None]
 
-    @staticmethod
-    def _baked(fleet: SimFleet, desired: DesiredState, wave: Wave,
+    def track_bakes(self, fleet: SimFleet) -> None:
+        """Note when each wave settles on a version (every cell Healthy; the lowest
+        version counts): its bake of that version runs from the first time it settled
+        there until it settles on another. A cell leaving the version and coming back does
+        not restart it — the planner's rule: a bake is evidence about the version in that
+        wave."""
+        now = fleet.clock()
+        with fleet.lock:
+            for name, groups, _, _ in WAVES:
+                cells = [c for c, (g, _) in CELLS.items() if g in groups]
+                if any(fleet.live(c).health != "Healthy" for c in cells):
+                    continue
+                low = str(min(fleet.version(c) for c in cells))
+                if self.bakes.get(name, ("", now))[0] != low:
+                    self.bakes[name] = (low, now)
+
+    def _baked(self, fleet: SimFleet, desired: DesiredState, wave: Wave,
                now: datetime) -> tuple[bool, str]:
-        """Every cell of the wave Healthy on its version for the bake time; else why not."""
-        for c in Checker._managed(desired, wave):
-            live, st = fleet.live(c), fleet.cells[c]
-            if live.health != "Healthy" or st.healthy_since is None:
-                return False, f"{c} is {live.health} on {live.version}"
-            left = st.healthy_since + timedelta(seconds=wave.bake_seconds) - now
-            if left > timedelta(0):
-                return False, (f"{c} Healthy on {live.version} only since "
-                               f"{st.healthy_since:%H:%M} ({int(left.total_seconds())}s of "
-                               f"bake left)")
+        """Settled on a version whose bake in the wave has run its time; else why not."""
+        cells = self._managed(desired, wave)
+        for c in cells:
+            if fleet.live(c).health != "Healthy":
+                return False, f"{c} is {fleet.live(c).health} on {fleet.version(c)}"
+        low = str(min(fleet.version(c) for c in cells))
+        version, since = self.bakes.get(wave.name, ("", now))
+        if version != low:
+            return False, f"it has not settled on {low} before"
+        left = since + timedelta(seconds=wave.bake_seconds) - now
+        if left > timedelta(0):
+            return False, (f"it settled on {low} at {since:%H:%M} "
+                           f"({int(left.total_seconds())}s of bake left)")
         return True, ""
 
     def observe_evidence(self, fleet: SimFleet) -> None:
@@ -163,7 +183,12 @@ class Checker:
         if running == to:
             self._heal(call, fleet, to)
 
+    def changed(self, fleet: SimFleet) -> None:
+        """The fleet changed by itself (rollouts ended, a cell failed)."""
+        self.track_bakes(fleet)
+
     def after(self, call: Call, fleet: SimFleet) -> None:
+        self.track_bakes(fleet)
         if call.backend != KUBERNETES:
             return
         found = self._wave_of(call.desired, call.cell)

@@ -5,11 +5,12 @@ The fleet: one service ``app`` (Kubernetes manifests and a Terraform stack, data
 ``main``) in seven cells over three waves —
 
     canary [canary]           c1 c2      bake 10m   maxUnavailable 1
-    zone   [zone-a, zone-b]   a1 | b1    bake 30m   maxUnavailable 50% (one cell)
-    rest   [rest]             r1 r2 r3   bake 1h    maxUnavailable 2
+    zone   [zone-a, zone-b]   a1 | b1    bake 20m   maxUnavailable 50% (one cell)
+    rest   [rest]             r1 r2 r3   bake 20m   maxUnavailable 2
 
 — all on 1.0.0 and baked when the machine starts (seeded in the first commit's rollout
-status). A fleet alarm ``error-rate`` fires when a cell's error rate is over 5%.
+status). A fleet alarm ``error-rate`` fires when a cell's error rate is over 5%. Bakes and
+soaks are short (minutes, not hours) so that a whole rollout fits in a few events.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ BOT = ("reconciler", "reconciler@model.test")
 #: Waves in order: (name, groups, bake seconds, maxUnavailable as written).
 WAVES: tuple[tuple[str, tuple[str, ...], int, str], ...] = (
     ("canary", ("canary",), 600, "1"),
-    ("zone", ("zone-a", "zone-b"), 1800, "50%"),
-    ("rest", ("rest",), 3600, "2"),
+    ("zone", ("zone-a", "zone-b"), 1200, "50%"),
+    ("rest", ("rest",), 1200, "2"),
 )
 GROUPS: tuple[str, ...] = tuple(g for _, groups, _, _ in WAVES for g in groups)
 #: cell -> (group, weight)
@@ -42,8 +43,9 @@ CELLS: dict[str, tuple[str, int]] = {
     "r1": ("rest", 20), "r2": ("rest", 20), "r3": ("rest", 20),
 }
 START_VERSION = "1.0.0"
-#: What a person may release: 1.1.0 ... 1.6.0 (and 1.0.0 back).
-VERSIONS: tuple[str, ...] = tuple(f"1.{n}.0" for n in range(7))
+#: What a person may release: 1.1.0 ... 1.6.0, and 1.0.0 back (first the simplest for
+#: Hypothesis: a real bump).
+VERSIONS: tuple[str, ...] = (*(f"1.{n}.0" for n in range(1, 7)), START_VERSION)
 #: The cell file a broken revision replaces, and what it is replaced with.
 BROKEN_PATH = "cells/r3.yaml"
 BROKEN_TEXT = "apiVersion: reconciler.dev/v1\nkind: Cell\nmetadata: {name: r3}\nspec: {}\n"
@@ -134,7 +136,7 @@ def migration_files(mid: str, version: str) -> dict[str, str]:
             f"apiVersion: reconciler.dev/v1\nkind: Migration\nmetadata: {{name: {mid}}}\n"
             f"spec:\n  service: {SERVICE}\n  database: main\n"
             f"  requiredBy: \">={version}\"\n  oldShapeUsedBy: \"<{version}\"\n"
-            f"  soak: 30m\n  expand: {{sql: [{mid}-expand.sql]}}\n"
+            f"  soak: 5m\n  expand: {{sql: [{mid}-expand.sql]}}\n"
             f"  contract: {{sql: [{mid}-contract.sql]}}\n"
             f"  rollback: {{sql: [{mid}-rollback.sql]}}\n"),
         f"{base}/{mid}-expand.sql": f"ALTER TABLE t ADD COLUMN {mid}_new int;\n",

@@ -34,7 +34,7 @@ from reconciler.compose.reconciler import Environment
 from reconciler.core import statusyaml
 from reconciler.core.loader import load_repository
 from reconciler.core.model import Cell
-from reconciler.core.plan import StepKind
+from reconciler.core.plan import GateKind, StepKind
 from reconciler.core.versions import Version, VersionRange
 from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
 from reconciler.daemon.driftwatch import DriftSeen, Watcher
@@ -51,7 +51,9 @@ from tests.model.repo import (
     CELLS,
     GROUPS,
     SERVICE,
+    START_VERSION,
     VERSIONS,
+    WAVES,
     FleetOptions,
     Remote,
     cell_yaml,
@@ -72,8 +74,10 @@ ROLLOUTS_PER_STEP = 8
 #: A tick loop (``Daemon.step``) longer than this is a livelock.
 MAX_TICKS_PER_STEP = 60
 #: Rounds of (an hour passes, the daemon steps) allowed to converge once events stop.
-CONVERGE_ROUNDS = 48
+CONVERGE_ROUNDS = 12
 TRAILER = "Reconciler-Rollback-Of"
+#: Gates that only time opens: converging waits for them too (a rollout runs to its end).
+WAITING_FOR_TIME = frozenset({GateKind.BAKE_TIME, GateKind.SOAK})
 
 
 class Clock:
@@ -182,6 +186,7 @@ class World:
         first = load_repository(GitTreeSource(self.remote.repo(), str(self.remote.head().id)))
         assert first.desired is not None, [str(e) for e in first.errors]
         self.fleet.seed(first.desired, BAKED_AT)
+        self.checker.bakes = {name: (START_VERSION, BAKED_AT) for name, _, _, _ in WAVES}
         self.parts = self.fleet.parts()
         self.state = self.root / "state"
         self.daemon: Daemon | None = None
@@ -191,6 +196,7 @@ class World:
         self.revert_messages: dict[str, str] = {}
         self._ticks = 0
         self._done = 0  # steps done (any kind) so far
+        self._reverts = 0  # revert-commit steps done so far
         self._migrations = 0
         self._start()
 
@@ -221,7 +227,7 @@ class World:
         floors = [f for f in (VersionRange.parse(r).floor() for r in self._required_by())
                   if f is not None]
         top = max([*map(Version.parse, self.remote.versions().values()), *floors])
-        above = [v for v in VERSIONS if Version.parse(v) > top]
+        above = sorted((v for v in VERSIONS if Version.parse(v) > top), key=Version.parse)
         if not above:
             return
         version = above[0]
@@ -266,19 +272,19 @@ class World:
             self._committed(self.remote.commit({BROKEN_PATH: cell_yaml("r3")}, "r3: fix",
                                                self.clock()))
 
-    # the fleet
-    def e_degrade(self, cell: str) -> None:
-        self.fleet.degrade(cell)
+    # the fleet (a cell None: the cell whose version changed last)
+    def e_degrade(self, cell: str | None) -> None:
+        self.fleet.degrade(cell or self.fleet.recent())
 
-    def e_alarm(self, cell: str, firing: bool) -> None:
+    def e_alarm(self, cell: str | None, firing: bool) -> None:
         with self.fleet.lock:
-            self.fleet.error_rate[cell] = 0.4 if firing else 0.0
+            self.fleet.error_rate[cell or self.fleet.recent()] = 0.4 if firing else 0.0
 
-    def e_drift(self, cell: str, terraform: bool) -> None:
-        self.fleet.drift(cell, terraform)
+    def e_drift(self, cell: str | None, terraform: bool) -> None:
+        self.fleet.drift(cell or self.fleet.recent(), terraform)
 
-    def e_fail(self, backend: str, cell: str, permanent: bool) -> None:
-        self.fleet.fail(backend, cell, permanent)
+    def e_fail(self, backend: str, cell: str | None, permanent: bool) -> None:
+        self.fleet.fail(backend, cell or self.fleet.recent(), permanent)
 
     def e_api(self, down: bool) -> None:
         with self.fleet.lock:
@@ -312,10 +318,13 @@ class World:
             d.http.stop()  # the process is gone: only its sockets are closed
 
     def e_time(self, minutes: int) -> None:
-        """``minutes`` pass, half an hour at a time: in each, the rollouts in progress
-        end and the daemon (when running) ticks on — one cell's rollout after another —
-        until it has nothing more to do in that half hour."""
+        """``minutes`` pass. The daemon (when running) sees the world at once, then time
+        goes on half an hour at a time: in each, the rollouts in progress end and the
+        daemon ticks on — one cell's rollout after another — until it has nothing more to
+        do in that half hour."""
         left = timedelta(minutes=minutes)
+        if self.daemon is not None and left > timedelta(0):
+            self._step(False)
         while left > timedelta(0):
             step = min(left, TIME_STEP)
             left -= step
@@ -348,18 +357,24 @@ class World:
             opened = d.open()
         except AdapterError as e:
             d.http.stop()
-            self.trace.append(f"daemon cannot start: {normalized(str(e))}")
+            self.trace.append("daemon cannot start: " +
+                              normalized(str(e).replace(str(self.root), "<root>")))
             return
         assert opened
         self.daemon = d
         self.trace.append("daemon starts")
 
     def _step(self, once: bool) -> None:
+        """The daemon fetches and ticks until it settles (``once``: one tick — and the
+        one its loop runs at once after adopting its own revert)."""
         self._start()
         if self.daemon is None:
             return
         self._ticks = 0
+        reverts = self._reverts
         self.daemon.step(once)
+        if once and self._reverts != reverts:
+            self.daemon.step(once)
 
     def _on_report(self, report: TickReport) -> None:
         self.checker.tick_ended()
@@ -375,6 +390,7 @@ class World:
             self.trace.append(f"  {s.kind} {s.cell or '-'} {s.migration or '-'} "
                               f"{s.from_version}->{s.to_version} {o.status}")
             if s.kind == StepKind.REVERT_COMMIT and o.status == OutcomeStatus.DONE:
+                self._reverts += 1
                 self._reverted(s.from_version or "", s.wave or "", s.groups, o.detail)
         if self._ticks > MAX_TICKS_PER_STEP:
             self.checker.violate(CONVERGES, (
@@ -455,6 +471,9 @@ class World:
         due = [s.id for s in report.plan.due_steps()]
         if due:
             return f"due steps remain: {', '.join(due[:4])}"
+        timed = [s.id for s in report.plan.steps if s.gate.kind in WAITING_FOR_TIME]
+        if timed:
+            return f"steps wait for time: {', '.join(timed[:4])}"
         if report.outcomes:
             return "the last tick still ran steps"
         if self.daemon.source is not None and self.daemon.source.pending():

@@ -21,6 +21,7 @@ The checker keeps its own model of what must hold, independent of the planner's:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -85,6 +86,10 @@ class Checker:
     #: Cells the engine rolled back automatically in the current tick: cell -> the
     #: version it left (the failure is recorded in Git before any cell step runs).
     rolled_back: dict[str, str] = field(default_factory=dict)
+    #: The desired state of the engine's last call (what "settled" is judged against).
+    desired: DesiredState | None = None
+    #: Called before each call is judged (the world looks for a set-aside queue).
+    probe: Callable[[], None] | None = None
     _reported: set[str] = field(default_factory=set)
 
     def violate(self, name: str, message: str) -> None:
@@ -111,16 +116,18 @@ class Checker:
                 if desired.desired_version(SERVICE, c) is not None]
 
     def track_bakes(self, fleet: SimFleet) -> None:
-        """Note when each wave settles on a version (every cell Healthy; the lowest
-        version counts): its bake of that version runs from the first time it settled
-        there until it settles on another. A cell leaving the version and coming back does
-        not restart it — the planner's rule: a bake is evidence about the version in that
-        wave."""
-        now = fleet.clock()
+        """Note when each wave settles on a version (every cell Healthy at the version the
+        engine last desired for it; the lowest version counts): its bake of that version
+        runs from the first time it settled there until it settles on another. A cell
+        leaving the version and coming back does not restart it — the planner's rule: a
+        bake is evidence about the version in that wave."""
+        now, d = fleet.clock(), self.desired
         with fleet.lock:
             for name, groups, _, _ in WAVES:
                 cells = [c for c, (g, _) in CELLS.items() if g in groups]
-                if any(fleet.live(c).health != "Healthy" for c in cells):
+                if any(fleet.live(c).health != "Healthy" or (
+                        d is not None and d.desired_version(SERVICE, d.cells[c]) !=
+                        fleet.version(c)) for c in cells):
                     continue
                 low = str(min(fleet.version(c) for c in cells))
                 if self.bakes.get(name, ("", now))[0] != low:
@@ -156,6 +163,9 @@ class Checker:
 
     # -- the engine's calls ---------------------------------------------------------------
     def before(self, call: Call, fleet: SimFleet) -> None:
+        self.desired = call.desired
+        if self.probe is not None:
+            self.probe()
         self.observe_evidence(fleet)
         now = fleet.clock()
         if call.backend == MIGRATIONS:
@@ -186,6 +196,7 @@ class Checker:
     def changed(self, fleet: SimFleet) -> None:
         """The fleet changed by itself (rollouts ended, a cell failed)."""
         self.track_bakes(fleet)
+        self.observe_evidence(fleet)
 
     def after(self, call: Call, fleet: SimFleet) -> None:
         self.track_bakes(fleet)

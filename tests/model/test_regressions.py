@@ -96,7 +96,7 @@ REGRESSIONS = (
 )
 
 
-def replay(r: Regression, converge: bool = True) -> None:
+def replay(r: Regression, converge: bool = True, tolerate_set_aside: bool = True) -> None:
     """Run ``r``'s events on a fresh machine, every invariant checked after each."""
     m = LoopMachine()
     m.converge = m.replay = converge
@@ -104,6 +104,8 @@ def replay(r: Regression, converge: bool = True) -> None:
                   if hasattr(getattr(LoopMachine, n), INVARIANT_MARKER)]
     try:
         m.start(options=r.options)
+        if not tolerate_set_aside:
+            m.w.checker.probe = None
         for rule, kwargs in r.calls:
             getattr(m, rule)(**kwargs)
             for check in invariants:
@@ -130,3 +132,36 @@ def test_the_sequence_fails_without_its_fix(r: Regression,
     r.undo(monkeypatch)
     with pytest.raises(inv.InvariantViolated, match=f"invariant {r.invariant}"):
         replay(r, converge=r.invariant == inv.CONVERGES)
+
+
+#: A bug of ``adapters/git/remote.py`` the machine found (not fixed here: adapters are
+#: another session's): while the remote is unreachable the canary fails on 1.6.0; the
+#: daemon rolls it back and commits the revert (and the failure, and the bakes) to its
+#: queue; a person meanwhile bumps zone-a on the remote; when the remote answers again the
+#: revert does not replay on the person's edit of the release file, so the *whole* queue is
+#: set aside and the branch reset to the remote's — which still desires 1.6.0, with no
+#: failure on record: the daemon applies the failed 1.6.0 to the canary again and promotes
+#: it. (Replaying the other queued commits — the failure record — would let the planner
+#: commit the revert again on the new head.) World.tolerate_set_aside keeps the machine
+#: green meanwhile; this test turns green (and so fails, strict) once the adapter is fixed:
+#: then remove the tolerance.
+SET_ASIDE = Regression(
+    "a revert set aside on a moved remote lets its failed version out again",
+    inv.FAILED_STAYS_REVERTED,
+    (("bump_all", {"version": "1.6.0", "then": 5}),
+     ("git_remote", {"down": True, "then": 0}),
+     ("cell_degraded", {"cell": None, "then": 5}),
+     ("bump_one_group", {"group": "zone-a", "version": "1.1.0", "then": 0}),
+     ("git_remote", {"down": False, "then": 5})),
+    lambda mp: None)
+
+
+def test_the_set_aside_sequence_passes_with_the_tolerance() -> None:
+    replay(SET_ASIDE)
+
+
+@pytest.mark.xfail(strict=True, raises=inv.InvariantViolated,
+                   reason="adapters/git/remote.py sets the whole queue aside on a replay "
+                          "conflict: the revert and the failure record are lost")
+def test_a_revert_set_aside_keeps_its_failed_version_back() -> None:
+    replay(SET_ASIDE, converge=False, tolerate_set_aside=False)

@@ -2,13 +2,14 @@
 
 Rules are the events of issue #22 — a person commits (bump one group, bump all, a
 ``git revert`` of one of their commits, an invalid revision and its fix, a migration
-added with a bump); the fleet (a cell Degraded, an alarm firing or clearing, drift in
-Kubernetes or Terraform, an apply failing for a while or for good, the Kubernetes API or
-the Git remote unreachable until a later event); the daemon (a tick or a tick loop, a
-crash or a graceful stop — it starts again at its next tick — and time passing, with the
-daemon ticking through it). After every rule each invariant is checked by name; at the
-end of a run the world converges (invariant 6) and the run is replayed on a fresh world
-(invariant 7).
+added with a bump); the fleet (a cell Degraded or broken by a hand edit, an alarm firing
+or clearing, drift in Kubernetes or Terraform, an apply failing for a while or for good,
+the Kubernetes API or the Git remote unreachable until a later event); the daemon (a tick
+or a tick loop, a crash or a graceful stop — it starts again at its next tick — and time
+passing, with the daemon ticking through it). A person's or the fleet's event may be
+followed by minutes passing (``then``). After every rule each invariant is checked by
+name; at the end of a run the world converges (invariant 6) and the run is replayed on a
+fresh world (invariant 7).
 """
 
 from __future__ import annotations

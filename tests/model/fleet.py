@@ -49,11 +49,11 @@ class Call:
 
 
 class Observer(Protocol):
-    def before(self, call: Call, fleet: SimFleet) -> None: ...
+    def before(self, call: Call, fleet: FakeFleet) -> None: ...
 
-    def after(self, call: Call, fleet: SimFleet) -> None: ...
+    def after(self, call: Call, fleet: FakeFleet) -> None: ...
 
-    def changed(self, fleet: SimFleet) -> None: ...
+    def changed(self, fleet: FakeFleet) -> None: ...
 
 
 @dataclass
@@ -78,8 +78,10 @@ class CellState:
 
 
 @dataclass
-class SimFleet:
-    """The fake fleet: its state, its faults, and the engine's view of it (``parts``)."""
+class FakeFleet:
+    """The fake fleet: its state, its faults, and the engine's view of it (``parts``):
+    fake Kubernetes, Terraform and migration backends and readers, and a fake Prometheus
+    (``read_alarms``: the desired alarm rules judged on each cell's ``error_rate``)."""
 
     clock: Callable[[], datetime]
     observer: Observer | None = None
@@ -107,8 +109,8 @@ class SimFleet:
 
     # -- what the engine sees ------------------------------------------------------------
     def parts(self) -> FleetParts:
-        return FleetParts(kubernetes=_Kube(self), terraform=_Terraform(self),
-                          migrations=_Migrations(self), services=self.read_services,
+        return FleetParts(kubernetes=FakeFleetKubernetes(self), terraform=FakeFleetTerraform(self),
+                          migrations=FakeFleetMigrations(self), services=self.read_services,
                           terraform_state=self.read_terraform, ledgers=self.read_ledgers,
                           alarms=self.read_alarms)
 
@@ -240,10 +242,11 @@ class SimFleet:
         self._set(cell, health="Progressing", drift=(), message="rollout in progress")
 
 
-class _Kube:
-    """The fleet's Kubernetes backend (FakeKubernetes with the simulation's health)."""
+class FakeFleetKubernetes:
+    """Fake KubernetesBackend of the fake fleet (FakeKubernetes, with rollouts that take
+    time and cells that fail)."""
 
-    def __init__(self, fleet: SimFleet) -> None:
+    def __init__(self, fleet: FakeFleet) -> None:
         self.fleet = fleet
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
@@ -259,8 +262,10 @@ class _Kube:
         return result
 
 
-class _Terraform:
-    def __init__(self, fleet: SimFleet) -> None:
+class FakeFleetTerraform:
+    """Fake TerraformBackend of the fake fleet (FakeTerraform, shown to the observer)."""
+
+    def __init__(self, fleet: FakeFleet) -> None:
         self.fleet = fleet
 
     def apply(self, desired: DesiredState, cell: Cell, service: str,
@@ -276,8 +281,11 @@ class _Terraform:
             return self.fleet.terraform.outputs(desired, cell, service)
 
 
-class _Migrations:
-    def __init__(self, fleet: SimFleet) -> None:
+class FakeFleetMigrations:
+    """Fake MigrationBackend of the fake fleet (FakeMigrations' ledger, shown to the
+    observer)."""
+
+    def __init__(self, fleet: FakeFleet) -> None:
         self.fleet = fleet
 
     def run(self, desired: DesiredState, cell: str, migration: str, action: str) -> str:

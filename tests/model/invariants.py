@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from reconciler.core.model import DesiredState, Wave
 from reconciler.core.versions import Version, VersionRange
-from tests.model.fleet import KUBERNETES, MIGRATIONS, Call, SimFleet
+from tests.model.fleet import KUBERNETES, MIGRATIONS, Call, FakeFleet
 from tests.model.repo import CELLS, SERVICE, WAVES, PersonCommit
 
 WAVES_IN_ORDER = "1-waves-in-order"
@@ -115,7 +115,7 @@ class Checker:
         return [c.name for c in desired.cells_of_wave(wave)
                 if desired.desired_version(SERVICE, c) is not None]
 
-    def track_bakes(self, fleet: SimFleet) -> None:
+    def track_bakes(self, fleet: FakeFleet) -> None:
         """Note when each wave settles on a version (every cell Healthy at the version the
         engine last desired for it; the lowest version counts): its bake of that version
         runs from the first time it settled there until it settles on another. A cell
@@ -133,7 +133,7 @@ class Checker:
                 if self.bakes.get(name, ("", now))[0] != low:
                     self.bakes[name] = (low, now)
 
-    def _baked(self, fleet: SimFleet, desired: DesiredState, wave: Wave,
+    def _baked(self, fleet: FakeFleet, desired: DesiredState, wave: Wave,
                now: datetime) -> tuple[bool, str]:
         """Settled on a version whose bake in the wave has run its time; else why not."""
         cells = self._managed(desired, wave)
@@ -150,7 +150,7 @@ class Checker:
                            f"({int(left.total_seconds())}s of bake left)")
         return True, ""
 
-    def observe_evidence(self, fleet: SimFleet) -> None:
+    def observe_evidence(self, fleet: FakeFleet) -> None:
         """Remember the cells failing now (what the planner may see on its next tick)."""
         with fleet.lock:
             for c in fleet.cells:
@@ -162,7 +162,7 @@ class Checker:
                     self.evidence.setdefault(str(live.version), set()).add(c)
 
     # -- the engine's calls ---------------------------------------------------------------
-    def before(self, call: Call, fleet: SimFleet) -> None:
+    def before(self, call: Call, fleet: FakeFleet) -> None:
         self.desired = call.desired
         if self.probe is not None:
             self.probe()
@@ -193,12 +193,12 @@ class Checker:
         if running == to:
             self._heal(call, fleet, to)
 
-    def changed(self, fleet: SimFleet) -> None:
+    def changed(self, fleet: FakeFleet) -> None:
         """The fleet changed by itself (rollouts ended, a cell failed)."""
         self.track_bakes(fleet)
         self.observe_evidence(fleet)
 
-    def after(self, call: Call, fleet: SimFleet) -> None:
+    def after(self, call: Call, fleet: FakeFleet) -> None:
         self.track_bakes(fleet)
         if call.backend != KUBERNETES:
             return
@@ -216,7 +216,7 @@ class Checker:
                 f"are upgraded but not Healthy ({', '.join(sorted(changing))}), over "
                 f"maxUnavailable {wave.max_unavailable} ({limit})"))
 
-    def _waves_in_order(self, call: Call, fleet: SimFleet, to: Version, now: datetime) -> None:
+    def _waves_in_order(self, call: Call, fleet: FakeFleet, to: Version, now: datetime) -> None:
         found = self._wave_of(call.desired, call.cell)
         if found is None:
             return
@@ -245,7 +245,7 @@ class Checker:
                 f"wave {a.wave!r} at {a.at:%a %H:%M} (revert {a.revert[:12]}); no person "
                 f"has desired {to} again since the revert"))
 
-    def _expanded(self, call: Call, fleet: SimFleet, to: Version) -> None:
+    def _expanded(self, call: Call, fleet: FakeFleet, to: Version) -> None:
         if call.backend != KUBERNETES:
             return
         cell = call.desired.cells[call.cell]
@@ -264,7 +264,7 @@ class Checker:
             out[m.id] = KnownMigration(m.id, m.database, m.required_by, m.old_shape_used_by)
         return [out[k] for k in sorted(out)]
 
-    def _above_floor(self, call: Call, fleet: SimFleet, running: Version, to: Version) -> None:
+    def _above_floor(self, call: Call, fleet: FakeFleet, running: Version, to: Version) -> None:
         for m in self._known(call.desired):
             if fleet.migrations.phase(call.cell, m.database, m.mid) != "contracted":
                 continue
@@ -273,7 +273,7 @@ class Checker:
                     f"{call.cell} rolled back from {running} to {to}, below {m.mid} "
                     f"(requiredBy {m.required_by}) which is contracted on its database"))
 
-    def _migration(self, call: Call, fleet: SimFleet, now: datetime) -> None:
+    def _migration(self, call: Call, fleet: FakeFleet, now: datetime) -> None:
         assert call.migration is not None
         m = next((k for k in self._known(call.desired) if k.mid == call.migration), None)
         if m is None:
@@ -298,7 +298,7 @@ class Checker:
                         f"{cell} {what} {v}, in its oldShapeUsedBy {m.old_shape_used_by}"))
                     return
 
-    def _heal(self, call: Call, fleet: SimFleet, to: Version) -> None:
+    def _heal(self, call: Call, fleet: FakeFleet, to: Version) -> None:
         cell = call.desired.cells[call.cell]
         desired = call.desired.desired_version(SERVICE, cell)
         a = self.armed.get(str(to))

@@ -41,7 +41,7 @@ from reconciler.daemon.driftwatch import DriftSeen, Watcher
 from reconciler.daemon.service import Daemon
 from reconciler.engine.executor import OutcomeStatus
 from reconciler.engine.tick import TickReport
-from tests.model.fleet import SimFleet
+from tests.model.fleet import FakeFleet
 from tests.model.invariants import CONVERGES, DETERMINISTIC, Checker, KnownMigration
 from tests.model.repo import (
     BOT,
@@ -198,7 +198,7 @@ class World:
     def _create(self) -> None:
         self.clock = Clock(START)
         self.checker = Checker()
-        self.fleet = SimFleet(self.clock, self.checker)
+        self.fleet = FakeFleet(self.clock, self.checker)
         self.remote = Remote.create(self.root / "fleet.git",
                                     initial_files(self.options, BAKED_AT), BAKED_AT)
         first = load_repository(GitTreeSource(self.remote.repo(), str(self.remote.head().id)))

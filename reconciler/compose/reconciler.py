@@ -27,7 +27,6 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
-from reconciler.core.live import WaveProgress
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
 from reconciler.core.statusdocs import StatusTarget, status_target
@@ -209,29 +208,6 @@ def live_status_target(reconciler: Callable[[], Reconciler | None],
     return target
 
 
-class _GitProgress:
-    """The Git progress store, able to forget a failure once its revert is desired.
-    ``GitProgressStore`` records failures but has no ``clear_failure`` (its updates merge
-    only the fields given): a failure is forgotten by writing an empty failed version,
-    which it reads back as none. (Belongs in the adapter; kept here until it has one.)"""
-
-    def __init__(self, store: GitProgressStore) -> None:
-        self.store = store
-
-    def start_bake(self, service: str, wave: str, version: str, at: datetime) -> None:
-        self.store.start_bake(service, wave, version, at)
-
-    def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
-        self.store.record_failure(service, wave, version, reason)
-
-    def clear_failure(self, service: str, wave: str) -> None:
-        self.store._update(service, wave, "failure forgotten", failedVersion="",
-                           failureReason="")
-
-    def rollout(self) -> dict[str, dict[str, WaveProgress]]:
-        return self.store.rollout()
-
-
 def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
                    revision: Callable[[], str | None], s: BackendSettings,
                    signer: Signer | None = None, env: Environment = REAL) -> Reconciler:
@@ -251,9 +227,9 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
             raise PermanentError("no verified desired revision yet")
         return checked(load_repository(GitTreeSource(repo, rev), cache), s.policy)
 
-    progress = _GitProgress(GitProgressStore(
+    progress = GitProgressStore(
         repo, ref, author, live_status_target(lambda: built[0] if built else None, author),
-        signer))
+        signer, pushed_ref=f"refs/remotes/origin/{branch}")
     git = LocalGit(str(cache_dir), *author, ref=ref, signer=signer)
     built.append(_build(load, s, git, progress, progress.rollout, env))
     return built[0]

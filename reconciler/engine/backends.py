@@ -65,8 +65,9 @@ class ProgressStore(Protocol):
     def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
         ...
 
-    def clear_failure(self, service: str, wave: str) -> None:
-        """Forget the wave's failure (its revert is the desired state now)."""
+    def clear_failure(self, service: str, wave: str) -> bool:
+        """Forget the wave's failure (its revert is the desired state now); False when
+        it is kept for now (the revert has not reached the remote yet)."""
         ...
 
 

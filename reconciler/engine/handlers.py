@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.core.kinds.migration import MigrationAction
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Step, StepKind
@@ -81,7 +81,9 @@ def revert_commit(step: Step, desired: DesiredState, b: Backends, now: datetime)
 
 def forget_failure(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
     wave = _field(step, step.wave, "wave")
-    b.progress.clear_failure(step.service, wave)
+    if not b.progress.clear_failure(step.service, wave):
+        raise TemporaryError(f"failure of {step.from_version} in wave {wave} kept until "
+                             "its revert reaches the remote", retry_after=10.0)
     return f"failure of {step.from_version} in wave {wave} forgotten (its revert is desired)"
 
 

@@ -182,11 +182,12 @@ class FakeProgress:
             now.version if now else Version.parse(version), now.bake_started_at if now else None,
             Version.parse(version), reason)
 
-    def clear_failure(self, service: str, wave: str) -> None:
+    def clear_failure(self, service: str, wave: str) -> bool:
         self.log.append(f"progress.clear_failure {service} {wave}")
         now = self.waves.get(service, {}).get(wave)
         if now is not None:
             self.waves[service][wave] = WaveProgress(now.version, now.bake_started_at)
+        return True
 
     def rollout(self) -> Mapping[str, Mapping[str, WaveProgress]]:
         return {s: dict(w) for s, w in self.waves.items()}

@@ -21,7 +21,6 @@ The checker keeps its own model of what must hold, independent of the planner's:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -88,8 +87,6 @@ class Checker:
     rolled_back: dict[str, str] = field(default_factory=dict)
     #: The desired state of the engine's last call (what "settled" is judged against).
     desired: DesiredState | None = None
-    #: Called before each call is judged (the world looks for a set-aside queue).
-    probe: Callable[[], None] | None = None
     _reported: set[str] = field(default_factory=set)
 
     def violate(self, name: str, message: str) -> None:
@@ -164,8 +161,6 @@ class Checker:
     # -- the engine's calls ---------------------------------------------------------------
     def before(self, call: Call, fleet: FakeFleet) -> None:
         self.desired = call.desired
-        if self.probe is not None:
-            self.probe()
         self.observe_evidence(fleet)
         now = fleet.clock()
         if call.backend == MIGRATIONS:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis.stateful import INVARIANT_MARKER
 
+from reconciler.adapters.git.progress import GitProgressStore
 from reconciler.core import planner
 from reconciler.core.planner import migrations, rollback
 from tests.model import invariants as inv
@@ -58,6 +59,10 @@ def _failure_never_forgotten(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(planner, "_forget_steps", lambda views, service: [])
 
 
+def _failure_forgotten_before_its_revert_is_pushed(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(GitProgressStore, "_revert_queued", lambda self, service: False)
+
+
 REGRESSIONS = (
     Regression(
         "a cell Degraded long after its wave baked was rolled back and the old bump "
@@ -93,10 +98,26 @@ REGRESSIONS = (
          ("cell_degraded", {"cell": None, "then": 5}),
          ("bump_all", {"version": "1.3.0", "then": 5})),
         _failure_never_forgotten),
+    Regression(
+        # Before: adapters/git/remote.py set the whole queue aside when the revert did not
+        # replay on a person's edit of the release file, and a failure was forgotten as
+        # soon as its revert was desired locally, before it was pushed: the branch was
+        # reset to the remote's (still desiring 1.6.0, no failure on record) and the
+        # failed version went out again. Now only the conflicting commit is set aside and
+        # a failure is kept until its revert reaches the remote; the planner commits the
+        # revert again on the new head.
+        "a revert set aside on a moved remote let its failed version out again",
+        inv.FAILED_STAYS_REVERTED,
+        (("bump_all", {"version": "1.6.0", "then": 5}),
+         ("git_remote", {"down": True, "then": 0}),
+         ("cell_degraded", {"cell": None, "then": 5}),
+         ("bump_one_group", {"group": "zone-a", "version": "1.1.0", "then": 0}),
+         ("git_remote", {"down": False, "then": 5})),
+        _failure_forgotten_before_its_revert_is_pushed),
 )
 
 
-def replay(r: Regression, converge: bool = True, tolerate_set_aside: bool = True) -> None:
+def replay(r: Regression, converge: bool = True) -> None:
     """Run ``r``'s events on a fresh machine, every invariant checked after each."""
     m = LoopMachine()
     m.converge = m.replay = converge
@@ -104,8 +125,6 @@ def replay(r: Regression, converge: bool = True, tolerate_set_aside: bool = True
                   if hasattr(getattr(LoopMachine, n), INVARIANT_MARKER)]
     try:
         m.start(options=r.options)
-        if not tolerate_set_aside:
-            m.w.checker.probe = None
         for rule, kwargs in r.calls:
             getattr(m, rule)(**kwargs)
             for check in invariants:
@@ -132,36 +151,3 @@ def test_the_sequence_fails_without_its_fix(r: Regression,
     r.undo(monkeypatch)
     with pytest.raises(inv.InvariantViolated, match=f"invariant {r.invariant}"):
         replay(r, converge=r.invariant == inv.CONVERGES)
-
-
-#: A bug of ``adapters/git/remote.py`` the machine found (not fixed here: adapters are
-#: another session's): while the remote is unreachable the canary fails on 1.6.0; the
-#: daemon rolls it back and commits the revert (and the failure, and the bakes) to its
-#: queue; a person meanwhile bumps zone-a on the remote; when the remote answers again the
-#: revert does not replay on the person's edit of the release file, so the *whole* queue is
-#: set aside and the branch reset to the remote's — which still desires 1.6.0, with no
-#: failure on record: the daemon applies the failed 1.6.0 to the canary again and promotes
-#: it. (Replaying the other queued commits — the failure record — would let the planner
-#: commit the revert again on the new head.) World.tolerate_set_aside keeps the machine
-#: green meanwhile; this test turns green (and so fails, strict) once the adapter is fixed:
-#: then remove the tolerance.
-SET_ASIDE = Regression(
-    "a revert set aside on a moved remote lets its failed version out again",
-    inv.FAILED_STAYS_REVERTED,
-    (("bump_all", {"version": "1.6.0", "then": 5}),
-     ("git_remote", {"down": True, "then": 0}),
-     ("cell_degraded", {"cell": None, "then": 5}),
-     ("bump_one_group", {"group": "zone-a", "version": "1.1.0", "then": 0}),
-     ("git_remote", {"down": False, "then": 5})),
-    lambda mp: None)
-
-
-def test_the_set_aside_sequence_passes_with_the_tolerance() -> None:
-    replay(SET_ASIDE)
-
-
-@pytest.mark.xfail(strict=True, raises=inv.InvariantViolated,
-                   reason="adapters/git/remote.py sets the whole queue aside on a replay "
-                          "conflict: the revert and the failure record are lost")
-def test_a_revert_set_aside_keeps_its_failed_version_back() -> None:
-    replay(SET_ASIDE, converge=False, tolerate_set_aside=False)

@@ -76,7 +76,6 @@ MAX_TICKS_PER_STEP = 60
 #: Rounds of (an hour passes, the daemon steps) allowed to converge once events stop.
 CONVERGE_ROUNDS = 12
 TRAILER = "Reconciler-Rollback-Of"
-SET_ASIDE = "refs/reconciler/set-aside/"
 #: Gates that only time opens: converging waits for them too (a rollout runs to its end).
 WAITING_FOR_TIME = frozenset({GateKind.BAKE_TIME, GateKind.SOAK})
 
@@ -172,20 +171,10 @@ def normalized(text: str) -> str:
 
 @dataclass
 class World:
-    """One run's world; ``root`` is its own temporary directory.
-
-    Known limitation (``tolerate_set_aside``): when the daemon's queued commits do not
-    replay on a remote a person moved meanwhile (its revert against their edit of the
-    release file), ``adapters/git/remote.py`` sets the *whole* queue aside — the revert,
-    and with it the failure and bake records — and resets the branch to the remote's,
-    which still desires the failed version: the daemon then applies it again. That is a
-    bug of the adapter (reported; tests/model/test_regressions.py keeps it as a strict
-    xfail). Until it is fixed, the checker takes the branch's records as they are after a
-    set-aside (``_set_aside_seen``) instead of failing every such run."""
+    """One run's world; ``root`` is its own temporary directory."""
 
     root: Path
     options: FleetOptions = field(default_factory=FleetOptions)
-    tolerate_set_aside: bool = True
 
     def __post_init__(self) -> None:
         _RENDER.install()
@@ -205,9 +194,6 @@ class World:
         assert first.desired is not None, [str(e) for e in first.errors]
         self.fleet.seed(first.desired, BAKED_AT)
         self.checker.bakes = {name: (START_VERSION, BAKED_AT) for name, _, _, _ in WAVES}
-        self.set_aside: set[str] = set()
-        if self.tolerate_set_aside:
-            self.checker.probe = self._set_aside_seen
         self.parts = self.fleet.parts()
         self.state = self.root / "state"
         self.daemon: Daemon | None = None
@@ -434,35 +420,6 @@ class World:
         self.checker.on_revert(version, wave, groups, str(commit.id), bump, self.clock())
 
     # -- Git ---------------------------------------------------------------------------
-    def _set_aside_seen(self) -> None:
-        """After the daemon set its queue aside: its reverts there no longer hold their
-        versions back, and the bakes are what the branch records (see the class doc)."""
-        cache = self._cache()
-        if cache is None:
-            return
-        new = [r for r in cache.references if r.startswith(SET_ASIDE) and
-               r not in self.set_aside]
-        if not new or self.daemon is None:
-            return
-        self.set_aside.update(new)
-        self.trace.append(f"known limitation: the daemon's queue was set aside ({len(new)})")
-        lost = set()
-        for ref in new:
-            tip = cache.references[ref].resolve().target
-            for c in cache.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL):
-                bump = trailer_of(c.message, TRAILER)
-                if bump:
-                    lost.add(bump)
-        for version, armed in list(self.checker.armed.items()):
-            if armed.bump in lost:
-                del self.checker.armed[version]
-        rollout = self.daemon.source.reconciler.readers.rollout \
-            if self.daemon.source is not None else None
-        waves = (rollout() if rollout else {}).get(SERVICE, {})
-        for name, p in waves.items():
-            if p.bake_started_at is not None:
-                self.checker.bakes[name] = (str(p.version), p.bake_started_at)
-
     def _cache(self) -> pygit2.Repository | None:
         path = self.state / "git"
         return pygit2.Repository(str(path)) if (path / "HEAD").exists() else None

@@ -55,9 +55,10 @@ class FileProgressStore:
     def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
         self._update(service, wave, failedVersion=version, failureReason=reason)
 
-    def clear_failure(self, service: str, wave: str) -> None:
+    def clear_failure(self, service: str, wave: str) -> bool:
         """Forget a failure once its revert is the desired state."""
         self._update(service, wave, failedVersion=None, failureReason="")
+        return True
 
     def rollout(self) -> dict[str, dict[str, WaveProgress]]:
         """Everything recorded, as the live snapshot's rollout progress."""

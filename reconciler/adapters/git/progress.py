@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.revert import TRAILER as ROLLBACK_TRAILER
 from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.status import STATUS_TRAILER, fixed_target
 from reconciler.core.live import WaveProgress, format_time, parse_time
@@ -47,12 +48,14 @@ class GitProgressStore:
     """Progress in the rollout status documents of ``ref``; ``target`` says, at each read
     and write, where status lives and who authors it (default: ``status/`` by
     ``author``): the desired state, and with it the status directory, can change between
-    ticks. Every commit is signed by ``signer`` when given."""
+    ticks. Every commit is signed by ``signer`` when given. ``pushed_ref`` is what the
+    remote is known to hold (the cache's tracking ref), when ``ref`` is a push queue."""
 
     def __init__(self, repo: pygit2.Repository, ref: str, author: tuple[str, str],
                  target: Callable[[], StatusTarget] | None = None,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, pushed_ref: str | None = None) -> None:
         self.repo = repo
+        self.pushed_ref = pushed_ref
         self.ref = ref
         self.author = author
         self.target = target or fixed_target(author)
@@ -96,6 +99,30 @@ class GitProgressStore:
     def record_failure(self, service: str, wave: str, version: str, reason: str) -> None:
         self._update(service, wave, f"{version} failed", failedVersion=version,
                      failureReason=reason)
+
+    def clear_failure(self, service: str, wave: str) -> bool:
+        """Forget the wave's failure (its revert is desired now): an empty failed version
+        reads back as none. Kept (False) while a revert of ``service`` waits in the queue
+        (commits ``pushed_ref`` lacks): should it not replay on the remote's new head,
+        the failure must still be on record to hold the version back."""
+        if self._revert_queued(service):
+            return False
+        self._update(service, wave, "failure forgotten", failedVersion="",
+                     failureReason="")
+        return True
+
+    def _revert_queued(self, service: str) -> bool:
+        head = head_commit(self.repo, self.ref)
+        if self.pushed_ref is None or head is None:
+            return False
+        try:
+            pushed = self.repo.references[self.pushed_ref].resolve().target
+        except KeyError:
+            return False  # not a push queue (nothing fetched yet)
+        walker = self.repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.hide(pushed)
+        return any(c.message.startswith(f"Roll back {service} ") and
+                   f"\n{ROLLBACK_TRAILER}: " in c.message for c in walker)
 
     def rollout(self) -> dict[str, dict[str, WaveProgress]]:
         """Every wave's progress recorded at the branch head."""

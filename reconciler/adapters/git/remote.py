@@ -12,8 +12,12 @@ retrying with backoff. Errors name the URL without its credentials and are tempo
 
 Git faults never become a crash loop: a queued commit that does not replay on the
 remote's new head (a revert against a human edit of the same lines) is set aside —
-the whole queue kept under ``refs/reconciler/set-aside/<time>-<sha12>`` in the cache for
-a person, logged at error level — and the local branch is reset to the remote's. A
+that commit kept under ``refs/reconciler/set-aside/<time>-<sha12>`` in the cache for
+a person, logged at error level — and the rest of the queue (the status records: the
+failure and bake records the planner needs to hold a failed version back) is replayed
+without it (a failure is forgotten only once its revert reached the remote, see
+``GitProgressStore.clear_failure``), so the planner commits the revert again on the
+remote's new head. A
 cache that cannot be read or fetched into because it is damaged (not because the network
 is down) is moved aside to ``<cache>.corrupt-<time>`` and cloned again, its queued
 commits carried over when they can still be read. The cache's packs, branch tips and
@@ -610,23 +614,18 @@ class RemoteRepo:
         if todo and local is not None and todo[0].parent_ids == [remote.id] and \
                 local.id == todo[-1].id:
             return str(local.id)  # already on top of the remote head
-        try:
-            head = self._replay_all(repo, todo, remote)
-        except RebaseConflict as e:
-            assert local is not None  # there were commits of ours to replay
-            self._set_aside(repo, local, str(e))
-            head = remote.id
+        head = self._replay_all(repo, todo, remote)
         self._move_local(repo, local, head)
         return str(head)
 
-    def _set_aside(self, repo: pygit2.Repository, local: pygit2.Commit, reason: str) -> str:
-        """Keep our queue (the local branch as it was) under a ref for a person; the
-        local branch is then reset to the remote's head by the caller."""
+    def _set_aside(self, repo: pygit2.Repository, commit: pygit2.Commit, reason: str) -> str:
+        """Keep one queued commit that does not replay under a ref for a person; the
+        rest of the queue is replayed without it."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        ref = f"refs/reconciler/set-aside/{stamp}-{str(local.id)[:12]}"
-        repo.references.create(ref, local.id, force=True)
-        log.error("unpushed commits set aside as %s in %s and the local branch reset to "
-                  "%s's: %s (inspect them with: git --git-dir %s log %s)", ref,
+        ref = f"refs/reconciler/set-aside/{stamp}-{str(commit.id)[:12]}"
+        repo.references.create(ref, commit.id, force=True)
+        log.error("unpushed commit set aside as %s in %s (the others are replayed on "
+                  "%s's head): %s (inspect it with: git --git-dir %s show %s)", ref,
                   self.cache_dir, self.display_url, self._scrub(reason), self.cache_dir, ref)
         return ref
 
@@ -634,8 +633,12 @@ class RemoteRepo:
                     onto: pygit2.Commit) -> pygit2.Oid:
         head = onto
         for commit in todo:
-            new = _replay(repo, commit, head, pygit2.Signature(*self.author),
-                          self.status_dir(), self.signer)
+            try:
+                new = _replay(repo, commit, head, pygit2.Signature(*self.author),
+                              self.status_dir(), self.signer)
+            except RebaseConflict as e:
+                self._set_aside(repo, commit, str(e))
+                continue
             if new is not None:
                 replayed = repo[new]
                 assert isinstance(replayed, pygit2.Commit)

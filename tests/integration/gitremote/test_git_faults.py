@@ -83,6 +83,24 @@ def test_queued_commit_that_conflicts_is_set_aside(http_server: HttpGitServer, r
     assert git(root / "fleet.git", "show", "main:status/desired.yaml") == "valid: true"
 
 
+def test_only_the_conflicting_commit_is_set_aside(http_server: HttpGitServer, root: Path,
+                                                 tmp_path: Path) -> None:
+    """Before: the whole queue was set aside and the branch reset to the remote's, so the
+    failure record queued with a revert was lost and the failed version went out again."""
+    remote = _http(http_server, tmp_path)
+    remote.sync()
+    _commit(remote, "status/failures.yaml", "api: 1.6.0\n")
+    ours = _commit(remote, "releases/api.yaml", "version: 0.9.0\n")  # the revert
+    _commit(remote, "status/bakes.yaml", "wave-1: 1.5.0\n")
+    _human_push(root, tmp_path, "releases/api.yaml", "version: 3.0.0\n")
+    remote.push(backoff=0.01)
+    assert list(_set_aside(remote).values()) == [ours]
+    assert remote.pending() == 0
+    assert git(root / "fleet.git", "show", "main:releases/api.yaml") == "version: 3.0.0"
+    assert git(root / "fleet.git", "show", "main:status/failures.yaml") == "api: 1.6.0"
+    assert git(root / "fleet.git", "show", "main:status/bakes.yaml") == "wave-1: 1.5.0"
+
+
 def test_conflict_found_while_pushing_is_set_aside(http_server: HttpGitServer, root: Path,
                                                    tmp_path: Path) -> None:
     remote = _http(http_server, tmp_path)

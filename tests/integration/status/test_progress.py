@@ -35,3 +35,30 @@ def test_bake_and_failure_survive_a_restart(tmp_path: Path) -> None:
     assert progress["canary"].bake_started_at == at
     assert str(progress["one-zone"].failed_version) == "1.6.0"
     assert progress["one-zone"].failure_reason.startswith("alarm http-error-rate")
+
+
+def test_a_failure_is_kept_until_its_revert_is_pushed(tmp_path: Path) -> None:
+    """Before: the failure was forgotten as soon as the queued revert was desired; when
+    the revert was then set aside on a moved remote, nothing held the version back."""
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
+    dev = pygit2.Signature("dev", "dev@example.test")
+    commit_files(repo, REF, {"releases/api.yaml": b"version: 1.6.0\n"}, "bump", dev)
+    pushed = "refs/remotes/origin/main"
+    head = head_commit(repo, REF)
+    assert head is not None
+    repo.references.create(pushed, head.id)
+    store = GitProgressStore(repo, REF, AUTHOR, pushed_ref=pushed)
+    store.record_failure("api", "canary", "1.6.0", "alarm")
+    commit_files(repo, REF, {"releases/api.yaml": b"version: 1.5.0\n"},
+                 f"Roll back api 1.6.0 in canary\n\nalarm\n\nReconciler-Status: true\n"
+                 f"Reconciler-Rollback-Of: {head.id}\n", dev)
+    assert store.clear_failure("api", "canary") is False  # the revert is still queued
+    assert str(store.rollout()["api"]["canary"].failed_version) == "1.6.0"
+    assert store.clear_failure("other", "canary") is True  # not another service's revert
+
+    now = head_commit(repo, REF)
+    assert now is not None
+    repo.references.create(pushed, now.id, force=True)  # the remote took the queue
+    assert store.clear_failure("api", "canary") is True
+    canary = store.rollout().get("api", {}).get("canary")
+    assert canary is None or canary.failed_version is None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.kinds import Built
-from reconciler.core.model import Cell, Fleet, Migration, Release, Service
+from reconciler.core.model import Cell, Flag, Fleet, Migration, Release, Service
 from reconciler.core.source import FileEntry, RepoSource
 from reconciler.core.sqlcheck import check_sql
 from reconciler.core.stackfiles import stack_file_problem
@@ -108,7 +108,7 @@ def _expected_name(p: Parsed) -> str:
 
 
 def _check_names(ctx: _Ctx) -> None:
-    for kind in ("Cell", "Service", "Release", "Migration"):
+    for kind in ("Cell", "Service", "Release", "Migration", "Flag"):
         seen: dict[str, str] = {}
         for p in ctx.of(kind):
             name = p.doc["metadata"]["name"]
@@ -179,6 +179,20 @@ def _check_releases(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) ->
             for j, g in enumerate(entry.groups):
                 if g not in groups and "Cell" not in ctx.incomplete:
                     ctx.err(p, ["spec", "versions", i, "groups", j], f"unknown group {g!r}")
+
+
+def _check_flags(ctx: _Ctx, services: dict[str, Parsed], groups: set[str]) -> None:
+    for p in ctx.of("Flag"):
+        flag: Flag = p.built.value  # type: ignore[union-attr]
+        for i, entry in enumerate(flag.entries):
+            for j, g in enumerate(entry.groups):
+                if g not in groups and "Cell" not in ctx.incomplete:
+                    ctx.err(p, ["spec", "groups", i, "groups", j], f"unknown group {g!r}")
+        for i, v in enumerate(flag.variants):
+            if v.requires is not None and v.requires.service not in services and \
+                    "Service" not in ctx.incomplete:
+                ctx.err(p, ["spec", "variants", i, "requires", "service"],
+                        f"variant {v.name!r} requires unknown service {v.requires.service!r}")
 
 
 def _read_text(ctx: _Ctx, p: Parsed, keys: list[str | int], path: str) -> bool:
@@ -299,6 +313,7 @@ def check(parsed: list[Parsed], entries: dict[str, FileEntry],
         _check_waves(ctx, fp, groups)
     services = {p.built.value.name: p for p in ctx.of("Service")}  # type: ignore[union-attr]
     _check_releases(ctx, services, set(groups))
+    _check_flags(ctx, services, set(groups))
     for p in services.values():
         _check_service_files(ctx, p)
     _check_migrations(ctx, services)

@@ -19,8 +19,9 @@ from typing import Any
 
 from reconciler.core import crosscheck
 from reconciler.core.crosscheck import MAX_FILE_BYTES, Parsed, file_limit_problem
-from reconciler.core.kinds import Built, cell, fleet, migration, release, service
-from reconciler.core.model import Cell, DesiredState, Fleet, Migration, Release, Service
+from reconciler.core.flags import stand_ins
+from reconciler.core.kinds import Built, cell, flag, fleet, migration, release, service
+from reconciler.core.model import Cell, DesiredState, Flag, Fleet, Migration, Release, Service
 from reconciler.core.schema import fast, validate_document
 from reconciler.core.source import FileEntry, RepoSource, path_problem
 from reconciler.core.validate_render import RenderCache, check_templates
@@ -35,6 +36,7 @@ _KINDS: tuple[tuple[re.Pattern[str], str, str, Callable[[str, Any], Built]], ...
     (re.compile(r"^services/[^/]+/service\.ya?ml$"), "Service", "service", service.build),
     (re.compile(r"^releases/[^/]+\.ya?ml$"), "Release", "release", release.build),
     (re.compile(r"^migrations/[^/]+/[^/]+\.ya?ml$"), "Migration", "migration", migration.build),
+    (re.compile(r"^flags/[^/]+\.ya?ml$"), "Flag", "flag", flag.build),
 )
 
 
@@ -119,7 +121,9 @@ def _checked_file(entry: FileEntry, raw: bytes, outcome: TextOutcome) -> Parsed:
         return Parsed(entry.path, kind, None, None, (problem,), raw)
     if not valid and validate_document(entry.path, doc, schema_name):
         rt = parse(entry.path, raw)
-        problems = validate_document(entry.path, rt, schema_name)
+        problems = validate_document(entry.path, rt, schema_name) or [Problem(
+            entry.path, 1, 1, "the document is valid only if yes/no/on/off are read as "
+            "strings, not booleans: quote them")]
         return Parsed(entry.path, kind, doc, None, tuple(problems), raw)
     built = builder(entry.path, doc)
     if built.problems:
@@ -180,10 +184,15 @@ def _assemble(revision: str, parsed: list[Parsed], files: dict[str, str],
     services: list[Service] = values("Service")
     releases: list[Release] = values("Release")
     migrations: list[Migration] = values("Migration")
+    flags: list[Flag] = values("Flag")
+    for f in flags:  # a flag is planned as a service whose versions are its variants
+        svc, rel = stand_ins(f)
+        services.append(svc)
+        releases.append(rel)
     return DesiredState(
         revision=revision, fleet=fleets[0],
         cells={c.name: c for c in cells}, services={s.name: s for s in services},
-        releases={r.service: r for r in releases},
+        releases={r.service: r for r in releases}, flags={f.name: f for f in flags},
         migrations=tuple(sorted(migrations, key=lambda m: (m.service, m.id))),
         file_ids={p: e.content_id for p, e in entries.items()}, files=files)
 

@@ -184,6 +184,7 @@ class Service:
     alarms: tuple[AlarmRule, ...]
     databases: tuple[str, ...]  # logical database names the service uses
     source: SourceRef
+    flag: str | None = None  # the flag this service stands for (``core/flags.py``)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,43 @@ class Release:
             for g in entry.groups:
                 out.setdefault(g, entry.version)
         return out
+
+
+@dataclass(frozen=True)
+class FlagRequirement:
+    """A variant needs the cell to run a version of ``service`` within ``versions``."""
+
+    service: str
+    versions: VersionRange
+    text: str
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class FlagVariant:
+    """One variant of a flag: its name, its value (JSON text) and what it requires."""
+
+    name: str
+    value: str
+    requires: FlagRequirement | None
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class Flag:
+    """flags/<name>.yaml: variants, a default variant, optional flagd targeting (JSON
+    text) and the variant per cell group, bumped by pull requests like a release."""
+
+    name: str
+    variants: tuple[FlagVariant, ...]
+    default_variant: str
+    targeting: str | None
+    entries: tuple[ReleaseEntry, ...]  # ``version``: the variant as a flag version
+    source: SourceRef
+
+    def variant(self, name: str) -> FlagVariant | None:
+        """The variant called ``name``."""
+        return next((v for v in self.variants if v.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -254,6 +292,7 @@ class DesiredState:
     migrations: tuple[Migration, ...]
     file_ids: Mapping[str, str] = field(default_factory=dict)  # path -> content id
     files: Mapping[str, str] = field(default_factory=dict)  # referenced templates, SQL, stacks
+    flags: Mapping[str, Flag] = field(default_factory=dict)  # also in services/releases
 
     def files_under(self, prefix: str) -> dict[str, str]:
         """Referenced file texts under directory ``prefix``, keyed by path relative to it."""

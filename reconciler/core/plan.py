@@ -54,6 +54,9 @@ class GateKind(StrEnum):
     PREVIOUS_STEP = "previous-step"
     #: The cell's live state could not be read in full (e.g. its database): held alone.
     CELL_FAULT = "cell-fault"
+    #: A flag variant's ``requires`` is not met in the cell, or a flag turns off there
+    #: before the version it needs leaves (``planner/flags.py``).
+    FLAG_REQUIREMENT = "flag-requirement"
 
 
 #: The state of one wave of one service.

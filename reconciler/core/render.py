@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.core import flags
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.yamldoc import Problem, YamlProblem, parse_documents
 
@@ -125,6 +126,9 @@ def render_service(desired: DesiredState, ctx: RenderContext) -> list[dict[str, 
     Every error of every template is collected before RenderError is raised.
     """
     service = desired.services[ctx.service]
+    if service.flag is not None:  # a flag's cell gets its flagd definition
+        variant = flags.variant_of(ctx.version) or ""
+        return [flags.configmap(desired.flags[service.flag], ctx.cell, variant)]
     objects: list[dict[str, Any]] = []
     errors: list[Problem] = []
     for path in service.manifests:

@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.git.sign import Signer, make_commit
+from reconciler.core import flags
 from reconciler.core.model import DesiredState
 from reconciler.core.yamldoc import YamlProblem, checked_text
 
@@ -49,17 +50,31 @@ def _checked(text: str) -> str:
         raise PermanentError(f"cannot revert: {e.problem}") from None
 
 
+def _file(service: str) -> str:
+    """The file holding a service's versions: its release, or a flag's file."""
+    name = flags.flag_name(service)
+    return f"flags/{name}.yaml" if name is not None else f"releases/{service}.yaml"
+
+
 def _versions(text: str | None) -> dict[str, str]:
+    """group -> version of a release file, or of a flag file (its variants as versions)."""
     if text is None:
         return {}
     doc: Any = YAML(typ="safe").load(_checked(text))
+    if doc["kind"] == "Flag":
+        names = [str(v["name"]) for v in doc["spec"]["variants"]]
+        default = str(doc["spec"]["defaultVariant"])
+        return {g: str(flags.as_version(names, default, str(e["variant"])))
+                for e in doc["spec"]["groups"] for g in e["groups"]}
     return {g: str(e["version"]) for e in doc["spec"]["versions"] for g in e["groups"]}
 
 
-def _split_entries(entries: Any, groups: Sequence[str], old: dict[str, str]) -> Any:
+def _split_entries(entries: Any, groups: Sequence[str], old: dict[str, str],
+                   key: str = "version") -> Any:
     """Release entries with ``groups`` set back to their ``old`` versions (entries split
     where only some of their groups go back; comments of kept entries survive)."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
     out = CommentedSeq()
     for entry in entries:
@@ -75,7 +90,8 @@ def _split_entries(entries: Any, groups: Sequence[str], old: dict[str, str]) -> 
         for version, gs in back.items():
             new = CommentedMap()
             new["groups"] = gs
-            new["version"] = version
+            new[key] = version if key == "version" else DoubleQuotedScalarString(
+                flags.variant_of(version) or "")  # quoted: YAML 1.1 reads on/off as booleans
             out.append(new)
     return out
 
@@ -106,7 +122,7 @@ class LocalGit:
     def bump_commit(self, service: str, version: str) -> pygit2.Commit:
         """The newest commit that set a group of ``service`` to ``version``."""
         repo = self.repo
-        path = f"releases/{service}.yaml"
+        path = _file(service)
         for commit in repo.walk(self._head(repo).id, pygit2.enums.SortMode.TOPOLOGICAL):
             now = _versions(_release_text(repo, commit, path))
             before = _versions(_release_text(repo, commit.parents[0], path)) \
@@ -126,7 +142,8 @@ class LocalGit:
 
     def _message(self, service: str, version: str, groups: Sequence[str], reason: str,
                  sha: str) -> str:
-        return (f"Roll back {service} {version} in {', '.join(groups)}\n\n{reason}\n\n"
+        what = f"{service} {flags.shown(service, version)}"
+        return (f"Roll back {what} in {', '.join(groups)}\n\n{reason}\n\n"
                 f"Reconciler-Status: true\n{TRAILER}: {sha}\n")
 
     def already_reverted(self, service: str, groups: Sequence[str],
@@ -141,7 +158,7 @@ class LocalGit:
                 break
             if needle in commit.message:
                 return str(commit.id)
-        path = f"releases/{service}.yaml"
+        path = _file(service)
         now, then = (_versions(_release_text(repo, c, path)) for c in (head, bump))
         if not any(now.get(g) == then.get(g) for g in groups if g in then):
             return str(head.id)
@@ -159,12 +176,13 @@ class LocalGit:
         message = self._message(service, version, groups, reason, str(bump.id))
         paths = _changed_paths(repo, bump)
         head = self._head(repo)
-        path = f"releases/{service}.yaml"
+        path = _file(service)
         before = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
         changed = {g for g, v in _versions(_release_text(repo, bump, path)).items()
                    if before.get(g) != v}
-        if all(p.startswith("releases/") for p in paths) and \
-                changed <= set(groups):
+        only = all(p.startswith("releases/") for p in paths) if path.startswith(
+            "releases/") else paths == [path]
+        if only and changed <= set(groups):
             index = repo.revert_commit(bump, head)
             if not index.conflicts:
                 return self._commit(repo, index.write_tree(repo), message)
@@ -172,19 +190,21 @@ class LocalGit:
 
     def _targeted(self, repo: pygit2.Repository, bump: pygit2.Commit, service: str,
                   groups: Sequence[str], message: str) -> str:
-        path = f"releases/{service}.yaml"
+        path = _file(service)
         old = _versions(_release_text(repo, bump.parents[0], path)) if bump.parents else {}
         text = _release_text(repo, self._head(repo), path)
         if text is None:
             raise PermanentError(f"{path} is missing at HEAD")
         yaml = YAML()
+        yaml.preserve_quotes = True
         doc = yaml.load(_checked(text))
-        doc["spec"]["versions"] = _split_entries(doc["spec"]["versions"], groups, old)
+        key, value = ("groups", "variant") if doc["kind"] == "Flag" else ("versions", "version")
+        doc["spec"][key] = _split_entries(doc["spec"][key], groups, old, value)
         out = StringIO()
         yaml.dump(doc, out)
+        folder, name = path.split("/", 1)
         tree = repo.TreeBuilder(self._head(repo).tree)
-        releases = repo.TreeBuilder(self._head(repo).tree["releases"].id)
-        releases.insert(path.split("/", 1)[1], repo.create_blob(out.getvalue().encode()),
-                        pygit2.enums.FileMode.BLOB)
-        tree.insert("releases", releases.write(), pygit2.enums.FileMode.TREE)
+        sub = repo.TreeBuilder(self._head(repo).tree[folder].id)
+        sub.insert(name, repo.create_blob(out.getvalue().encode()), pygit2.enums.FileMode.BLOB)
+        tree.insert(folder, sub.write(), pygit2.enums.FileMode.TREE)
         return self._commit(repo, tree.write(), message)

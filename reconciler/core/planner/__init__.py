@@ -25,7 +25,7 @@ from reconciler.core.plan import (
     StepKind,
     WavePlan,
 )
-from reconciler.core.planner import gates, rollback
+from reconciler.core.planner import flags, gates, rollback
 from reconciler.core.planner.cells import forward_steps, steady_steps, with_gate
 from reconciler.core.planner.migrations import contract_steps
 from reconciler.core.planner.warnings import fleet_warnings, service_warnings
@@ -255,7 +255,8 @@ def _plan(desired: DesiredState, live: LiveSnapshot, now: datetime) -> Plan:
     for service in sorted(desired.services):
         _plan_service(desired, live, service, now, acc)
         warnings += service_warnings(desired, live, service)
-    steps = sorted(hold_faulty_cells(acc.steps, live.faults), key=_order)
+    steps = sorted(hold_faulty_cells(flags.order(desired, live, acc.steps), live.faults),
+                   key=_order)
     return Plan(
         revision=desired.revision, generated_at=now, waves=tuple(acc.waves),
         steps=tuple(steps),

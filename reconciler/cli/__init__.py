@@ -179,6 +179,12 @@ def _diff_parser(sub: Any, state_dir: str) -> None:
     register(sub, state_dir, _add_common, _add_color)
 
 
+def _flag_parser(sub: Any) -> None:
+    from reconciler.cli.flag import register
+
+    register(sub, _add_common)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -193,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _diff_parser(sub, state_dir)
     _snapshot_parser(sub, state_dir)
     _status_parser(sub, state_dir)
+    _flag_parser(sub)
     for register in _plugins():
         register(sub)
     _completion_parser(sub, parser)

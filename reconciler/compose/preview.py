@@ -25,6 +25,7 @@ import pygit2
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.tree import GitTreeSource, TreeCache
+from reconciler.compose.tools import manifest_tools
 from reconciler.compose.twoparse import parse_in_two
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
@@ -90,6 +91,7 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
         raise PermanentError(f"{path}: not in a Git repository, so --base/--head cannot be "
                              "read (compare two directories by committing them)")
     cache, trees = ParseCache(), TreeCache()  # what base and head share is read once
+    tools = manifest_tools()
     base_result = base_label = None
     if git is not None:
         repo, prefix = git
@@ -98,17 +100,19 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
         base = base or "HEAD"
         try:
             base_label = _label(repo, base)
-            base_result = load_repository(_tree(repo, base, prefix, trees), cache, parse_in_two)
+            base_result = load_repository(_tree(repo, base, prefix, trees), cache, parse_in_two,
+                                          tools)
         except (KeyError, ValueError, pygit2.GitError) as e:
             raise PermanentError(f"--base {base}: unknown revision ({e})") from None
         if head is not None:
             try:
                 head_label = _label(repo, head)
-                head_result = load_repository(_tree(repo, head, prefix, trees), cache, parse_in_two)
+                head_result = load_repository(_tree(repo, head, prefix, trees), cache, parse_in_two,
+                                          tools)
             except (KeyError, ValueError, pygit2.GitError) as e:
                 raise PermanentError(f"--head {head}: unknown revision ({e})") from None
             return Revisions(base_result, head_result, base_label, head_label, None)
-    head_result = load_repository(DirectorySource(where), cache, parse_in_two)
+    head_result = load_repository(DirectorySource(where), cache, parse_in_two, tools)
     return Revisions(base_result, head_result, base_label, "the working tree", where)
 
 

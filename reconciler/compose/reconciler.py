@@ -26,6 +26,7 @@ from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
+from reconciler.compose.tools import manifest_tools
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
@@ -180,7 +181,7 @@ def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend |
 
 def load_directory(path: str | Path) -> LoadResult:
     """The desired state in a directory, loaded once (``validate``, ``plan``, ...)."""
-    return load_repository(DirectorySource(path))
+    return load_repository(DirectorySource(path), tools=manifest_tools())
 
 
 def directory_reconciler(path: Path, s: BackendSettings,
@@ -190,7 +191,8 @@ def directory_reconciler(path: Path, s: BackendSettings,
     cache = ParseCache()
 
     def load() -> LoadResult:
-        return checked(load_repository(DirectorySource(path), cache), s.policy)
+        return checked(load_repository(DirectorySource(path), cache,
+                                       tools=manifest_tools(s.state_dir)), s.policy)
 
     progress = FileProgressStore(s.state_dir / "progress.json")
     return _build(load, s, None, progress, progress.rollout, env)
@@ -225,7 +227,8 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
         rev = revision()
         if rev is None:
             raise PermanentError("no verified desired revision yet")
-        return checked(load_repository(GitTreeSource(repo, rev), cache), s.policy)
+        return checked(load_repository(GitTreeSource(repo, rev), cache,
+                                       tools=manifest_tools(s.state_dir)), s.policy)
 
     progress = GitProgressStore(
         repo, ref, author, live_status_target(lambda: built[0] if built else None, author),

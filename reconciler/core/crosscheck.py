@@ -212,10 +212,42 @@ def _read_text(ctx: _Ctx, p: Parsed, keys: list[str | int], path: str) -> bool:
     return True
 
 
+#: A chart or Kustomize directory: at most this many files and bytes in all.
+MAX_TOOL_FILES = 1000
+MAX_TOOL_BYTES = 8 << 20
+
+
+def _check_tool_dir(ctx: _Ctx, p: Parsed, svc: Service) -> None:
+    """Every file of the chart or Kustomize directory read (all must be UTF-8 text),
+    its marker file present, within the size limits; Helm values files read."""
+    root = svc.tool_root
+    if root is None:
+        return
+    keys: list[str | int] = (["spec", "kubernetes", "helm", "chart"] if svc.helm
+                             else ["spec", "kubernetes", "kustomize"])
+    prefix = root.rstrip("/") + "/"
+    found = sorted(x for x in ctx.entries if x.startswith(prefix))
+    marker = ("Chart.yaml",) if svc.helm else (
+        "kustomization.yaml", "kustomization.yml", "Kustomization")
+    if not any(f"{prefix}{m}" in ctx.entries for m in marker):
+        ctx.err(p, keys, f"{root!r} has no {' or '.join(marker)}")
+        return
+    total = sum(ctx.entries[x].size for x in found)
+    if len(found) > MAX_TOOL_FILES or total > MAX_TOOL_BYTES:
+        ctx.err(p, keys, f"{root!r} has {len(found)} files, {total} bytes: over the limit "
+                         f"of {MAX_TOOL_FILES} files, {MAX_TOOL_BYTES} bytes")
+        return
+    for path in found:
+        _read_text(ctx, p, keys, path)
+    for i, path in enumerate(svc.helm.values if svc.helm else ()):
+        _read_text(ctx, p, ["spec", "kubernetes", "helm", "values", i], path)
+
+
 def _check_service_files(ctx: _Ctx, p: Parsed) -> None:
     svc: Service = p.built.value  # type: ignore[union-attr]
     for i, path in enumerate(svc.manifests):
         _read_text(ctx, p, ["spec", "kubernetes", "manifests", i], path)
+    _check_tool_dir(ctx, p, svc)
     if svc.terraform is None:
         return
     prefix = svc.terraform.rstrip("/") + "/"

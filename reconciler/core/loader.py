@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core import crosscheck
@@ -24,7 +24,9 @@ from reconciler.core.kinds import Built, cell, flag, fleet, migration, release, 
 from reconciler.core.model import Cell, DesiredState, Flag, Fleet, Migration, Release, Service
 from reconciler.core.schema import fast, validate_document
 from reconciler.core.source import FileEntry, RepoSource, path_problem
+from reconciler.core.toolrender import ToolRenderer
 from reconciler.core.validate_render import RenderCache, check_templates
+from reconciler.core.validate_tools import ToolCheckCache, check_tool_services
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "ParseTexts", "Parsed", "TextOutcome",
@@ -48,6 +50,7 @@ class ParseCache:
     misses: int = 0
     previous: set[tuple[str, str]] = field(default_factory=set)
     renders: RenderCache = field(default_factory=RenderCache)
+    tool_checks: ToolCheckCache = field(default_factory=ToolCheckCache)
 
     def get(self, key: tuple[str, str]) -> Parsed | None:
         return self.entries.get(key)
@@ -227,10 +230,13 @@ def _checked_entries(found: Iterable[FileEntry]) -> tuple[dict[str, FileEntry],
 
 
 def load_repository(source: RepoSource, cache: ParseCache | None = None,
-                    parse_many: ParseTexts = parse_texts) -> LoadResult:
+                    parse_many: ParseTexts = parse_texts,
+                    tools: ToolRenderer | None = None) -> LoadResult:
     """Load and validate the whole revision ``source``; all errors, or a DesiredState.
     ``parse_many`` parses the YAML of every file not in ``cache`` (its caller may spread
-    that over processes; the result is the same).
+    that over processes; the result is the same). ``tools`` renders services written as
+    Helm charts or Kustomize directories (the revision is rejected when one must be
+    rendered and no renderer is given); the desired state keeps it for later renders.
 
     The cyclic garbage collector is paused while loading (as while planning): a cold
     load allocates a few million small acyclic values that stay alive, and collection
@@ -239,13 +245,14 @@ def load_repository(source: RepoSource, cache: ParseCache | None = None,
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(source, cache if cache is not None else ParseCache(), parse_many)
+        return _load(source, cache if cache is not None else ParseCache(), parse_many, tools)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _load(source: RepoSource, cache: ParseCache, parse_many: ParseTexts) -> LoadResult:
+def _load(source: RepoSource, cache: ParseCache, parse_many: ParseTexts,
+          tools: ToolRenderer | None) -> LoadResult:
     misses_before = cache.misses
     entries, errors, skipped = _checked_entries(source.entries())
     parsed = _parse_all(source, entries, cache, parse_many)
@@ -256,8 +263,9 @@ def _load(source: RepoSource, cache: ParseCache, parse_many: ParseTexts) -> Load
     if errors:
         return LoadResult(source.revision, None, tuple(_sorted(errors)), warnings,
                           cache.misses - misses_before)
-    desired = _assemble(source.revision, parsed, cross.files, entries)
+    desired = replace(_assemble(source.revision, parsed, cross.files, entries), tools=tools)
     rendered = check_templates(desired, cache.renders)  # what every tick would render
+    rendered += check_tool_services(desired, tools, cache.tool_checks)
     if rendered:
         return LoadResult(source.revision, None, tuple(_sorted(rendered)), warnings,
                           cache.misses - misses_before)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
+from typing import Any
 
 from reconciler.core.versions import Version, VersionRange
 
@@ -174,8 +175,19 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class HelmChart:
+    """``kubernetes.helm``: a chart directory vendored in the repository, its values files
+    (applied in order, under the per-cell layer) and the Helm release name."""
+
+    chart: str  # repository path of the chart directory
+    values: tuple[str, ...] = ()  # repository paths of values files
+    release_name: str = ""
+
+
+@dataclass(frozen=True)
 class Service:
-    """A service: Kubernetes manifest templates, a Terraform stack, health and alarms."""
+    """A service: Kubernetes manifests (templates, a Kustomize directory or a Helm chart),
+    a Terraform stack, health and alarms."""
 
     name: str
     manifests: tuple[str, ...]  # repository paths of manifest templates
@@ -185,6 +197,18 @@ class Service:
     databases: tuple[str, ...]  # logical database names the service uses
     source: SourceRef
     flag: str | None = None  # the flag this service stands for (``core/flags.py``)
+    kustomize: str | None = None  # repository path of a Kustomize directory
+    helm: HelmChart | None = None
+
+    @property
+    def tool(self) -> str | None:
+        """``helm`` or ``kustomize`` when a tool renders the manifests, else None."""
+        return "helm" if self.helm else "kustomize" if self.kustomize else None
+
+    @property
+    def tool_root(self) -> str | None:
+        """The chart or Kustomize directory a tool renders (None for templates)."""
+        return self.helm.chart if self.helm else self.kustomize
 
 
 @dataclass(frozen=True)
@@ -293,6 +317,9 @@ class DesiredState:
     file_ids: Mapping[str, str] = field(default_factory=dict)  # path -> content id
     files: Mapping[str, str] = field(default_factory=dict)  # referenced templates, SQL, stacks
     flags: Mapping[str, Flag] = field(default_factory=dict)  # also in services/releases
+    #: What renders Helm charts and Kustomize directories (``toolrender.ToolRenderer``),
+    #: plugged in by the composition root; None where no tool may run.
+    tools: Any = field(default=None, compare=False, repr=False)
 
     def files_under(self, prefix: str) -> dict[str, str]:
         """Referenced file texts under directory ``prefix``, keyed by path relative to it."""

@@ -12,13 +12,14 @@ on every load in the daemon.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from reconciler.core.model import Cell, DatabaseRef, DesiredState
+from reconciler.core.model import Cell, DatabaseRef, DesiredState, Service
 from reconciler.core.yamldoc import Problem
 
 #: Namespaced kinds a policy allows when it lists none for a cluster. Secrets and every
@@ -217,11 +218,25 @@ def manifest_kinds(text: str) -> list[tuple[int, str]]:
             for m in _KIND.finditer(text)]
 
 
+def _kind_files(desired: DesiredState, svc: Service) -> list[str]:
+    """The files whose ``kind:`` lines say what the service creates: its templates, or
+    the manifests of its chart (``templates/``) or Kustomize directory."""
+    root = svc.tool_root
+    if root is None:
+        return list(svc.manifests)
+    under = desired.files_under(root)
+    if svc.helm is not None:
+        return [f"{root}/{r}" for r in under if f"/{r}".find("/templates/") >= 0
+                and r.endswith((".yaml", ".yml"))]
+    return [f"{root}/{r}" for r in under if r.endswith((".yaml", ".yml"))
+            and posixpath.basename(r) not in ("kustomization.yaml", "kustomization.yml")]
+
+
 def _manifest_problems(policy: Policy, desired: DesiredState) -> list[Problem]:
     out: list[Problem] = []
     for svc in desired.services.values():
         rules = {cluster_for(policy, c) for c in desired.cells.values()} - {None}
-        for path in svc.manifests:
+        for path in _kind_files(desired, svc):
             for line, kind in manifest_kinds(desired.files.get(path, "")):
                 if "{{" in kind:
                     out.append(Problem(path, line, 1, "kind: must be literal under a policy"))

@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.core import flags
 from reconciler.core.model import Cell, DesiredState
+from reconciler.core.toolrender import in_namespace, static_problems, tool_request, tool_source
 from reconciler.core.yamldoc import Problem, YamlProblem, parse_documents
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -129,6 +130,8 @@ def render_service(desired: DesiredState, ctx: RenderContext) -> list[dict[str, 
     if service.flag is not None:  # a flag's cell gets its flagd definition
         variant = flags.variant_of(ctx.version) or ""
         return [flags.configmap(desired.flags[service.flag], ctx.cell, variant)]
+    if service.tool is not None:
+        return render_tool(desired, ctx)
     objects: list[dict[str, Any]] = []
     errors: list[Problem] = []
     for path in service.manifests:
@@ -145,6 +148,25 @@ def render_service(desired: DesiredState, ctx: RenderContext) -> list[dict[str, 
     if errors:
         raise RenderError(errors)
     return objects
+
+
+def render_tool(desired: DesiredState, ctx: RenderContext) -> list[dict[str, Any]]:
+    """A Helm chart's or Kustomize directory's objects for ``ctx``, rendered by the tool
+    plugged into ``desired.tools`` (RenderError when none is, or it fails)."""
+    service = desired.services[ctx.service]
+    source = tool_source(desired, service)
+    refused = static_problems(source)
+    if refused:
+        raise RenderError(refused)
+    if desired.tools is None:
+        raise RenderError([Problem(service.source.path, 1, 1,
+                                   f"service {service.name} is rendered by {service.tool}, "
+                                   "which is not available here")])
+    out = desired.tools.render_many([tool_request(source, ctx.version, ctx.values())])[0]
+    if isinstance(out, tuple):
+        raise RenderError(list(out))
+    return in_namespace(parse_objects(f"{source.root} ({source.tool} output)", out),
+                        ctx.cell.kubernetes.namespace)
 
 
 def template_files(desired: DesiredState, path: str) -> list[tuple[str, str]]:

@@ -65,6 +65,8 @@ def _message(err: ValidationError) -> str:
     desc = err.schema.get("description") if isinstance(err.schema, dict) else None
     if err.validator == "pattern" and desc:
         return f"{where}: {err.instance!r} is not {desc}"
+    if err.validator == "oneOf" and desc and not err.context:  # valid under several
+        return f"{where or 'document'}: {desc}"
     if err.validator in ("oneOf", "anyOf") and err.context:
         best = min(err.context, key=lambda e: len(e.message))
         return f"{where or 'document'}: {best.message}"

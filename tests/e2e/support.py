@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
 from reconciler.compose.daemon import build_daemon
-from reconciler.core.loader import load_repository
+from reconciler.compose.reconciler import load_directory
 from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
 from reconciler.daemon.service import Daemon
 from reconciler.daemon.ticks import TickWatch
@@ -86,7 +85,7 @@ def stepped_daemon(fleet: Fleet) -> Iterator[SteppedDaemon]:
 
 
 def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:
-    result = load_repository(DirectorySource(fleet.repo))
+    result = load_directory(fleet.repo)  # with the manifest tools, as the CLI
     assert result.desired is not None
     services = read_fleet(result.desired)
     return {cell: (str(s["shop"].version) if s["shop"].version else None, s["shop"].health)
@@ -94,7 +93,7 @@ def live_versions(fleet: Fleet) -> dict[str, tuple[str | None, str]]:
 
 
 def migration_phase(fleet: Fleet, cell: str) -> str | None:
-    result = load_repository(DirectorySource(fleet.repo))
+    result = load_directory(fleet.repo)  # with the manifest tools, as the CLI
     assert result.desired is not None
     ref = result.desired.cells[cell].databases[0]
     phases = read_phases(cell, ref)
@@ -103,7 +102,7 @@ def migration_phase(fleet: Fleet, cell: str) -> str | None:
 
 def config_value(fleet: Fleet, cell: str, key: str) -> str:
     """A key of the shop ConfigMap in the cell's namespace, read with kubectl."""
-    result = load_repository(DirectorySource(fleet.repo))
+    result = load_directory(fleet.repo)  # with the manifest tools, as the CLI
     assert result.desired is not None
     ns = result.desired.cells[cell].kubernetes.namespace
     return fleet.plane.kubectl("get", "configmap", "shop-config", "-n", ns,

@@ -7,7 +7,7 @@ from typing import Any
 from reconciler.core.durations import resolve, seconds
 from reconciler.core.kinds import Built, Collector
 from reconciler.core.kinds.fleet import alarm
-from reconciler.core.model import HealthSettings, Service, SourceRef
+from reconciler.core.model import HealthSettings, HelmChart, Service, SourceRef
 
 
 def _paths(c: Collector, keys: list[str | int], rels: list[str]) -> tuple[str, ...]:
@@ -30,12 +30,31 @@ def _stack(c: Collector, spec: dict[str, Any]) -> str | None:
         return None
 
 
+def _dir(c: Collector, keys: list[str | int], rel: object) -> str | None:
+    try:
+        return resolve(c.path, str(rel))
+    except ValueError as e:
+        c.add(keys, str(e))
+        return None
+
+
+def _helm(c: Collector, spec: dict[str, Any], name: str) -> HelmChart | None:
+    doc = spec.get("kubernetes", {}).get("helm")
+    if doc is None:
+        return None
+    keys: list[str | int] = ["spec", "kubernetes", "helm"]
+    chart = _dir(c, [*keys, "chart"], doc["chart"])
+    values = _paths(c, [*keys, "values"], doc.get("values", []))
+    return None if chart is None else HelmChart(chart, values, doc.get("releaseName", name))
+
+
 def build(path: str, doc: Any) -> Built:
     """Build a Service from a schema-valid document."""
     c = Collector(path, doc)
     spec, name = doc["spec"], str(doc["metadata"]["name"])
     health = spec.get("health", {})
-    manifests = spec.get("kubernetes", {}).get("manifests", [])
+    kube = spec.get("kubernetes", {})
+    manifests = kube.get("manifests", [])
     svc = Service(
         name=name,
         manifests=_paths(c, ["spec", "kubernetes", "manifests"], manifests),
@@ -44,5 +63,8 @@ def build(path: str, doc: Any) -> Built:
                               seconds(health.get("minReady"), 0)),
         alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
         databases=tuple(str(d) for d in spec.get("databases", [])),
-        source=SourceRef(path, 1, 1))
+        source=SourceRef(path, 1, 1),
+        kustomize=(_dir(c, ["spec", "kubernetes", "kustomize"], kube["kustomize"])
+                   if "kustomize" in kube else None),
+        helm=_helm(c, spec, name))
     return Built("Service", name, svc, tuple(c.problems))

@@ -1,0 +1,4 @@
+{{- define "web.labels" -}}
+app: web
+app.kubernetes.io/name: {{ .Chart.Name }}
+{{- end -}}

@@ -1,0 +1,140 @@
+"""The tool renderer the composition root plugs into a desired state (``ToolRenderer``).
+
+Owns: the incremental render cache — outcomes keyed by the hash of every input (the
+chart's or base's files, the values files, the per-cell layer, the tool's binary and
+version), in memory (bounded, least recently used out first) and on disk under the
+daemon's state directory (bounded by entry count; oldest first out), so a restart
+renders nothing that did not change — and running the misses in parallel (``workers``
+processes at once; the machine's cores by default).
+
+A disk entry is the rendered text only, written atomically and read back only when its
+name is the hash of its inputs; render failures are kept in memory only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.adapters.render.run import Binaries, Limits, Refused, render_once
+from reconciler.core.toolrender import ToolRequest
+from reconciler.core.yamldoc import Problem
+
+Outcome = str | tuple[Problem, ...]
+
+
+@dataclass
+class DiskCache:
+    """Rendered texts under ``root`` by key; at most ``max_entries`` files."""
+
+    root: Path
+    max_entries: int = 50_000
+    _count: int = -1
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.yaml"
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self._path(key).read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def put(self, key: str, text: str) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError:
+            return
+        if self._count < 0:
+            self._count = sum(1 for _ in self.root.glob("*/*.yaml"))
+        self._count += 1
+        if self._count > self.max_entries:
+            self.prune()
+
+    def prune(self) -> None:
+        """Drop the oldest entries down to 90% of the bound."""
+        files = sorted(self.root.glob("*/*.yaml"), key=lambda p: p.stat().st_mtime)
+        extra = len(files) - int(self.max_entries * 0.9)
+        for p in files[:max(0, extra)]:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        self._count = len(files) - max(0, extra)
+
+
+@dataclass
+class ToolRenderers:
+    """Renders requests with the real tools, through the memory and disk caches."""
+
+    binaries: Binaries
+    versions: dict[str, str]  # tool -> version text recorded in every key
+    disk: DiskCache | None = None
+    limits: Limits = field(default_factory=Limits)
+    workers: int = max(1, os.cpu_count() or 1)
+    max_memory: int = 20_000
+    renders: int = 0  # tool runs (cache misses), for tests and benches
+    _memory: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def key(self, request: ToolRequest) -> str:
+        tool = request.source.tool
+        h = hashlib.sha256(f"{tool}\0{self.versions.get(tool, '?')}\0".encode())
+        h.update(f"{self.limits.max_output}\0{request.digest}".encode())
+        return h.hexdigest()
+
+    def _remember(self, key: str, outcome: Outcome) -> None:
+        with self._lock:
+            self._memory[key] = outcome
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.max_memory:
+                self._memory.popitem(last=False)
+
+    def _cached(self, key: str) -> Outcome | None:
+        with self._lock:
+            hit = self._memory.get(key)
+            if hit is not None:
+                self._memory.move_to_end(key)
+                return hit
+        text = self.disk.get(key) if self.disk is not None else None
+        if text is not None:
+            self._remember(key, text)
+        return text
+
+    def _render(self, key: str, request: ToolRequest) -> Outcome:
+        with self._lock:
+            self.renders += 1
+        try:
+            out: Outcome = render_once(request, self.binaries, self.limits)
+        except Refused as e:
+            out = e.problems
+        except OSError as e:
+            out = (Problem(request.source.root, 1, 1,
+                           f"{request.source.tool} could not run: {e}"),)
+        if isinstance(out, str) and self.disk is not None:
+            self.disk.put(key, out)
+        self._remember(key, out)
+        return out
+
+    def render_many(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
+        keys = [self.key(r) for r in requests]
+        results: list[Outcome | None] = [self._cached(k) for k in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if len(missing) == 1 or self.workers == 1:
+            for i in missing:
+                results[i] = self._render(keys[i], requests[i])
+        elif missing:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                done = pool.map(lambda i: self._render(keys[i], requests[i]), missing)
+                for i, out in zip(missing, done, strict=True):
+                    results[i] = out
+        return [r for r in results if r is not None]

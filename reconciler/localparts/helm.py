@@ -1,0 +1,32 @@
+"""Where the manifest tools are: `helm` (hack/helm.sh builds it) and the kubectl whose
+`kubectl kustomize` renders Kustomize directories (hack/k8s-testenv/build.sh)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from reconciler.localparts.k8s import K8sUnavailable, find_binary
+
+#: Must match hack/helm.sh.
+HELM_VERSION = os.environ.get("RECONCILER_HELM_VERSION", "v3.22.0")
+
+
+def find_helm() -> Path | None:
+    """``HELM_BINARY``, then the build cache, then ``helm`` on PATH; None when absent."""
+    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
+    env = os.environ.get("HELM_BINARY")
+    for cand in (env, str(root / "helm" / HELM_VERSION / "helm"), shutil.which("helm")):
+        if cand and os.access(cand, os.X_OK):
+            return Path(cand)
+    return None
+
+
+def find_kubectl() -> Path | None:
+    """The kubectl of the local control plane's build, then ``kubectl`` on PATH."""
+    try:
+        return find_binary("kubectl")
+    except K8sUnavailable:
+        found = shutil.which("kubectl")
+        return Path(found) if found else None

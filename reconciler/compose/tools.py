@@ -38,6 +38,12 @@ class LazyTools:
     def render_many(self, requests: Sequence[ToolRequest]) -> list[str | tuple[Problem, ...]]:
         return self.get().render_many(requests)
 
+    def passed(self, requests: Sequence[ToolRequest], checker: str) -> list[bool]:
+        return self.get().passed(requests, checker)
+
+    def mark_passed(self, requests: Sequence[ToolRequest], checker: str) -> None:
+        self.get().mark_passed(requests, checker)
+
 
 _SHARED: dict[str, LazyTools] = {}
 _LOCK = threading.Lock()

@@ -72,9 +72,18 @@ class ToolRequest:
 
 class ToolRenderer(Protocol):
     """Runs the real tools (adapters/render). ``render_many`` answers, in order, each
-    request's rendered multi-document YAML or the ``Problem``s saying why it failed."""
+    request's rendered multi-document YAML or the ``Problem``s saying why it failed.
+    ``passed`` says which requests' outputs are remembered as having passed the checks
+    named ``checker`` (``mark_passed`` remembers one), so a new process need not render
+    or check them again."""
 
     def render_many(self, requests: Sequence[ToolRequest]) -> list[str | tuple[Problem, ...]]:
+        ...
+
+    def passed(self, requests: Sequence[ToolRequest], checker: str) -> list[bool]:
+        ...
+
+    def mark_passed(self, requests: Sequence[ToolRequest], checker: str) -> None:
         ...
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.core.kubeschema import check_objects
+from reconciler.core.kubeschema import check_objects, version
 from reconciler.core.model import DesiredState
 from reconciler.core.render import RenderContext, RenderError, parse_objects
 from reconciler.core.toolrender import (
@@ -32,6 +32,8 @@ from reconciler.core.validate_render import OUTPUT_PLACEHOLDER, declared_outputs
 from reconciler.core.yamldoc import Problem
 
 _UNKNOWN = frozenset({OUTPUT_PLACEHOLDER})
+#: Names the checks a rendered output passed (bump when ``_checked`` changes).
+CHECKS = "objects+kubeschema/1"
 
 
 @dataclass
@@ -103,13 +105,30 @@ def check_tool_services(desired: DesiredState, tools: ToolRenderer | None,
             if r.digest not in cache.entries and len(by_digest[r.digest]) == 1:
                 pending.append(r)
     if pending and tools is not None:
-        for r, out in zip(pending, tools.render_many(pending), strict=True):
-            cache.entries[r.digest] = out if isinstance(out, tuple) else _checked(r, out)
+        _render_and_check(tools, pending, cache)
     for digest, requests in by_digest.items():
         for p in cache.entries.get(digest, ()):
             failures.setdefault(p, []).extend(r.cell for r in requests)
     cache.keep_only(used)
     return errors + _with_cells(failures)
+
+
+def _render_and_check(tools: ToolRenderer, pending: list[ToolRequest],
+                      cache: ToolCheckCache) -> None:
+    checker = f"{CHECKS}@{version()}"
+    known = tools.passed(pending, checker)
+    for r, ok in zip(pending, known, strict=True):
+        if ok:
+            cache.entries[r.digest] = ()
+    todo = [r for r, ok in zip(pending, known, strict=True) if not ok]
+    clean = []
+    for r, out in zip(todo, tools.render_many(todo) if todo else [], strict=True):
+        problems = out if isinstance(out, tuple) else _checked(r, out)
+        cache.entries[r.digest] = problems
+        if not problems:
+            clean.append(r)
+    if clean:
+        tools.mark_passed(clean, checker)
 
 
 def _with_cells(failures: Mapping[Problem, list[str]]) -> list[Problem]:

@@ -47,14 +47,25 @@ class DiskCache:
         except (OSError, UnicodeDecodeError):
             return None
 
-    def put(self, key: str, text: str) -> None:
-        path = self._path(key)
+    def has_mark(self, key: str, mark: str) -> bool:
+        try:
+            return self._path(key).with_suffix(".ok").read_text() == mark
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    def set_mark(self, key: str, mark: str) -> None:
+        self.put(key, mark, ".ok")
+
+    def put(self, key: str, text: str, suffix: str = ".yaml") -> None:
+        path = self._path(key).with_suffix(suffix)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
             tmp.write_text(text)
             os.replace(tmp, path)
         except OSError:
+            return
+        if suffix != ".yaml":
             return
         if self._count < 0:
             self._count = sum(1 for _ in self.root.glob("*/*.yaml"))
@@ -69,6 +80,8 @@ class DiskCache:
         for p in files[:max(0, extra)]:
             with contextlib.suppress(OSError):
                 p.unlink()
+            with contextlib.suppress(OSError):
+                p.with_suffix(".ok").unlink()
         self._count = len(files) - max(0, extra)
 
 
@@ -124,6 +137,17 @@ class ToolRenderers:
             self.disk.put(key, out)
         self._remember(key, out)
         return out
+
+    def passed(self, requests: Sequence[ToolRequest], checker: str) -> list[bool]:
+        """Which requests' outputs passed ``checker`` before (the disk remembers)."""
+        if self.disk is None:
+            return [False] * len(requests)
+        return [self.disk.has_mark(self.key(r), checker) for r in requests]
+
+    def mark_passed(self, requests: Sequence[ToolRequest], checker: str) -> None:
+        if self.disk is not None:
+            for r in requests:
+                self.disk.set_mark(self.key(r), checker)
 
     def render_many(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
         keys = [self.key(r) for r in requests]

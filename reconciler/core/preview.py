@@ -449,7 +449,11 @@ def _templates(desired: DesiredState | None, service: str) -> tuple[tuple[str, s
     if desired is None or service not in desired.services:
         return ()
     out: list[tuple[str, str]] = []
-    for path in desired.services[service].manifests:
+    svc = desired.services[service]
+    if svc.tool_root is not None:  # a chart or Kustomize directory, and the values files
+        out += desired.files_under(svc.tool_root).items()
+        out += [(p, desired.files.get(p, "")) for p in (svc.helm.values if svc.helm else ())]
+    for path in svc.manifests:
         try:
             out += template_files(desired, path)
         except RenderError:

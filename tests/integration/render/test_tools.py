@@ -6,6 +6,7 @@ nothing again)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -186,3 +187,19 @@ def test_cache_renders_one_cell_after_a_one_cell_change_and_survives_restart(
     restarted = _renderer(tmp_path)  # a new process: the disk cache answers
     assert load_repository(DirectorySource(fleet), ParseCache(), tools=restarted).ok
     assert restarted.renders == 0
+
+
+def test_diff_shows_a_chart_change_per_cell(fleet: Path) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "x")):
+        subprocess.run(["git", *args], cwd=fleet, check=True, capture_output=True, env=env)
+    values = fleet / "services" / "web" / "values-shop.yaml"
+    values.write_text(values.read_text().replace("Welcome to the shop", "Hello, shoppers"))
+    r = subprocess.run([sys.executable, "-m", "reconciler.cli", "diff", str(fleet), "-o",
+                        "json"], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 2, r.stderr
+    doc = json.loads(r.stdout)
+    changed = {(c["service"], c["cell"]) for c in doc["changes"]}
+    assert changed == {("web", cell.stem) for cell in (fleet / "cells").glob("*.yaml")}
+    assert "Hello, shoppers" in r.stdout

@@ -4,8 +4,8 @@ base, cold and after a one-cell change.
 Usage: python bench/render_scale.py [--cells 10000] [--tool helm|kustomize] [--repeat 3]
 
 Writes a fleet of N cells (4 groups, one wave each) with one service, ``web``: the
-example repository's Helm chart (``--tool helm``) or the ``edge`` Kustomize base written
-as ``web`` (``--tool kustomize``), released to every group. Each cell has its own inputs
+example Helm chart (examples/services/web) (``--tool helm``) or the example Kustomize base
+(examples/services/edge) written as ``web`` (``--tool kustomize``), released to every group. Each cell has its own inputs
 (name, namespace, zone, a ``replicas`` variable), so every cell is one render. Then, each
 as its own process, as a user would run it:
 
@@ -40,7 +40,7 @@ from reconciler.compose.tools import manifest_tools  # noqa: E402
 from reconciler.core.loader import ParseCache, load_repository  # noqa: E402
 
 GROUPS = ("canary", "wave1", "wave2", "wave3")
-EXAMPLE = ROOT / "example-repo" / "services"
+EXAMPLE = ROOT / "examples" / "services"
 
 
 def _fleet_yaml() -> str:

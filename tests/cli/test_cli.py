@@ -35,7 +35,7 @@ def run(*args: str, cwd: Path | None = None, stdin: str | None = None,
 def test_validate_example_repo() -> None:
     r = run("validate", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
-    assert "14 cells, 4 waves, 4 services, 1 migrations" in r.stdout
+    assert "14 cells, 4 waves, 2 services, 1 migrations" in r.stdout
 
 
 def test_validate_reports_every_error_and_exits_1(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from reconciler.core.toolrender import tool_request, tool_source
 from reconciler.localparts.helm import find_helm, find_kubectl
 
 EXAMPLE = Path(__file__).parents[3] / "example-repo"
+SERVICES = Path(__file__).parents[3] / "examples" / "services"
 RELEASE = """apiVersion: reconciler.dev/v1
 kind: Release
 metadata:
@@ -55,6 +56,8 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECONCILER_RENDER_CACHE", str(tmp_path / "render-cache"))
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLE, repo)
+    for svc in ("web", "edge"):
+        shutil.copytree(SERVICES / svc, repo / "services" / svc)
     (repo / "releases" / "web.yaml").write_text(RELEASE.format(svc="web", version="1.0.0"))
     (repo / "releases" / "edge.yaml").write_text(RELEASE.format(svc="edge", version="0.9.0"))
     return repo

@@ -4,9 +4,10 @@ base, cold and after a one-cell change.
 Usage: python bench/render_scale.py [--cells 10000] [--tool helm|kustomize] [--repeat 3]
 
 Writes a fleet of N cells (4 groups, one wave each) with one service, ``web``: the
-example Helm chart (examples/services/web) (``--tool helm``) or the example Kustomize base
-(examples/services/edge) written as ``web`` (``--tool kustomize``), released to every group. Each cell has its own inputs
-(name, namespace, zone, a ``replicas`` variable), so every cell is one render. Then, each
+example Helm chart examples/services/web (``--tool helm``) or the example Kustomize base
+examples/services/edge written as ``web`` (``--tool kustomize``), released to every
+group. Each cell has its own inputs (name, namespace, zone, a ``replicas`` variable), so
+every cell is one render. Then, each
 as its own process, as a user would run it:
 
 - cold: ``reconciler validate DIR`` with an empty render cache (every cell rendered by

@@ -13,13 +13,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
+from reconciler.core import analysis
 from reconciler.core.alarms import judge, render_query
-from reconciler.core.live import AlarmState
-from reconciler.core.model import AlarmRule, Cell
+from reconciler.core.live import AlarmState, ServiceLive
+from reconciler.core.model import AlarmRule, Cell, DesiredState
 
 
 class PrometheusClient:
@@ -118,7 +119,25 @@ def evaluate(client: PrometheusClient, rules: Iterable[AlarmRule], cells: Iterab
     rule_list = tuple(rules)
     for cell in cells:
         for rule in rule_list:
+            if rule.baseline:
+                continue
             query = render_query(rule, cell, wave)
             samples = client.samples(query, rule.window_seconds, step_seconds)
             states.append(judge(rule, cell.name, samples))
     return states
+
+
+def analyse(client: PrometheusClient, desired: DesiredState,
+            services: Mapping[str, Mapping[str, ServiceLive]],
+            step_seconds: int = 1) -> tuple[AlarmState, ...]:
+    """Every baseline comparison (``reconciler.core.analysis``): both sides queried over
+    the rule's window, judged, one state per (rule, canary cell)."""
+    states: list[AlarmState] = []
+    for rule, service in analysis.baseline_rules(desired):
+        for cmp in analysis.comparisons(rule, service, desired, services):
+            canary = client.samples(analysis.render(cmp, cmp.canary), rule.window_seconds,
+                                    step_seconds)
+            baseline = client.samples(analysis.render(cmp, cmp.baseline), rule.window_seconds,
+                                      step_seconds)
+            states += analysis.judge(cmp, canary, baseline)
+    return analysis.merge(states)

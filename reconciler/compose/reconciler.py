@@ -42,6 +42,7 @@ from reconciler.engine.backends import (
 )
 from reconciler.engine.tick import (
     AlarmReader,
+    AnalysisReader,
     DriftChecker,
     MigrationReader,
     Readers,
@@ -105,11 +106,12 @@ class FleetParts:
     ledgers: MigrationReader | None = None
     alarms: AlarmReader | None = None
     terraform_drift: DriftChecker | None = None
+    analysis: AnalysisReader | None = None
 
     def readers(self, rollout: RolloutReader | None) -> Readers:
         return Readers(services=self.services, terraform=self.terraform_state,
                        migrations=self.ledgers, alarms=self.alarms, rollout=rollout,
-                       terraform_drift=self.terraform_drift)
+                       terraform_drift=self.terraform_drift, analysis=self.analysis)
 
 
 def _utc_now() -> datetime:
@@ -157,7 +159,8 @@ def real_fleet(s: BackendSettings) -> FleetParts:
     return FleetParts(kube, terraform, migrations, kube.read, terraform.read,
                       ledgers=migrations.read if s.databases else None,
                       alarms=alarms.read if alarms else None,
-                      terraform_drift=terraform.drift_addresses)
+                      terraform_drift=terraform.drift_addresses,
+                      analysis=alarms.analyse if alarms else None)
 
 
 def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:

@@ -7,9 +7,10 @@ reconcile tick's readers, so the daemon, the demo and the end-to-end tests assem
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes.apply import apply_service
@@ -19,13 +20,15 @@ from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.job_runner import MigrationJobRunner
 from reconciler.adapters.migrations.report import read_phases
 from reconciler.adapters.migrations.runner import run_phase
-from reconciler.adapters.prometheus import PrometheusClient, evaluate
+from reconciler.adapters.prometheus import PrometheusClient, analyse, evaluate
 from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.planner.migrations import ledger_databases
 from reconciler.core.policy import Policy, kind_allowed
 from reconciler.core.render import default_context, render_service
 from reconciler.engine.backends import JsonValue
+
+log = logging.getLogger("reconciler.analysis")
 
 
 @dataclass
@@ -88,9 +91,11 @@ class MigrationRunner:
 
 @dataclass
 class AlarmEvaluator:
-    """Evaluates the fleet's and services' alarm rules for every cell."""
+    """Evaluates the fleet's and services' alarm rules for every cell; ``analyse`` runs
+    the baseline comparisons and logs each decision when it changes."""
 
     client: PrometheusClient
+    decided: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def read(self, desired: DesiredState) -> tuple[AlarmState, ...]:
         rules = list(desired.fleet.alarms)
@@ -98,3 +103,16 @@ class AlarmEvaluator:
             rules += svc.alarms
         cells: Sequence[Cell] = [desired.cells[n] for n in sorted(desired.cells)]
         return tuple(evaluate(self.client, rules, cells))
+
+    def analyse(self, desired: DesiredState,
+                services: Mapping[str, Mapping[str, ServiceLive]]) -> tuple[AlarmState, ...]:
+        states = analyse(self.client, desired, services)
+        for a in states:
+            decision = "firing" if a.firing else "pending" if a.pending else "passing"
+            key = (a.rule, a.cell)
+            if self.decided.get(key) != decision:
+                self.decided[key] = decision
+                level = logging.WARNING if a.firing else logging.INFO
+                log.log(level, "analysis %r %s for %s: %s", a.rule, decision, a.cell, a.detail,
+                        extra={"revision": desired.revision, "cell": a.cell})
+        return states

@@ -14,6 +14,15 @@ from reconciler.core.live import AlarmState
 from reconciler.core.model import AlarmRule, Cell
 
 _FIELD = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
+#: The placeholders of a ``compare: baseline`` query (see docs/analysis.md): the version
+#: of one side, its cells as a regular expression (``cell=~"{{ cells }}"``), the service
+#: and the scope's value (the region's name under ``scope: region``).
+BASELINE_FIELDS = frozenset({"version", "cells", "service", "scope"})
+
+
+def placeholders(query: str) -> list[str]:
+    """The placeholder names a query uses, in order."""
+    return [m[1] for m in _FIELD.finditer(query)]
 _OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from reconciler.core.model import API_VERSION
@@ -149,6 +150,11 @@ class AlarmState:
     value: float | None = None
     threshold: float | None = None
     samples: int = 0
+    #: Not decided yet (a baseline comparison without enough samples on either side):
+    #: the cell's wave does not finish its bake while an alarm of it is pending.
+    pending: bool = False
+    #: A baseline comparison's numbers and decision, for logs, status and commits.
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,16 @@ class LiveSnapshot:
         """Alarms firing now for any of ``cells`` (or fleet-wide, cell ``*``)."""
         return tuple(a for a in self.alarms if a.firing and (a.cell in cells or a.cell == "*"))
 
+    def waiting(self, cells: set[str]) -> tuple[AlarmState, ...]:
+        """Alarms not decided yet (too few samples) for any of ``cells``."""
+        if not self._any_pending:
+            return ()
+        return tuple(a for a in self.alarms if a.pending and a.cell in cells)
+
+    @cached_property
+    def _any_pending(self) -> bool:
+        return any(a.pending for a in self.alarms)
+
 
 def _progress_json(p: WaveProgress) -> dict[str, Any]:
     out: dict[str, Any] = {"version": str(p.version),
@@ -195,6 +211,16 @@ def _progress_json(p: WaveProgress) -> dict[str, Any]:
 def _progress(d: Mapping[str, Any]) -> WaveProgress:
     return WaveProgress(Version.parse(d["version"]), parse_time(d.get("bakeStartedAt")),
                         _version(d.get("failedVersion")), d.get("failureReason", ""))
+
+
+def _alarm_json(a: AlarmState) -> dict[str, Any]:
+    out: dict[str, Any] = {"rule": a.rule, "cell": a.cell, "firing": a.firing,
+                           "value": a.value, "threshold": a.threshold, "samples": a.samples}
+    if a.pending:
+        out["pending"] = True
+    if a.detail:
+        out["detail"] = a.detail
+    return out
 
 
 def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
@@ -216,9 +242,7 @@ def snapshot_to_json(snap: LiveSnapshot) -> dict[str, Any]:
         svc: {"waves": {w: _progress_json(p) for w, p in sorted(waves.items())}}
         for svc, waves in sorted(snap.rollout.items())
     }
-    alarms = [{"rule": a.rule, "cell": a.cell, "firing": a.firing, "value": a.value,
-               "threshold": a.threshold, "samples": a.samples}
-              for a in sorted(snap.alarms, key=lambda a: (a.rule, a.cell))]
+    alarms = [_alarm_json(a) for a in sorted(snap.alarms, key=lambda a: (a.rule, a.cell))]
     return {"apiVersion": API_VERSION, "kind": "LiveSnapshot", "cells": cells,
             "rollout": rollout, "alarms": alarms}
 
@@ -240,7 +264,8 @@ def snapshot_from_json(doc: Mapping[str, Any]) -> LiveSnapshot:
         for svc, body in doc.get("rollout", {}).items()
     }
     alarms = tuple(AlarmState(a["rule"], a["cell"], bool(a["firing"]), a.get("value"),
-                              a.get("threshold"), int(a.get("samples", 0)))
+                              a.get("threshold"), int(a.get("samples", 0)),
+                              bool(a.get("pending", False)), str(a.get("detail", "")))
                    for a in doc.get("alarms", []))
     faults = {cell: str(body["fault"]) for cell, body in doc.get("cells", {}).items()
               if body.get("fault")}

@@ -77,7 +77,11 @@ class Wave:
 
 @dataclass(frozen=True)
 class AlarmRule:
-    """A Prometheus query, templated per cell, that must stay at or under ``threshold``."""
+    """A Prometheus query, templated per cell, that must stay at or under ``threshold``;
+    or, with ``compare == "baseline"``, templated per version and cell set and compared
+    between the cells on a new version and those on the previous one in the same
+    ``scope`` (``max_ratio`` / ``max_delta``; a baseline under ``min_baseline`` is not
+    divided by). See docs/analysis.md."""
 
     name: str
     query: str
@@ -85,6 +89,16 @@ class AlarmRule:
     comparison: str = ">"
     min_samples: int = 1
     window_seconds: int = 300
+    compare: str = "threshold"
+    max_ratio: float | None = None
+    max_delta: float | None = None
+    min_baseline: float = 0.0
+    scope: str = "region"
+
+    @property
+    def baseline(self) -> bool:
+        """Compared against a baseline rather than a threshold."""
+        return self.compare == "baseline"
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class GateKind(StrEnum):
     #: A flag variant's ``requires`` is not met in the cell, or a flag turns off there
     #: before the version it needs leaves (``planner/flags.py``).
     FLAG_REQUIREMENT = "flag-requirement"
+    #: A baseline analysis of the wave's cells has too few samples yet: it waits.
+    ANALYSIS = "analysis"
 
 
 #: The state of one wave of one service.

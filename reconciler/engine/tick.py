@@ -41,6 +41,10 @@ TerraformReader = Callable[[DesiredState], Mapping[str, Mapping[str, TerraformLi
 #: (that cell is held, the rest of the fleet is planned).
 MigrationReader = Callable[[DesiredState], MigrationRead]
 AlarmReader = Callable[[DesiredState], tuple[AlarmState, ...]]
+#: Baseline analysis: the alarm rules comparing the cells on a new version with those on
+#: the previous one — it needs the services just read (who runs which version).
+AnalysisReader = Callable[[DesiredState, Mapping[str, Mapping[str, ServiceLive]]],
+                          tuple[AlarmState, ...]]
 RolloutReader = Callable[[], Mapping[str, Mapping[str, WaveProgress]]]
 #: Plans one applied stack against its recorded inputs; returns the changed addresses
 #: (and records the drift flag the next snapshot reads).
@@ -57,6 +61,7 @@ class Readers:
     alarms: AlarmReader | None = None
     rollout: RolloutReader | None = None
     terraform_drift: DriftChecker | None = None
+    analysis: AnalysisReader | None = None
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,13 @@ def take_snapshot(desired: DesiredState, readers: Readers,
         MigrationRead({})
     for cell, why in sorted(ledgers.faults.items()):
         log.warning("cell held: %s", why, extra={"cell": cell})
+    alarms = _timed(took, "alarms", lambda: read_alarms(desired)) if read_alarms else ()
+    if (analyse := readers.analysis) is not None:
+        alarms += _timed(took, "analysis", lambda: analyse(desired, services))
     return LiveSnapshot(
         services=services, databases=ledgers.phases,
         rollout=readers.rollout() if readers.rollout else {},
-        alarms=_timed(took, "alarms", lambda: read_alarms(desired)) if read_alarms else (),
-        faults=ledgers.faults)
+        alarms=alarms, faults=ledgers.faults)
 
 
 @dataclass

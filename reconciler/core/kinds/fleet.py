@@ -6,8 +6,8 @@ from typing import Any
 
 from reconciler.core.durations import seconds
 from reconciler.core.kinds import Built, Collector
+from reconciler.core.kinds.alarmrule import alarms
 from reconciler.core.model import (
-    AlarmRule,
     Fleet,
     MaxUnavailable,
     RollbackPolicy,
@@ -26,14 +26,6 @@ def _max_unavailable(value: Any) -> MaxUnavailable:
     if isinstance(value, str) and value.endswith("%"):
         return MaxUnavailable(percent=int(value[:-1]))
     return MaxUnavailable(count=int(value)) if value is not None else MaxUnavailable(count=1)
-
-
-def alarm(raw: dict[str, Any]) -> AlarmRule:
-    """An alarm rule from its schema-valid mapping."""
-    return AlarmRule(
-        name=str(raw["name"]), query=str(raw["query"]), threshold=float(raw["threshold"]),
-        comparison=str(raw.get("comparison", ">")), min_samples=int(raw.get("minSamples", 1)),
-        window_seconds=seconds(raw.get("window"), 300))
 
 
 def _minutes(hhmm: str) -> int:
@@ -89,7 +81,7 @@ def build(path: str, doc: Any) -> Built:
         parallel_rollback=bool(rollout.get("parallelRollback", True)),
         self_heal=bool(spec.get("selfHeal", True)),
         canary_max_weight_percent=float(rollout.get("canaryMaxWeightPercent", 10)),
-        alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
+        alarms=alarms(c, ["spec", "alarms"], spec.get("alarms", [])),
         time_windows=windows,
         status=_status(c, spec),
         source=SourceRef(path, 1, 1))

@@ -6,7 +6,7 @@ from typing import Any
 
 from reconciler.core.durations import resolve, seconds
 from reconciler.core.kinds import Built, Collector
-from reconciler.core.kinds.fleet import alarm
+from reconciler.core.kinds.alarmrule import alarms
 from reconciler.core.model import HealthSettings, HelmChart, Service, SourceRef
 
 
@@ -61,7 +61,7 @@ def build(path: str, doc: Any) -> Built:
         terraform=_stack(c, spec),
         health=HealthSettings(seconds(health.get("progressDeadline"), 600),
                               seconds(health.get("minReady"), 0)),
-        alarms=tuple(alarm(a) for a in spec.get("alarms", [])),
+        alarms=alarms(c, ["spec", "alarms"], spec.get("alarms", [])),
         databases=tuple(str(d) for d in spec.get("databases", [])),
         source=SourceRef(path, 1, 1),
         kustomize=(_dir(c, ["spec", "kubernetes", "kustomize"], kube["kustomize"])

@@ -123,6 +123,11 @@ def _bake_step(view: WaveView, service: str, now: datetime) -> Step | None:
     if left:
         return Step(StepKind.BAKE, service, view.wave.name, view.index, None, None,
                     str(version), gate=Gate(GateKind.BAKE_TIME, f"{left}s of bake left"))
+    if view.waiting:
+        a = view.waiting[0]
+        return Step(StepKind.BAKE, service, view.wave.name, view.index, None, None,
+                    str(version), gate=Gate(GateKind.ANALYSIS,
+                                            f"alarm {a.rule!r} on {a.cell}: {a.detail}"))
     return None
 
 

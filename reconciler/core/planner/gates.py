@@ -45,6 +45,8 @@ def earlier_waves_gate(views: tuple[WaveView, ...], index: int, version: Version
                                              f"on {version} ({changing} still changing)")
         left = remaining(now, earlier.bake_ends())
         text = f"{human(left)} left" if left is not None else "bake not started"
+        if earlier.waiting and not left:
+            text = f"analysis waits: {earlier.waiting[0].detail}"
         return Gate(GateKind.WAVE_BAKED,
                     f"wave {earlier.wave.name!r} is baking {version} ({text})")
     return OPEN
@@ -58,6 +60,8 @@ def alarm_gate(live: LiveSnapshot, view: WaveView) -> Gate:
     a = firing[0]
     value = f" (value {a.value:g} over {a.threshold:g})" if a.value is not None and \
         a.threshold is not None else ""
+    if a.detail:
+        value += f" ({a.detail})"
     return Gate(GateKind.ALARM, f"alarm {a.rule!r} is firing for {a.cell}{value}; "
                                 f"wave {view.wave.name!r} cannot start")
 

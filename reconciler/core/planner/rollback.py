@@ -56,7 +56,8 @@ def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
         for a in live.firing({c.cell.name}):
             value = f" = {a.value:g} > {a.threshold:g}" if a.value is not None and \
                 a.threshold is not None else ""
-            return f"alarm {a.rule!r} fired on {c.cell.name}{value} after {c.desired}"
+            detail = f" ({a.detail})" if a.detail else ""
+            return f"alarm {a.rule!r} fired on {c.cell.name}{value} after {c.desired}{detail}"
     return None
 
 
@@ -65,6 +66,8 @@ def bake_completed(view: WaveView, version: Version | None, now: datetime) -> bo
     that version now is an incident of a running version, not a rollout failure."""
     p = view.progress
     if p is None or version is None or p.version != version or p.bake_started_at is None:
+        return False
+    if view.waiting:  # the bake does not end while an analysis waits for samples
         return False
     return now >= p.bake_started_at + timedelta(seconds=view.wave.bake_seconds)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
-from reconciler.core.live import LiveSnapshot, ServiceLive, WaveProgress
+from reconciler.core.live import AlarmState, LiveSnapshot, ServiceLive, WaveProgress
 from reconciler.core.model import Cell, DesiredState, Wave
 from reconciler.core.versions import Version
 
@@ -47,6 +47,9 @@ class WaveView:
     cells: tuple[CellView, ...]
     progress: WaveProgress | None
     weight: float
+    #: Baseline analyses of the wave's cells not decided yet (too few samples): the wave
+    #: does not finish its bake while there is one — waiting, never passing.
+    waiting: tuple[AlarmState, ...] = ()
 
     @cached_property
     def managed(self) -> tuple[CellView, ...]:
@@ -74,7 +77,7 @@ class WaveView:
 
     def baked(self, now: datetime) -> bool:
         """Settled on one version and its bake time has passed (zero bake: settled)."""
-        if self.uniform_version() is None:
+        if self.uniform_version() is None or self.waiting:
             return False
         if self.wave.bake_seconds == 0:
             return True
@@ -99,7 +102,8 @@ def build_views(desired: DesiredState, live: LiveSnapshot, service: str) -> tupl
                                live.service(c.name, service))
                       for c in desired.cells_of_wave(wave))
         weight = 100.0 * sum(c.cell.weight for c in cells) / total
-        views.append(WaveView(wave, i, cells, progress.get(wave.name), weight))
+        waiting = live.waiting({c.cell.name for c in cells if c.desired is not None})
+        views.append(WaveView(wave, i, cells, progress.get(wave.name), weight, waiting))
     return tuple(views)
 
 

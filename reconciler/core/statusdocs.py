@@ -113,7 +113,24 @@ def _cell_entry(live: LiveSnapshot, cell: str, w: WavePlan, health: str,
     firing = sorted(a.rule for a in live.alarms if a.firing and a.cell == cell)
     if firing:
         entry["alarms"] = firing
+    analysis = _analysis(live, cell)
+    if analysis:
+        entry["analysis"] = analysis
     return entry
+
+
+def _analysis(live: LiveSnapshot, cell: str) -> list[str]:
+    """The cell's baseline analyses that are firing (with their numbers) or waiting;
+    a passing one's numbers change every tick and would make a status commit each."""
+    out = []
+    for a in sorted(live.alarms, key=lambda a: a.rule):
+        if a.cell != cell or not a.detail:
+            continue
+        if a.firing:
+            out.append(f"{a.rule}: {a.detail}")
+        elif a.pending:
+            out.append(f"{a.rule}: waiting for samples")
+    return out
 
 
 def cell_documents(plan: Plan, live: LiveSnapshot,

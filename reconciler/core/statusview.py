@@ -34,6 +34,9 @@ def _cell_json(w: WavePlan, live: LiveSnapshot,
             "drift": [d.to_json() for d in s.drift] if s else [],
             "terraformDrifted": bool(s and s.terraform and s.terraform.drifted),
             "alarms": firing, "message": s.message if s else "",
+            "analysis": [{"rule": a.rule, "firing": a.firing, "pending": a.pending,
+                          "detail": a.detail} for a in live.alarms
+                         if a.detail and a.cell == c.cell],
         })
     return out
 
@@ -66,6 +69,9 @@ def _cell_line(c: dict[str, Any]) -> str:
         flags.append("terraform drift")
     if c["alarms"]:
         flags.append(f"ALARM {', '.join(c['alarms'])}")
+    for a in c.get("analysis", ()):
+        verdict = "FAIL" if a["firing"] else "waiting" if a["pending"] else "pass"
+        flags.append(f"ANALYSIS {a['rule']} {verdict}")
     return f"    {c['cell']:<24} {version:<20} {c['health']:<12} {'; '.join(flags)}".rstrip()
 
 

@@ -5,6 +5,13 @@ counters that grow at a fixed request rate with an error fraction per cell, and 
 ``http_request_duration_seconds`` histogram whose latency per cell is settable too (the
 dashboard's canary panel reads both), at any time; ``PrometheusServer`` runs Debian's
 ``prometheus`` binary against it with a 1 s scrape interval in a temporary directory.
+
+Per version (for baseline analysis): once a cell's version is known (``set_version``,
+e.g. followed from the real Deployment), the same requests are also counted as
+``app_requests_total{cell,version,pods,code}`` with an ``app_request_duration_seconds``
+histogram ``{cell,version,pods}``; ``set_version_error_rate`` / ``set_version_latency``
+make every cell on a version behave alike and ``set_version_traffic`` scales (or stops)
+its requests. ``pods`` names the pod group (``main`` for a plain rolling Deployment).
 """
 
 from __future__ import annotations
@@ -58,6 +65,12 @@ class TestExporter:
         self._latency = dict.fromkeys(cells, DEFAULT_LATENCY)
         self._seconds = dict.fromkeys(cells, 0.0)
         self._fast: dict[tuple[str, float], float] = {}  # (cell, bucket bound) -> requests
+        self._version: dict[str, tuple[str, str] | None] = dict.fromkeys(cells)
+        self._v_rate: dict[str, float] = {}
+        self._v_latency: dict[str, float] = {}
+        self._v_traffic: dict[str, float] = {}
+        #: (cell, version, pods) -> [ok, errors, seconds, *requests at most each bucket]
+        self._by_version: dict[tuple[str, str, str], list[float]] = {}
         self._last = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -66,6 +79,47 @@ class TestExporter:
         with self._lock:
             self._advance()
             self._rates[cell] = fraction
+
+    def set_version(self, cell: str, version: str | None, pods: str = "main") -> None:
+        """``cell`` runs ``version`` (None: nothing) from now on."""
+        with self._lock:
+            self._advance()
+            self._version[cell] = (version, pods) if version else None
+
+    def set_version_error_rate(self, version: str, fraction: float | None) -> None:
+        """Every cell on ``version`` fails ``fraction`` of its requests (None: the cell's
+        own rate again)."""
+        with self._lock:
+            self._advance()
+            self._set(self._v_rate, version, fraction)
+
+    def set_version_latency(self, version: str, seconds: float | None) -> None:
+        """Every request of a cell on ``version`` takes ``seconds`` (None: the cell's)."""
+        with self._lock:
+            self._advance()
+            self._set(self._v_latency, version, seconds)
+
+    def set_version_traffic(self, version: str, factor: float | None) -> None:
+        """Cells on ``version`` serve ``factor`` times the usual requests (0: none)."""
+        with self._lock:
+            self._advance()
+            self._set(self._v_traffic, version, factor)
+
+    @staticmethod
+    def _set(table: dict[str, float], version: str, value: float | None) -> None:
+        if value is None:
+            table.pop(version, None)
+        else:
+            table[version] = value
+
+    def _effective(self, cell: str) -> tuple[float, float, float]:
+        """(requests per second, error fraction, latency) of ``cell`` now."""
+        current = self._version.get(cell)
+        v = current[0] if current else None
+        if v is None:
+            return REQUESTS_PER_SECOND, self._rates[cell], self._latency[cell]
+        return (REQUESTS_PER_SECOND * self._v_traffic.get(v, 1.0),
+                self._v_rate.get(v, self._rates[cell]), self._v_latency.get(v, self._latency[cell]))
 
     def set_latency(self, cell: str, seconds: float) -> None:
         """Every request of ``cell`` from now on takes ``seconds``."""
@@ -76,14 +130,25 @@ class TestExporter:
     def _advance(self) -> None:
         now = time.monotonic()
         dt, self._last = now - self._last, now
-        for cell, frac in self._rates.items():
-            self._err[cell] += REQUESTS_PER_SECOND * dt * frac
-            self._ok[cell] += REQUESTS_PER_SECOND * dt * (1 - frac)
-            self._seconds[cell] += REQUESTS_PER_SECOND * dt * self._latency[cell]
+        for cell in self._rates:
+            rps, frac, latency = self._effective(cell)
+            n = rps * dt
+            self._err[cell] += n * frac
+            self._ok[cell] += n * (1 - frac)
+            self._seconds[cell] += n * latency
             for le in BUCKETS:
-                if self._latency[cell] <= le:
+                if latency <= le:
                     key = (cell, le)
-                    self._fast[key] = self._fast.get(key, 0.0) + REQUESTS_PER_SECOND * dt
+                    self._fast[key] = self._fast.get(key, 0.0) + n
+            current = self._version.get(cell)
+            if current is not None:
+                row = self._by_version.setdefault((cell, *current),
+                                                  [0.0] * (3 + len(BUCKETS)))
+                row[0] += n * (1 - frac)
+                row[1] += n * frac
+                row[2] += n * latency
+                for i, le in enumerate(BUCKETS):
+                    row[3 + i] += n if latency <= le else 0.0
 
     def render(self) -> str:
         with self._lock:
@@ -105,7 +170,28 @@ class TestExporter:
                              f"{self._seconds[cell]:.3f}")
                 lines.append(f'http_request_duration_seconds_count{{cell="{cell}"}} '
                              f"{total:.3f}")
+            lines += self._render_versions()
             return "\n".join(lines) + "\n"
+
+    def _render_versions(self) -> list[str]:
+        """The per-version families: each cell's current version and pod group only."""
+        rows = sorted((cell, *v) for cell, v in self._version.items() if v is not None)
+        req = ["# TYPE app_requests_total counter"]
+        hist = ["# TYPE app_request_duration_seconds histogram"]
+        for cell, version, pods in rows:
+            row = self._by_version.get((cell, version, pods), [0.0] * (3 + len(BUCKETS)))
+            labels = f'cell="{cell}",version="{version}",pods="{pods}"'
+            req.append(f'app_requests_total{{{labels},code="200"}} {row[0]:.3f}')
+            req.append(f'app_requests_total{{{labels},code="500"}} {row[1]:.3f}')
+            for i, le in enumerate(BUCKETS):
+                hist.append(f'app_request_duration_seconds_bucket{{{labels},le="{le}"}} '
+                            f"{row[3 + i]:.3f}")
+            total = row[0] + row[1]
+            hist.append(f'app_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
+                        f"{total:.3f}")
+            hist.append(f"app_request_duration_seconds_sum{{{labels}}} {row[2]:.3f}")
+            hist.append(f"app_request_duration_seconds_count{{{labels}}} {total:.3f}")
+        return req + hist
 
     def _below(self, cell: str, le: float) -> float:
         """Requests of ``cell`` so far that took at most ``le`` seconds."""

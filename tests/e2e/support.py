@@ -4,6 +4,7 @@ reading the results back from the real parts."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from reconciler.daemon.ticks import TickWatch
 from reconciler.engine.executor import Outcome
 from reconciler.engine.tick import Reconciler, TickReport
 from reconciler.testing.gitserver import free_port
-from tests.e2e.conftest import Fleet
+from tests.e2e.conftest import CELLS, Fleet
 
 BOT = ("reconciler", "reconciler@e2e.example")
 
@@ -107,3 +108,30 @@ def config_value(fleet: Fleet, cell: str, key: str) -> str:
     ns = result.desired.cells[cell].kubernetes.namespace
     return fleet.plane.kubectl("get", "configmap", "shop-config", "-n", ns,
                                "-o", f"jsonpath={{.data.{key}}}").strip()
+
+
+@contextmanager
+def following_versions(fleet: Fleet, interval: float = 0.3) -> Iterator[None]:
+    """The test exporter labels each cell's requests with the version its real
+    Deployment runs (read from the control plane every ``interval``), as an app's own
+    metrics would; afterwards the cells are unlabelled again."""
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(interval):
+            try:
+                versions = live_versions(fleet)
+            except Exception:  # the API server may be briefly away: try again
+                continue
+            for cell, (version, _) in versions.items():
+                fleet.exporter.set_version(cell, version)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        for cell in CELLS:
+            fleet.exporter.set_version(cell, None)

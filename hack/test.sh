@@ -15,7 +15,7 @@ mypy
 lint-imports
 
 echo "== real components (cached under ~/.cache/reconciler)"
-for setup in hack/prometheus.sh hack/k8s-testenv/build.sh hack/helm.sh hack/terraform.sh hack/bwrap.sh hack/postgres.sh hack/git-remotes.sh hack/chromium.sh hack/image.sh; do
+for setup in hack/prometheus.sh hack/k8s-testenv/build.sh hack/helm.sh hack/gateway-api.sh hack/terraform.sh hack/bwrap.sh hack/postgres.sh hack/git-remotes.sh hack/chromium.sh hack/image.sh; do
   if [[ -f "$setup" ]]; then
     echo "-- $setup"
     bash "$setup"

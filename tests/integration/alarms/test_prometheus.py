@@ -10,8 +10,10 @@ import pytest
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
+from reconciler.core import analysis
 from reconciler.core.live import AlarmState
 from reconciler.core.model import AlarmRule, Cell, KubernetesTarget, SourceRef, frozen_map
+from reconciler.core.versions import Version
 from reconciler.localparts.prometheus import (
     PrometheusServer,
     TestExporter,
@@ -95,3 +97,44 @@ def test_unreachable_server_is_temporary() -> None:
     client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
     with pytest.raises(TemporaryError, match="unreachable"):
         client.samples("up", 10)
+
+
+P95 = AlarmRule(
+    name="p95-ratio", compare="baseline", max_ratio=2.0, min_samples=3, window_seconds=6,
+    threshold=0.0,
+    query='histogram_quantile(0.95, sum by (le) (rate(app_request_duration_seconds_bucket'
+          '{cell=~"{{ cells }}",version="{{ version }}"}[4s])))')
+
+
+def test_baseline_p95_latency_on_real_promql(
+        prom: tuple[PrometheusServer, TestExporter]) -> None:
+    """A version whose p95 latency is over twice the baseline's fires; the same query on
+    an equally fast version passes (per-version histograms, real histogram_quantile)."""
+    server, exporter = prom
+    client = PrometheusClient(server.url)
+    exporter.set_version("good", "1.0.0")
+    exporter.set_version("bad", "2.0.0")
+    exporter.set_version_latency("2.0.0", 0.2)  # baseline: the default 0.02 s
+    cmp = analysis.Comparison(P95, "shop", "region r1",
+                              analysis.Side(Version.parse("2.0.0"), ("bad",)),
+                              analysis.Side(Version.parse("1.0.0"), ("good",)))
+    seen: list[AlarmState] = []
+
+    def judged() -> bool:
+        canary = client.samples(analysis.render(cmp, cmp.canary), 6)
+        baseline = client.samples(analysis.render(cmp, cmp.baseline), 6)
+        seen[:] = analysis.judge(cmp, canary, baseline)
+        return not seen[0].pending
+
+    try:
+        _wait_for(judged)
+        assert seen[0].firing, seen[0].detail
+        assert seen[0].value is not None and seen[0].value > 2.0
+        assert "ratio" in seen[0].detail and "> maxRatio 2" in seen[0].detail
+        exporter.set_version_latency("2.0.0", None)
+        _wait_for(lambda: judged() and not seen[0].firing)
+        assert "<= maxRatio 2" in seen[0].detail
+    finally:
+        exporter.set_version("good", None)
+        exporter.set_version("bad", None)
+        exporter.set_version_latency("2.0.0", None)

@@ -194,11 +194,13 @@ def _offset_position(text: str, offset: int) -> tuple[int, int]:
 
 
 def helm_problems(source: ToolSource) -> list[Problem]:
-    """A template calling ``lookup`` (it would read the cluster at render time; without
-    one it silently renders nothing): refused, at the call."""
+    """A template (or a string in a values file, which ``tpl`` could render) calling
+    ``lookup`` (it would read the cluster at render time; without one it silently renders
+    nothing): refused, at the call."""
     out: list[Problem] = []
-    for rel, text in source.files:
-        if "/templates/" not in f"/{rel}" or "lookup" not in text:
+    texts = [(f"{source.root}/{rel}", text) for rel, text in source.files]
+    for path, text in [*texts, *source.values]:  # a values string may reach `tpl`
+        if "lookup" not in text:
             continue
         for action in _ACTION.finditer(text):
             body = action.group(1)
@@ -206,7 +208,7 @@ def helm_problems(source: ToolSource) -> list[Problem]:
                 continue
             for m in _LOOKUP.finditer(body):
                 line, col = _offset_position(text, action.start(1) + m.start())
-                out.append(Problem(f"{source.root}/{rel}", line, col,
+                out.append(Problem(path, line, col,
                                    "lookup is not allowed: a chart is rendered without "
                                    "cluster access (pass the value in values instead)"))
     return out

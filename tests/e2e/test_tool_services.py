@@ -130,26 +130,50 @@ def _cell_inputs(fleet: Fleet, tool: str, cell: str) -> dict[str, str]:
     return data
 
 
-@pytest.mark.parametrize("tool", ["helm", "kustomize"])
-def test_tool_rendered_service_rolls_out_heals_and_rolls_back(fleet: Fleet, tool: str) -> None:
+def _start(fleet: Fleet, tool: str) -> None:
     if find_helm() is None or find_kubectl() is None:
         unavailable("helm or kubectl not built (hack/helm.sh, hack/k8s-testenv/build.sh)")
     _rewrite(fleet, tool)
-    with stepped_daemon(fleet) as d:
-        log: list[Outcome] = []
-        d.run_until(converged, log)
-        assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
-        data = _cell_inputs(fleet, tool, "e2e-z1")
-        queue_key, version_key = (("QUEUE", "VERSION") if tool == "helm"
-                                  else ("terraform.queue", "version"))
-        assert (data[queue_key], data[version_key]) == ("orders-e2e-z1", "1.0.0"), data
 
+
+def _installed(fleet: Fleet, d: SteppedDaemon, tool: str) -> None:
+    log: list[Outcome] = []
+    d.run_until(converged, log)
+    assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
+    data = _cell_inputs(fleet, tool, "e2e-z1")
+    queue_key, version_key = (("QUEUE", "VERSION") if tool == "helm"
+                              else ("terraform.queue", "version"))
+    assert (data[queue_key], data[version_key]) == ("orders-e2e-z1", "1.0.0"), data
+
+
+@pytest.mark.parametrize("tool", ["helm", "kustomize"])
+def test_tool_rendered_service_rolls_out_through_the_waves(fleet: Fleet, tool: str) -> None:
+    _start(fleet, tool)
+    with stepped_daemon(fleet) as d:
+        _installed(fleet, d, tool)
         fleet.set_version("2.0.0")
-        log.clear()
+        log: list[Outcome] = []
         d.run_until(converged, log)
         _waves_in_order(log)
         assert live_versions(fleet) == dict.fromkeys(CELLS, ("2.0.0", "Healthy"))
-        _drift_healed(fleet, d, "2.0.0")
+
+
+@pytest.mark.parametrize("tool", ["helm", "kustomize"])
+def test_tool_rendered_service_drift_is_healed(fleet: Fleet, tool: str) -> None:
+    _start(fleet, tool)
+    with stepped_daemon(fleet) as d:
+        _installed(fleet, d, tool)
+        _drift_healed(fleet, d, "1.0.0")
+
+
+@pytest.mark.parametrize("tool", ["helm", "kustomize"])
+def test_tool_rendered_service_bad_version_is_rolled_back_and_reverted(
+        fleet: Fleet, tool: str) -> None:
+    _start(fleet, tool)
+    with stepped_daemon(fleet) as d:
+        log: list[Outcome] = []
+        fleet.set_version("2.0.0")
+        d.run_until(converged, log)
         _breach_rolled_back(fleet, d)
 
 

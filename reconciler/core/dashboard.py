@@ -24,6 +24,7 @@ from datetime import timedelta
 from enum import IntFlag
 from typing import Any
 
+from reconciler.core import flags
 from reconciler.core.live import LiveSnapshot, format_time
 from reconciler.core.model import AlarmRule, DesiredState
 from reconciler.core.plan import GateKind, Plan, Step, WavePlan
@@ -298,6 +299,8 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
         "holds": [h.to_json() for h in plan.holds if h.service == service],
         "refusals": [r.to_json() for r in plan.refusals if r.service == service],
         "migrations": _migrations(desired, live, service),
+        # a flag: its promotion as people read it (flag checkout-v2: off → on, wave 2/4)
+        "promotion": flags.summary(service, waves) if flags.flag_name(service) else None,
     }
 
 

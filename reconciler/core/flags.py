@@ -2,7 +2,7 @@
 are its variants, and is delivered per cell in flagd's flag-definition format.
 
 Owns: the name of a flag's service (``flag.<name>``: no real service may contain a dot),
-a variant as a version (``0.<rank>.0+<variant>``: the default variant ranks 0, the others
+a variant as a version (``0.<rank>.0-<variant>``: the default variant ranks 0, the others
 1, 2, ... in the order the file lists them, so turning a flag on is an upgrade promoted
 wave by wave, and turning it off — to the default variant — a rollback applied at once),
 the Service and Release the loader adds for each flag, and the flagd document and
@@ -12,6 +12,8 @@ ConfigMap a cell gets. Pure.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.core.model import (
@@ -21,6 +23,7 @@ from reconciler.core.model import (
     Release,
     Service,
 )
+from reconciler.core.plan import WavePlan
 from reconciler.core.versions import Version
 
 PREFIX = "flag."
@@ -56,15 +59,19 @@ def rank(variants: list[str], default: str, variant: str) -> int:
 def as_version(variants: list[str], default: str, variant: str) -> Version:
     """The version standing for ``variant``."""
     r = rank(variants, default, variant)
-    return Version(0, r, 0, text=f"0.{r}.0+{variant}")
+    return Version(0, r, 0, variant, text=f"0.{r}.0-{variant}")
+
+
+_FLAG_VERSION = re.compile(r"^0\.\d+\.0-(.+)$")
 
 
 def variant_of(version: str | Version | None) -> str | None:
-    """The variant a flag version stands for (its build metadata)."""
+    """The variant a flag version stands for (its pre-release part: the version is
+    also a Kubernetes label value, where ``+`` is not allowed)."""
     if version is None:
         return None
-    text = str(version)
-    return text.split("+", 1)[1] if "+" in text else text
+    m = _FLAG_VERSION.match(str(version))
+    return m[1] if m else str(version)
 
 
 def shown(service: str, version: str | Version | None) -> str | None:
@@ -115,3 +122,19 @@ def configmap(flag: Flag, cell: Cell, variant: str) -> dict[str, Any]:
                      "annotations": {"reconciler.dev/flag-variant": variant}},
         "data": {CONFIGMAP_KEY: text},
     }
+
+
+def summary(service: str, waves: Sequence[WavePlan]) -> str:
+    """``flag checkout-v2: off → on, wave 2/4`` (the first wave not done), or the variant
+    the flag serves everywhere when nothing moves."""
+    name = flag_name(service)
+    moving = [c for w in waves for c in w.cells if c.action != "none"]
+    targets = sorted({shown(service, c.target_version) or "-" for c in moving})
+    if not moving:
+        served = sorted({shown(service, c.live_version) or "-" for w in waves
+                         for c in w.cells})
+        return f"flag {name}: {', '.join(served) or '-'}"
+    froms = sorted({shown(service, c.live_version) or "-" for c in moving})
+    at = next((w for w in waves if w.state not in ("done", "idle")), None)
+    where = f", wave {at.index + 1}/{len(waves)}" if at is not None else ""
+    return f"flag {name}: {'/'.join(froms)} → {'/'.join(targets)}{where}"

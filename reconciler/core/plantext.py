@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from reconciler.core import flags
 from reconciler.core.live import format_time
 from reconciler.core.model import DesiredState
 from reconciler.core.plan import Hold, Plan, Refusal, Step, StepKind, WavePlan
@@ -31,6 +32,7 @@ def _cell_line(cell: str, frm: str | None, to: str | None, action: str,
     back = next((s for s in steps if s.kind == StepKind.ROLLBACK), None)
     if back is not None:  # rolling back (a failed wave: Git still names the bad version)
         action, frm, to = "rollback", back.from_version, back.to_version
+        frm, to = flags.shown(back.service, frm), flags.shown(back.service, to)
     arrow = f"{frm or '-'} → {to or '-'}"
     if steps:
         names = ", ".join(_step_name(s) for s in steps)
@@ -77,7 +79,8 @@ def _wave_lines(w: WavePlan, steps: list[Step], desired: DesiredState | None,
     lines = [_wave_header(w, desired, total)]
     if w.reason:
         lines.append(f"    reason: {w.reason}")
-    lines += [f"    held: {h.version} for {', '.join(h.groups)}: {h.reason}" for h in holds]
+    lines += [f"    held: {flags.shown(h.service, h.version)} for {', '.join(h.groups)}: "
+              f"{h.reason}" for h in holds]
     common = _common_gate(steps)
     if common:
         lines.append(f"    waits: {common}")
@@ -87,7 +90,8 @@ def _wave_lines(w: WavePlan, steps: list[Step], desired: DesiredState | None,
     for c in w.cells:
         if c.action == "none" and c.cell not in by_cell:
             continue
-        lines += _cell_line(c.cell, c.live_version, c.target_version, c.action,
+        lines += _cell_line(c.cell, flags.shown(w.service, c.live_version),
+                            flags.shown(w.service, c.target_version), c.action,
                             by_cell.get(c.cell, []), common, refusals.get(c.cell))
     for s in by_cell.get("", []):
         lines.append(f"    ◷ {_step_name(s):<41} {'due now' if s.due else s.gate.reason}")
@@ -101,7 +105,8 @@ def render(plan: Plan, desired: DesiredState | None = None) -> str:
     services = sorted({w.service for w in plan.waves})
     for svc in services:
         waves = [w for w in plan.waves if w.service == svc]
-        out.append(f"service {svc}")
+        out.append(f"service {svc}" if flags.flag_name(svc) is None else
+                   flags.summary(svc, waves))
         steps = [s for s in plan.steps if s.service == svc]
         # a rollback runs before any wave moves (index -1); its cell's line shows it
         back = [s for s in steps if s.wave_index < 0 and s.cell is not None]
@@ -109,7 +114,7 @@ def render(plan: Plan, desired: DesiredState | None = None) -> str:
             if s.wave_index < 0 and s.cell is None:  # the revert commit
                 groups = f" ({', '.join(s.groups)})" if s.groups else ""
                 out.append(f"  {SYMBOL['rollback']} {_step_name(s)}{groups}: "
-                           f"{s.from_version or '-'} is set back in Git   "
+                           f"{flags.shown(svc, s.from_version) or '-'} is set back in Git   "
                            f"[{'due now' if s.due else s.gate.reason}] {s.detail}")
         refused = {r.cell: r for r in plan.refusals if r.service == svc}
         for w in waves:
@@ -141,7 +146,8 @@ def _tail(plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.holds:
         out.append("Held:")
-        out += [f"  ‖ {h.service} {h.version} in wave {h.wave} ({', '.join(h.groups)}): "
+        out += [f"  ‖ {h.service} {flags.shown(h.service, h.version)} in wave {h.wave} "
+                f"({', '.join(h.groups)}): "
                 f"{h.reason}" for h in plan.holds]
     if plan.refusals:
         out.append("Refused (unsafe):")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reconciler.core import flags
 from reconciler.core.preview import CellChange, ObjectDiff, Preview, SqlStep
 from reconciler.core.words import plural
 
@@ -65,8 +66,16 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _versions(c: CellChange) -> str:
+    frm, to = flags.shown(c.service, c.from_version), flags.shown(c.service, c.to_version)
+    return f"{frm or '-'} → {to or '-'}"
+
+
 def _arrow(c: CellChange) -> str:
-    return f"{c.from_version or '-'} → {c.to_version or '-'}"
+    """``api 1.4.2 → 1.5.0``; ``flag checkout-v2: off → on`` for a flag."""
+    if flags.flag_name(c.service) is not None:
+        return f"{flags.shown_service(c.service)}: {_versions(c)}"
+    return f"{c.service} {_versions(c)}"
 
 
 def _by_wave(p: Preview) -> list[tuple[int, str, list[CellChange]]]:
@@ -139,7 +148,7 @@ def _group_text(g: Group, server: bool) -> list[str]:
     who = c.cell if len(g.cells) == 1 else f"{len(g.cells)} cells: {_names(g.names)}"
     steps = ", ".join(c.steps) if c.steps else "no step"
     when = f"   [{c.when}]" if c.when and len(g.cells) == 1 else ""
-    lines = [f"  {_SYMBOL.get(c.action, '~')} {c.service} {_arrow(c)} on {who}",
+    lines = [f"  {_SYMBOL.get(c.action, '~')} {_arrow(c)} on {who}",
              f"    steps: {steps}{when}"]
     if c.note:
         lines.append(f"    note: {c.note}")
@@ -212,7 +221,7 @@ def _summary_table(p: Preview) -> list[str]:
             "|---|---|---|---|---|---|"]
     contracts = 0
     for i, name, changes in _by_wave(p):
-        services = sorted({f"{c.service} {_arrow(c)}" for c in changes})
+        services = sorted({_arrow(c) for c in changes})
         steps = [s for c in changes for s in c.steps]
         contracts += sum(1 for s in steps if s.startswith("migration-contract"))
         wave_steps = [s for s in steps if not s.startswith("migration-contract")]
@@ -230,7 +239,9 @@ def _group_md(g: Group, server: bool) -> list[str]:
     who = f"`{c.cell}`" if len(g.cells) == 1 else \
         f"{len(g.cells)} cells: " + ", ".join(f"`{n}`" for n in g.names[:20]) + \
         (f" and {len(g.names) - 20} more" if len(g.names) > 20 else "")
-    out = [f"#### {_SYMBOL.get(c.action, '~')} {_md(c.service)} {_arrow(c)} — {who}", ""]
+    what = _md(_arrow(c)) if flags.flag_name(c.service) else \
+        f"{_md(c.service)} {_versions(c)}"
+    out = [f"#### {_SYMBOL.get(c.action, '~')} {what} — {who}", ""]
     steps = ", ".join(f"`{s}`" for s in c.steps) if c.steps else "no step"
     out.append(f"Steps: {steps}" + (f" — {_md(c.when)}" if c.when and len(g.cells) == 1
                                     else ""))

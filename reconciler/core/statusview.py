@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.core import flags
 from reconciler.core.live import LiveSnapshot, format_time
 from reconciler.core.plan import Plan, WavePlan
 from reconciler.core.planner.waves import human
@@ -46,10 +47,17 @@ def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
     services: dict[str, Any] = {}
     firing = _firing(live)
     for w in plan.waves:
-        services.setdefault(w.service, {"waves": []})["waves"].append({
+        body = services.setdefault(w.service, {"waves": []})
+        name = flags.flag_name(w.service)
+        if name is not None:
+            body["flag"] = name
+        body["waves"].append({
             "wave": w.wave, "state": w.state, "weightPercent": round(w.weight_percent, 2),
             "bakeRemainingSeconds": w.bake_remaining_seconds, "reason": w.reason,
             "cells": _cell_json(w, live, firing)})
+    for svc, body in services.items():
+        if "flag" in body:
+            body["promotion"] = flags.summary(svc, [w for w in plan.waves if w.service == svc])
     return {
         "revision": plan.revision, "at": format_time(plan.generated_at),
         "services": services, "holds": [h.to_json() for h in plan.holds],
@@ -58,21 +66,21 @@ def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
     }
 
 
-def _cell_line(c: dict[str, Any]) -> str:
-    version = c["version"] or "-"
+def _cell_line(svc: str, c: dict[str, Any]) -> str:
+    version = flags.shown(svc, c["version"]) or "-"
     if c["target"] and c["target"] != c["version"]:
-        version += f" → {c['target']}"
-    flags = []
+        version += f" → {flags.shown(svc, c['target'])}"
+    notes = []
     if c["drift"]:
-        flags.append(f"drift: {', '.join(d['field'] for d in c['drift'])}")
+        notes.append(f"drift: {', '.join(d['field'] for d in c['drift'])}")
     if c["terraformDrifted"]:
-        flags.append("terraform drift")
+        notes.append("terraform drift")
     if c["alarms"]:
-        flags.append(f"ALARM {', '.join(c['alarms'])}")
+        notes.append(f"ALARM {', '.join(c['alarms'])}")
     for a in c.get("analysis", ()):
         verdict = "FAIL" if a["firing"] else "waiting" if a["pending"] else "pass"
-        flags.append(f"ANALYSIS {a['rule']} {verdict}")
-    return f"    {c['cell']:<24} {version:<20} {c['health']:<12} {'; '.join(flags)}".rstrip()
+        notes.append(f"ANALYSIS {a['rule']} {verdict}")
+    return f"    {c['cell']:<24} {version:<20} {c['health']:<12} {'; '.join(notes)}".rstrip()
 
 
 def render_status(plan: Plan, live: LiveSnapshot) -> str:
@@ -80,14 +88,14 @@ def render_status(plan: Plan, live: LiveSnapshot) -> str:
     doc = status_json(plan, live)
     out = [f"revision {doc['revision']} at {doc['at']}"]
     for svc, body in sorted(doc["services"].items()):
-        out.append(f"service {svc}")
+        out.append(body["promotion"] if "flag" in body else f"service {svc}")
         for w in body["waves"]:
             bake = f" · bake {human(w['bakeRemainingSeconds'])} left" \
                 if w["bakeRemainingSeconds"] else ""
             reason = f" · {w['reason']}" if w["reason"] else ""
             out.append(f"  {w['wave']:<12} [{w['state']}] {w['weightPercent']:.1f}%{bake}"
                        f"{reason}")
-            out += [_cell_line(c) for c in w["cells"]]
+            out += [_cell_line(svc, c) for c in w["cells"]]
     out += [f"held: {h['service']} {h['version']} in {h['wave']}: {h['reason']}"
             for h in doc["holds"]]
     out += [f"refused: {r['service']} {r['cell']}: {r['reason']}" for r in doc["refusals"]]

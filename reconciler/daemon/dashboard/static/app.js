@@ -424,8 +424,9 @@
     const R = state.rollout[state.service];
     if (!R) { box.append(h("h2", { text: "Rollout" }), h("p", { class: "muted", text: "loading…" })); return; }
     const target = R.waves.length ? R.waves[R.waves.length - 1].targetVersion : null;
-    box.append(h("h2", {}, "Rollout · " + R.service + " ",
-      h("span", { class: "muted", text: target ? "→ " + target : "" })));
+    box.append(R.promotion ? h("h2", { text: "Rollout · " + R.promotion })
+      : h("h2", {}, "Rollout · " + R.service + " ",
+        h("span", { class: "muted", text: target ? "→ " + target : "" })));
     const stage = R.stage.label === "done" || R.stage.label === "rolling back" ? R.stage.label : "stage " + R.stage.label;
     box.append(h("div", { class: "stage" + (R.stage.rollingBack ? " bad" : ""), id: "stage", text: stage }));
     // the version split by fleet weight

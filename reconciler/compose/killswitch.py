@@ -21,6 +21,7 @@ from reconciler.core.flagedit import FlagEditError, turn_off
 from reconciler.core.loader import load_repository
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,56}[a-z0-9])?$")
+_REMOTE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 TRAILER = "Reconciler-Kill-Switch"
 
 
@@ -59,6 +60,8 @@ def flag_off(repo: str, flag: str, groups: Sequence[str] | None = None,
     """Turn ``flag`` off for ``groups`` (None: all) in the clone at ``repo``."""
     if not _NAME.match(flag):
         raise KillSwitchError(f"{flag!r} is not a flag name")
+    if not _REMOTE.match(remote):  # never an option to git push
+        raise KillSwitchError(f"{remote!r} is not a remote name")
     try:
         clone = WorkClone(repo)
         top, branch = clone.top(), clone.branch()

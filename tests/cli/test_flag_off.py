@@ -90,6 +90,7 @@ def test_some_groups_and_rebase_over_a_concurrent_push(
     (["nope"], "no flag 'nope'"),
     (["../x"], "is not a flag name"),
     (["checkout", "--groups", "moon"], "no entry names group(s) moon"),
+    (["checkout", "--remote=--upload-pack=touch /tmp/x"], "is not a remote name"),
 ])
 def test_clear_errors_and_nothing_pushed(clone: Path, capsys: pytest.CaptureFixture[str],
                                          args: list[str], message: str) -> None:

@@ -5,7 +5,9 @@ requires — in a cell, a flag moves to a variant that requires ``api >=1.6.0`` 
 api runs such a version there, desires one and is not being rolled back below it (gate
 ``flag-requirement``); and a cell's api leaving that range (a rollback, a human revert,
 any step to a version outside it) waits until the flag is turned off there first: a
-``rollback`` step of the flag to its default variant is added, due at once. The flag's
+``rollback`` step of the flag to its default variant is added, due at once; so is one
+where the cell already runs a version outside the range (rolled back by other means, or
+not running the service at all). The flag's
 own waves (order, bake, alarms, maxUnavailable, holds, failures) are the release
 planner's: a flag is planned as the service ``flag.<name>`` (``core/flags.py``).
 """
@@ -74,7 +76,7 @@ def _flag_off(desired: DesiredState, flag: Flag, cell: str, running: str,
     off = flags.as_version(names, flag.default_variant, flag.default_variant)
     return Step(StepKind.ROLLBACK, flags.service_name(flag.name),
                 wave.name if wave else None, -1, cell, running,
-                str(off), detail=f"turn off first: {reason}")
+                str(off), detail=f"turn off: {reason}")
 
 
 def order(desired: DesiredState, live: LiveSnapshot, steps: list[Step]) -> list[Step]:
@@ -97,19 +99,18 @@ def order(desired: DesiredState, live: LiveSnapshot, steps: list[Step]) -> list[
             s = with_gate(s, Gate(GateKind.FLAG_REQUIREMENT, f"variant "
                                   f"{flags.variant_of(s.to_version)} {why}"))
         out.append(s)
-    for (svc, cell), _ in sorted(leaving.items()):
-        for flag in desired.flags.values():
-            running = live.service(cell, flags.service_name(flag.name))
+    for flag in sorted(desired.flags.values(), key=lambda f: f.name):
+        name = flags.service_name(flag.name)
+        for cell in sorted(desired.cells):
+            running = live.service(cell, name)
             version = str(running.version) if running and running.version else None
             req = _requirement(flag, version)
-            if req is None or req.service != svc or version is None:
+            why = _unmet(desired, live, req, cell, leaving) if req and version else None
+            if req is None or version is None or why is None:
                 continue
-            why = _unmet(desired, live, req, cell, leaving)
-            if why is None:
-                continue
-            key = (flags.service_name(flag.name), cell)
-            off.setdefault(key, _flag_off(desired, flag, cell, version, why))
-            held[(svc, cell)] = f"flag {flag.name} turns off in {cell} first ({why})"
+            off[(name, cell)] = _flag_off(desired, flag, cell, version, why)
+            if (req.service, cell) in leaving:
+                held[(req.service, cell)] = f"flag {flag.name} turns off in {cell} first ({why})"
     out = [s for s in out if not (s.cell and (s.service, s.cell) in off)]
     out += off.values()
     return [with_gate(s, Gate(GateKind.FLAG_REQUIREMENT, held[(s.service, s.cell)]))

@@ -28,13 +28,16 @@ from reconciler.cli.common import (
 from reconciler.cli.livefile import read_live
 
 
-def load(repo: str) -> Any:
-    """The desired state in directory ``repo`` (a LoadResult); warnings on stderr."""
+def load(repo: str, stacks: bool = False) -> Any:
+    """The desired state in directory ``repo`` (a LoadResult); warnings on stderr. With
+    ``stacks``, the variables each Terraform stack declares are read (as the daemon
+    does) for a plan compared with recorded Terraform inputs."""
     from reconciler.adapters.errors import PermanentError
-    from reconciler.compose.reconciler import load_directory
+    from reconciler.compose.reconciler import BackendSettings, load_directory
 
     try:
-        result = load_directory(repo)
+        settings = BackendSettings(Path(".")) if stacks else None
+        result = load_directory(repo, settings)
     except PermanentError as e:
         raise UsageError(str(e)) from None
     return result
@@ -97,7 +100,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     live = read_live(args.live)
     now = parse_now(args.now)
-    result = load(args.repo)
+    result = load(args.repo, stacks=True)
     print_warnings(args.repo, result)
     if not result.ok:
         print_errors(args.repo, result)
@@ -162,7 +165,7 @@ def _status_once(args: argparse.Namespace) -> tuple[int, str]:
     from reconciler.core.planner import plan
     from reconciler.core.statusview import render_status, status_json
 
-    result = load(args.repo)
+    result = load(args.repo, stacks=True)
     if not result.ok:
         print_errors(args.repo, result)
         return EXIT_INVALID, ""

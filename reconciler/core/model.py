@@ -334,11 +334,26 @@ class DesiredState:
     #: What renders Helm charts and Kustomize directories (``toolrender.ToolRenderer``),
     #: plugged in by the composition root; None where no tool may run.
     tools: Any = field(default=None, compare=False, repr=False)
+    #: Stack directory -> the variables its configuration declares, as read by
+    #: Terraform's own parser (compose adds them after loading). A stack not named here
+    #: counts every variable the cell passes as an input (core/hashing.py).
+    stack_variables: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def files_under(self, prefix: str) -> dict[str, str]:
         """Referenced file texts under directory ``prefix``, keyed by path relative to it."""
         base = prefix.rstrip("/") + "/"
         return {p[len(base):]: t for p, t in sorted(self.files.items()) if p.startswith(base)}
+
+    def files_under_once(self, prefix: str) -> Mapping[str, str]:
+        """``files_under(prefix)``, computed once per desired state (read per cell)."""
+        found = self._files_under.get(prefix)
+        if found is None:
+            found = self._files_under[prefix] = MappingProxyType(self.files_under(prefix))
+        return found
+
+    @cached_property
+    def _files_under(self) -> dict[str, Mapping[str, str]]:
+        return {}
 
     def wave_of_group(self, group: str) -> Wave | None:
         """The wave that names ``group``."""

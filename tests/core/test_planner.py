@@ -4,6 +4,7 @@ repository with overlays), a compact live snapshot, an instant, and what the pla
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from reconciler.core.hashing import terraform_input_hash
 from reconciler.core.live import parse_time, snapshot_from_json
 from reconciler.core.loader import load_repository
+from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, Step
 from reconciler.core.planner import plan
 from reconciler.core.schema import validate_json
@@ -64,14 +67,40 @@ def _key(s: Step) -> str:
     return f"{s.kind} {s.service} {s.cell or s.wave}"
 
 
-def run_case(case: dict[str, Any]) -> tuple[Plan, dict[str, Any]]:
+def desired_of(case: dict[str, Any]) -> DesiredState:
+    """The case's desired state; ``stacks`` gives the variables each Terraform stack
+    declares (what the composition reads with Terraform's parser)."""
     result = load_repository(overlay(case.get("files") or {}))
     assert result.desired is not None, [str(e) for e in result.errors]
-    doc = live_json(case, sorted(result.desired.cells))
+    stacks = {d: frozenset(names) for d, names in (case.get("stacks") or {}).items()}
+    return replace(result.desired, stack_variables=stacks)
+
+
+def _terraform_live(case: dict[str, Any], desired: DesiredState, doc: dict[str, Any]) -> None:
+    """``terraformAt: <version>`` in a compact live entry: the cell's stack was last
+    applied with that version's inputs (the hash the planner computes for it) — with the
+    files of ``appliedFiles`` instead of the case's, when given (inputs since changed)."""
+    if "appliedFiles" in case:
+        desired = desired_of({**case, "files": {**case.get("files", {}),
+                                                **case["appliedFiles"]}})
+    for svc, by_cell in (case.get("live") or {}).items():
+        for cell, body in doc["cells"].items():
+            raw = by_cell.get(cell, by_cell.get("default")) or {}
+            if "terraformAt" in raw:
+                applied = terraform_input_hash(desired, desired.cells[cell], svc,
+                                               str(raw["terraformAt"]))
+                body["services"][svc]["terraform"] = {"appliedHash": applied,
+                                                      "drifted": False, "outputs": {}}
+
+
+def run_case(case: dict[str, Any]) -> tuple[Plan, dict[str, Any]]:
+    desired = desired_of(case)
+    doc = live_json(case, sorted(desired.cells))
+    _terraform_live(case, desired, doc)
     assert validate_json(doc, "live") == []
     now = parse_time(case["now"])
     assert isinstance(now, datetime)
-    return plan(result.desired, snapshot_from_json(doc), now), doc
+    return plan(desired, snapshot_from_json(doc), now), doc
 
 
 def _check_steps(p: Plan, exp: dict[str, Any]) -> None:
@@ -125,7 +154,7 @@ def test_plan_is_deterministic(path: Path) -> None:
     case = _case(path)
     first, doc = run_case(case)
     reordered = dict(reversed(list(doc["cells"].items())))
-    second = plan(load_repository(overlay(case.get("files") or {})).desired,  # type: ignore[arg-type]
-                  snapshot_from_json({**doc, "cells": reordered}), first.generated_at)
+    second = plan(desired_of(case), snapshot_from_json({**doc, "cells": reordered}),
+                  first.generated_at)
     assert json.dumps(first.to_json(), sort_keys=True) == json.dumps(second.to_json(),
                                                                      sort_keys=True)

@@ -11,7 +11,7 @@ from reconciler.adapters.terraform.engines import make_engine
 from reconciler.adapters.terraform.live import terraform_live
 from reconciler.adapters.terraform.plan import TerraformPlan
 from reconciler.adapters.terraform.workspace import Workspace, workspace_for
-from reconciler.core.hashing import terraform_input_hash, terraform_variables
+from reconciler.core.hashing import stack_variables, terraform_input_hash, terraform_variables
 from reconciler.core.live import TerraformLive
 from reconciler.core.model import Cell, DesiredState
 
@@ -34,7 +34,8 @@ class TerraformRunner:
         stack_dir = desired.services[service].terraform
         assert stack_dir is not None
         ws = workspace_for(self.settings, self.engine, service, cell.name)
-        ws.prepare(desired.files_under(stack_dir), terraform_variables(cell, version))
+        ws.prepare(desired.files_under(stack_dir),
+                   terraform_variables(cell, version, stack_variables(desired, service)))
         input_hash = terraform_input_hash(desired, cell, service, version)
         assert input_hash is not None
         return ws, input_hash

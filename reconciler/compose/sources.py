@@ -46,7 +46,8 @@ def backend_settings(cfg: DaemonConfig) -> BackendSettings:
         if cfg.terraform_cli_config else None, terraform_sandbox=cfg.terraform_sandbox,
         terraform_network=cfg.terraform_network,
         terraform_provider_mirror=Path(cfg.terraform_provider_mirror)
-        if cfg.terraform_provider_mirror else None, policy=policy)
+        if cfg.terraform_provider_mirror else None, policy=policy,
+        limits=cfg.concurrency, kube_qps=cfg.kube_qps, kube_burst=cfg.kube_burst)
 
 
 def is_plain_directory(url: str) -> bool:

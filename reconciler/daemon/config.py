@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.secrets import read_secret
 from reconciler.core.durations import seconds
+from reconciler.engine.limits import Limits
 
 
 class ConfigError(ValueError):
@@ -117,6 +118,13 @@ class DaemonConfig:
     log_level: str = "info"
     log_format: str = "json"
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    #: ``concurrency:``: global bounds of one tick's work per backend (how many cells
+    #: move at once is each wave's ``maxUnavailable`` budget, bounded by these).
+    concurrency: Limits = field(default_factory=Limits)
+    #: ``kubernetes.qps`` / ``kubernetes.burst``: API requests per second per cluster
+    #: after a burst (qps 0: unlimited), as client-go's rate limiter.
+    kube_qps: float = 100.0
+    kube_burst: int = 200
 
     @property
     def git_cache(self) -> Path:
@@ -138,7 +146,7 @@ _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
              "drift_interval", "git_author", "leader", "terraform_cli_config", "terraform",
-             "policy_file", "dashboard",
+             "policy_file", "dashboard", "concurrency", "kubernetes",
              "log_level",
              "log_format"}
 
@@ -229,6 +237,36 @@ def _dashboard(doc: Any, path: str) -> DashboardConfig:
         canary_queries=tuple(queries.items()))
 
 
+_LIMIT_KEYS = {"cells", "kubernetes", "terraform", "databases"}
+
+
+def _concurrency(doc: Any, path: str) -> Limits:
+    """The ``concurrency:`` block: each bound an integer from 1 to 1024."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: concurrency: must be a mapping")
+    _check_keys(doc, _LIMIT_KEYS, f"{path}: concurrency")
+    for key, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+            raise ConfigError(f"{path}: concurrency.{key}: an integer from 1 to 1024, "
+                              f"not {value!r}")
+    return Limits(**doc)
+
+
+def _kubernetes(doc: Any, path: str) -> dict[str, Any]:
+    """The ``kubernetes:`` block (client rate limits) as DaemonConfig fields."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: kubernetes: must be a mapping")
+    _check_keys(doc, {"qps", "burst"}, f"{path}: kubernetes")
+    qps, burst = doc.get("qps", DaemonConfig.kube_qps), doc.get("burst", DaemonConfig.kube_burst)
+    if isinstance(qps, bool) or not isinstance(qps, int | float) or not 0 <= qps <= 100000:
+        raise ConfigError(f"{path}: kubernetes.qps: a number from 0 (unlimited) to 100000, "
+                          f"not {qps!r}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 100000:
+        raise ConfigError(f"{path}: kubernetes.burst: an integer from 1 to 100000, "
+                          f"not {burst!r}")
+    return {"kube_qps": float(qps), "kube_burst": burst}
+
+
 def _duration(value: Any, key: str, path: str) -> int:
     try:
         return seconds(value)
@@ -272,4 +310,6 @@ def load_config(path: str | None) -> DaemonConfig:
         policy_file=doc.get("policy_file"),
         log_level=str(doc.get("log_level", "info")),
         log_format=str(doc.get("log_format", "json")),
-        dashboard=_dashboard(doc.get("dashboard") or {}, path))
+        dashboard=_dashboard(doc.get("dashboard") or {}, path),
+        concurrency=_concurrency(doc.get("concurrency") or {}, path),
+        **_kubernetes(doc.get("kubernetes") or {}, path))

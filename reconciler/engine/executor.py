@@ -14,6 +14,7 @@ from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan, Step, StepKind
 from reconciler.engine.backends import Backends
 from reconciler.engine.handlers import HANDLERS
+from reconciler.engine.limits import Limits, Slots
 
 #: Step kinds that act on Git or on rollout progress rather than on one cell.
 SERIAL_KINDS = frozenset({StepKind.REVERT_COMMIT, StepKind.BAKE, StepKind.FORGET_FAILURE})
@@ -71,13 +72,16 @@ def _per_cell(steps: Sequence[Step]) -> list[list[Step]]:
 
 
 def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
-               now: datetime, should_stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
+               now: datetime, should_stop: Callable[[], bool] = lambda: False,
+               slots: Slots | None = None) -> list[Outcome]:
     out = []
+    slots = slots or Slots(Limits())
     for step in group:
         if should_stop():
             out.append(Outcome(step, OutcomeStatus.SKIPPED, "shutting down"))
             break
-        outcome = run_step(step, desired, backends, now)
+        with slots.hold(step.kind):
+            outcome = run_step(step, desired, backends, now)
         out.append(outcome)
         if outcome.status != OutcomeStatus.DONE:
             break
@@ -85,10 +89,15 @@ def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
 
 
 def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime,
-            parallel: int = 8, should_stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
+            parallel: int | None = None, should_stop: Callable[[], bool] = lambda: False,
+            limits: Limits | None = None) -> list[Outcome]:
     """Run every due step of ``plan``; returns outcomes in plan order.
 
+    Every cell with due steps runs at once — the planner gave due steps to as many
+    cells as each wave's ``maxUnavailable`` budget allows — up to ``limits.cells``
+    (or ``parallel``) threads, each step holding a slot of its backend's limit.
     Once ``should_stop()`` is true no further step starts (running ones finish)."""
+    limits = limits or Limits()
     due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY]
     serial = [s for s in due if s.kind in SERIAL_KINDS]
     cells = [s for s in due if s.kind not in SERIAL_KINDS]
@@ -100,8 +109,11 @@ def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime
     groups = _per_cell(cells)
     if not groups:
         return outcomes
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(groups)))) as pool:
-        results = pool.map(lambda g: _run_group(g, desired, backends, now, should_stop), groups)
+    slots = Slots(limits)
+    threads = min(parallel or limits.cells, limits.cells, len(groups))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = pool.map(
+            lambda g: _run_group(g, desired, backends, now, should_stop, slots), groups)
         for r in results:
             outcomes.extend(r)
     return outcomes

@@ -31,6 +31,7 @@ from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
 from reconciler.engine.backends import Backends
 from reconciler.engine.executor import Outcome, OutcomeStatus, execute
+from reconciler.engine.limits import Limits
 
 log = logging.getLogger("reconciler.reconcile")
 _T = TypeVar("_T")
@@ -136,7 +137,9 @@ class Reconciler:
     readers: Readers
     backends: Backends
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    parallel: int = 8
+    #: At most this many cells at once (None: ``limits.cells``).
+    parallel: int | None = None
+    limits: Limits = field(default_factory=Limits)
     last_good: DesiredState | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -194,7 +197,7 @@ class Reconciler:
             return TickReport(revision, errors, None, snapshot_error=str(e), timings=timings)
         p = _timed(timings, "plan", lambda: make_plan(desired, live, now))
         outcomes = _timed(timings, "execute", lambda: execute(
-            p, desired, self.backends, now, self.parallel, self.stop.is_set))
+            p, desired, self.backends, now, self.parallel, self.stop.is_set, self.limits))
         for o in outcomes:
             level = logging.INFO if o.status == OutcomeStatus.DONE else logging.WARNING
             log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,

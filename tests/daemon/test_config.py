@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.config import ConfigError, load_config
+from reconciler.engine.limits import Limits
 
 CASES = [
     ("defaults", "{}", {"poll_interval": 30, "reconcile_interval": 10, "drift_interval": 300}),
@@ -18,6 +19,10 @@ CASES = [
     ("integer seconds", "poll_interval: 45\n", {"poll_interval": 45}),
     ("terraform config", "terraform_cli_config: /etc/reconciler/terraformrc\n",
      {"terraform_cli_config": "/etc/reconciler/terraformrc"}),
+    ("concurrency and client rate defaults", "{}",
+     {"concurrency": Limits(), "kube_qps": 100.0, "kube_burst": 200}),
+    ("concurrency", "concurrency: {cells: 200, terraform: 2}\nkubernetes: {qps: 0, burst: 5}\n",
+     {"concurrency": Limits(cells=200, terraform=2), "kube_qps": 0.0, "kube_burst": 5}),
 ]
 ERRORS = [
     ("unknown key", "drift_intervall: 5m\n", "unknown key(s) drift_intervall"),
@@ -29,6 +34,12 @@ ERRORS = [
      "repo.verify.signing_key is required when repo.verify.kind is set"),
     ("gpg verify without a signing key", "repo:\n  verify:\n    kind: gpg\n",
      "repo.verify.signing_key is required"),
+    ("concurrency zero", "concurrency: {terraform: 0}\n",
+     "concurrency.terraform: an integer from 1 to 1024, not 0"),
+    ("concurrency unknown", "concurrency: {helm: 3}\n", "concurrency: unknown key(s) helm"),
+    ("concurrency not a number", "concurrency: {cells: many}\n", "concurrency.cells"),
+    ("qps negative", "kubernetes: {qps: -1}\n", "kubernetes.qps: a number from 0"),
+    ("burst zero", "kubernetes: {burst: 0}\n", "kubernetes.burst: an integer from 1"),
 ]
 
 

@@ -13,6 +13,7 @@ from reconciler.adapters.errors import AdapterError, PermanentError, TemporaryEr
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.plan import OPEN, Gate, GateKind, Plan, Step, StepKind
 from reconciler.engine.executor import Outcome, execute, run_step
+from reconciler.engine.limits import Limits
 from tests.engine.fakes import Failures, Fakes, FakeTerraform, Revert
 from tests.engine.support import NOW, desired
 
@@ -262,3 +263,50 @@ def test_an_unexpected_error_fails_that_cell_only() -> None:
     outcomes = execute(plan_of(*steps), desired(), fakes.backends(), NOW, parallel=1)
     assert [(o.step.cell, o.status) for o in outcomes] == [("c1", "failed"), ("a1", "done")]
     assert outcomes[0].detail == "KeyError: 'verison'"
+
+
+class CountingTerraform(FakeTerraform):
+    """Fake Terraform backend (unit tests only) that counts how many applies overlap."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(log)
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def apply(self, desired: DesiredState, cell: Cell, service: str,
+              version: str) -> Mapping[str, object]:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        threading.Event().wait(0.1)
+        with self.lock:
+            self.running -= 1
+        return super().apply(desired, cell, service, version)
+
+
+def test_every_due_cell_runs_at_once_without_a_fixed_cap() -> None:
+    """The planner bounds the due cells by each wave's budget; the executor runs them
+    all at once (the barrier needs all four) — no fixed pool of eight in the way."""
+    fakes = Fakes()
+    fakes.terraform = RendezvousTerraform(fakes.log, parties=4)
+    steps = [cell("terraform-apply", c) for c in ("c1", "a1", "b1", "r1")]
+    out = execute(plan_of(*steps), desired(), fakes.backends(), NOW,
+                  limits=Limits(cells=4, terraform=4))
+    assert [o.status for o in out] == ["done"] * 4
+
+
+def test_a_backend_limit_bounds_its_steps_across_cells() -> None:
+    fakes = Fakes()
+    counting = CountingTerraform(fakes.log)
+    fakes.terraform = counting
+    cells = ("c1", "a1", "b1", "r1")
+    steps = [cell(k, c) for c in cells for k in ("terraform-apply", "kubernetes-apply")]
+    out = execute(plan_of(*steps), desired(), fakes.backends(), NOW,
+                  limits=Limits(cells=4, terraform=2))
+    assert [o.status for o in out] == ["done"] * 8
+    assert counting.most == 2
+
+
+def test_limits_refuse_zero() -> None:
+    with pytest.raises(ValueError, match=r"concurrency\.terraform"):
+        Limits(terraform=0)

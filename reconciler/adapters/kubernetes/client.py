@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.errors import NotFound, from_status, from_transport
+from reconciler.adapters.kubernetes.ratelimit import TokenBucket
 from reconciler.core.model import Cell
 
 JSON = "application/json"
@@ -92,9 +93,11 @@ def load_configuration(target: Target) -> k8s_client.Configuration:
 class KubeClient:
     """JSON REST calls and watches against one cluster."""
 
-    def __init__(self, target: Target, timeout: float = 15.0) -> None:
+    def __init__(self, target: Target, timeout: float = 15.0,
+                 limiter: TokenBucket | None = None) -> None:
         self.target = target
         self.timeout = timeout
+        self.limiter = limiter
         self.api = k8s_client.ApiClient(load_configuration(target))
         self._resources: dict[tuple[str, str], Resource] = {}
         self._lock = threading.Lock()
@@ -111,6 +114,8 @@ class KubeClient:
             method, path, query_params=list((query or {}).items()) or None,
             header_params={"Content-Type": content_type, "Accept": JSON},
             body=body, auth_settings=["BearerToken"])
+        if self.limiter is not None:
+            self.limiter.take()
         try:
             return self.api.call_api(m, url, headers, data, _request_timeout=timeout)
         except _TRANSPORT_ERRORS as e:
@@ -182,16 +187,19 @@ class KubeClient:
 
 
 class ClientCache:
-    """One KubeClient per target, created on first use."""
+    """One KubeClient per target, created on first use; each sends at most ``qps``
+    requests per second after a ``burst`` (qps 0: unlimited)."""
 
-    def __init__(self) -> None:
+    def __init__(self, qps: float = 0.0, burst: int = 1) -> None:
         self._clients: dict[Target, KubeClient] = {}
         self._lock = threading.Lock()
+        self.qps, self.burst = qps, burst
 
     def for_target(self, target: Target) -> KubeClient:
         with self._lock:
             if target not in self._clients:
-                self._clients[target] = KubeClient(target)
+                limiter = TokenBucket(self.qps, self.burst) if self.qps > 0 else None
+                self._clients[target] = KubeClient(target, limiter=limiter)
             return self._clients[target]
 
     def for_cell(self, cell: Cell) -> KubeClient:

@@ -18,7 +18,8 @@ The generated fleet: one service with a Terraform stack (terraform_data: no prov
 download) and a ConfigMap + Deployment, waves canary (1 cell) → zone → region → rest.
 
 Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5]
-       [--scenarios canary,breach,rollout,heal] [--keep]
+       [--scenarios canary,breach,rollout,heal] [--keep] [--stack-reads-version]
+       [--concurrency cells=64,kubernetes=16,terraform=8] [--kube-qps 100]
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from reconciler.adapters.kubernetes.client import KubeClient, Target
 from reconciler.localparts.k8s import ControlPlane, start_control_plane
 from reconciler.localparts.prometheus import prometheus_with_exporter
 from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bare
@@ -49,11 +52,13 @@ from reconciler.testing.gitserver import HttpGitServer, free_port, git, seed_bar
 USER, PASSWORD, SECRET = "bot", "bench-password", "bench-webhook-secret"
 ALARM = ('sum(rate(http_requests_total{cell="{{ cell.name }}",code=~"5.."}[4s])) / '
          'sum(rate(http_requests_total{cell="{{ cell.name }}"}[4s]))')
+#: The stack reads no version: since #19 a bump plans no Terraform step for it (only the
+#: variables a stack declares are its inputs). ``--stack-reads-version`` declares
+#: ``service_version`` too, as the stack before #19 did (every bump re-applies it).
 STACK = """\
 variable "cell" { type = string }
 variable "region" { type = string }
 variable "zone" { type = string }
-variable "service_version" { type = string }
 resource "terraform_data" "queue" { input = "orders-${var.cell}" }
 output "queue" { value = terraform_data.queue.output }
 """
@@ -93,7 +98,7 @@ def groups_of(n: int) -> list[tuple[str, str]]:
 
 
 def write_fleet(repo: Path, cells: list[tuple[str, str]], kubeconfig: Path,
-                canary_bake: str) -> None:
+                canary_bake: str, reads_version: bool = False) -> None:
     waves = [{"name": g, "groups": [g], "bake": canary_bake if g == "canary" else "0s",
               "maxUnavailable": "100%" if g != "canary" else 1}
              for g in ("canary", "zone", "region", "rest")]
@@ -111,7 +116,8 @@ def write_fleet(repo: Path, cells: list[tuple[str, str]], kubeconfig: Path,
     (svc / "kubernetes").mkdir(parents=True)
     (svc / "terraform").mkdir()
     (svc / "kubernetes" / "app.yaml").write_text(MANIFESTS)
-    (svc / "terraform" / "main.tf").write_text(STACK)
+    (svc / "terraform" / "main.tf").write_text(
+        STACK + ('variable "service_version" { type = string }\n' if reads_version else ""))
     (svc / "service.yaml").write_text(_doc("Service", "shop", {
         "kubernetes": {"manifests": ["kubernetes/app.yaml"]},
         "terraform": {"stack": "terraform"}, "health": {"progressDeadline": "60s"}}))
@@ -128,15 +134,18 @@ def set_version(repo: Path, version: str) -> None:
 class Bench:
     """The parts, the remote, a human clone and the daemon process."""
 
-    def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str) -> None:
+    def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str,
+                 reads_version: bool = False, daemon: dict[str, object] | None = None) -> None:
         self.tmp, self.cells = tmp, groups_of(n)
+        self.daemon_extra = daemon or {}
         self.version, self.current = 1, "1.0.0"  # the newest version used; the one running
         self.plane: ControlPlane = start_control_plane("bench", nodes=4)
         stack.callback(self.plane.stop)
         self.prom, self.exporter = stack.enter_context(prometheus_with_exporter(
             [c for c, _ in self.cells]))
         seed = tmp / "seed"
-        write_fleet(seed, self.cells, self.plane.kubeconfig, canary_bake)
+        write_fleet(seed, self.cells, self.plane.kubeconfig, canary_bake, reads_version)
+        self.kube = KubeClient(Target(str(self.plane.kubeconfig)), timeout=60.0)
         (tmp / "srv").mkdir()
         git(seed, "init", "-q", "-b", "main")
         git(seed, "add", "-A")
@@ -162,7 +171,8 @@ class Bench:
             "webhook_secret_file": str(self.tmp / "hook"), "prometheus_url": self.prom.url,
             "poll_interval": "1h", "reconcile_interval": "2s", "drift_interval": "0",
             "leader": {"kind": "file"}, "log_level": "info",
-            "git_author": {"name": "reconciler", "email": "reconciler@bench"}}))
+            "git_author": {"name": "reconciler", "email": "reconciler@bench"},
+            **self.daemon_extra}))
         return subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run", "--config",
                                  str(cfg)], stderr=self.log.open("w"),
                                 stdout=subprocess.DEVNULL)
@@ -202,24 +212,27 @@ class Bench:
         urllib.request.urlopen(req, timeout=5).read()
 
     def images(self) -> dict[str, str]:
-        """namespace -> image of every bench Deployment (one list call)."""
-        out = self.plane.kubectl("get", "deployments", "-A", "-l",
-                                 "reconciler.dev/service=shop", "-o",
-                                 "jsonpath={range .items[*]}{.metadata.namespace} "
-                                 "{.spec.template.spec.containers[0].image}{'\\n'}{end}")
-        return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+        """namespace -> image of every bench Deployment (one list call, through the API
+        rather than a kubectl process: polling costs the 2 cores little)."""
+        doc = self.kube.request("GET", "/apis/apps/v1/deployments",
+                                {"labelSelector": "reconciler.dev/service=shop"})
+        return {d["metadata"]["namespace"]: d["spec"]["template"]["spec"]["containers"][0]
+                ["image"] for d in doc.get("items", [])}
+
+    def _deployment(self, cell: str) -> dict[str, Any]:
+        return self.kube.get(f"/apis/apps/v1/namespaces/bench-{cell}/deployments/shop") or {}
 
     def next_version(self) -> str:
         self.version += 1
         return f"{self.version}.0.0"
 
     def replicas(self, cell: str) -> str:
-        return self.plane.kubectl("get", "deployment", "shop", "-n", f"bench-{cell}", "-o",
-                                  "jsonpath={.spec.replicas}").strip()
+        return str(self._deployment(cell).get("spec", {}).get("replicas", ""))
 
     def image_of(self, cell: str) -> str:
-        return self.plane.kubectl("get", "deployment", "shop", "-n", f"bench-{cell}", "-o",
-                                  "jsonpath={.spec.template.spec.containers[0].image}")
+        spec = self._deployment(cell).get("spec", {})
+        return str(spec.get("template", {}).get("spec", {}).get("containers", [{}])[0]
+                   .get("image", ""))
 
     def canary_on(self, version: str) -> bool:
         return self.image_of(self.cells[0][0]).endswith(f":{version}")
@@ -231,7 +244,7 @@ class Bench:
         return self.reverts() > before
 
     def finished(self, version: str) -> bool:
-        return self.everywhere(version) and self.waves_done(version)
+        return self.waves_done(version) and self.everywhere(version)
 
     def waves_done(self, version: str) -> bool:
         try:
@@ -270,10 +283,12 @@ SCENARIOS = ("canary", "breach", "rollout", "heal")
 
 
 def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS,
-        keep: bool = False) -> dict[str, object]:
+        keep: bool = False, reads_version: bool = False,
+        daemon: dict[str, object] | None = None) -> dict[str, object]:
+    load_before = os.getloadavg()
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
-        b = Bench(stack, tmp, n, canary_bake="0s")
+        b = Bench(stack, tmp, n, "0s", reads_version, daemon)
         try:
             result = _measure(b, rounds, scenarios)
         except SystemExit:
@@ -283,14 +298,18 @@ def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS,
         print(f"kept: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
     else:
         shutil.rmtree(tmp, True)
-    return {"cells": n, **result, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                                             f"Python {platform.python_version()}"}
+    return {"cells": n, "stack_reads_version": reads_version, "daemon": daemon or {},
+            **result, "load_average_1m": {"before": round(load_before[0], 2),
+                                          "after": round(os.getloadavg()[0], 2)},
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"Python {platform.python_version()}"}
 
 
 def _measure(b: Bench, rounds: int, scenarios: tuple[str, ...]) -> dict[str, object]:
     """The chosen measurements on a running bench (see the module docstring)."""
     t0 = time.monotonic()
-    b.wait(partial(b.finished, "1.0.0"), "the install", every=0.5)
+    b.wait(partial(b.finished, "1.0.0"), "the install", every=2.0,
+           timeout=max(600, 3 * len(b.cells)))
     out: dict[str, object] = {"install_s": round(time.monotonic() - t0, 1)}
     if "canary" in scenarios:
         out["commit_to_canary_applied"] = _stats([_to_canary(b) for _ in range(rounds)])
@@ -311,7 +330,8 @@ def _to_canary(b: Bench) -> float:
     v = b.next_version()
     t0 = b.push(v)
     took = b.wait(partial(b.canary_on, v), "the canary") - t0
-    b.wait(partial(b.finished, v), "the rollout", every=0.5)
+    b.wait(partial(b.finished, v), "the rollout", every=0.5,
+           timeout=max(600, 2 * len(b.cells)))
     b.current = v
     return took
 
@@ -336,7 +356,8 @@ def _rollout(b: Bench) -> float:
     """3: a 4-wave rollout of every cell, zero bake."""
     v = b.next_version()
     t0 = b.push(v)
-    took = b.wait(partial(b.finished, v), "the rollout", every=0.2) - t0
+    took = b.wait(partial(b.finished, v), "the rollout", every=0.2,
+                  timeout=max(600, 2 * len(b.cells))) - t0
     b.current = v
     return took
 
@@ -358,12 +379,25 @@ def main() -> None:
                     help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     ap.add_argument("--keep", action="store_true",
                     help="keep the bench directory (daemon.log, the Git remote)")
+    ap.add_argument("--stack-reads-version", action="store_true",
+                    help="the stack declares service_version (every bump applies it)")
+    ap.add_argument("--concurrency", default="",
+                    help="the daemon's concurrency bounds, e.g. cells=128,terraform=4")
+    ap.add_argument("--kube-qps", type=float, default=None,
+                    help="the daemon's kubernetes.qps (burst: twice that)")
     args = ap.parse_args()
+    daemon: dict[str, object] = {}
+    if args.concurrency:
+        daemon["concurrency"] = {k: int(v) for k, v in
+                                 (kv.split("=", 1) for kv in args.concurrency.split(","))}
+    if args.kube_qps is not None:
+        daemon["kubernetes"] = {"qps": args.kube_qps, "burst": max(1, int(2 * args.kube_qps))}
     chosen = tuple(x.strip() for x in args.scenarios.split(",") if x.strip())
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    print(json.dumps(run(args.cells, args.rounds, chosen, args.keep), indent=2))
+    print(json.dumps(run(args.cells, args.rounds, chosen, args.keep,
+                         args.stack_reads_version, daemon), indent=2))
 
 
 if __name__ == "__main__":

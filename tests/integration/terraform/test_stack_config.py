@@ -68,20 +68,26 @@ def test_broken_file_position(tmp_path: Path) -> None:
 
 def test_one_child_per_distinct_stack(tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stacks are parsed once per content, every new one of a revision by one child."""
     inspector = StackInspector(TerraformSettings(state_dir=tmp_path))
-    runs: list[Path] = []
+    runs: list[tuple[Path, list[str]]] = []
     real = inspector._run
 
-    def counted(work: Path) -> tuple[frozenset[str], tuple[object, ...]]:
-        runs.append(work)
-        return real(work)  # type: ignore[return-value]
+    def counted(work: Path, dirs: list[str]) -> list[tuple[frozenset[str], tuple[object, ...]]]:
+        runs.append((work, dirs))
+        return real(work, dirs)  # type: ignore[return-value]
 
     monkeypatch.setattr(inspector, "_run", counted)
     for _ in range(3):
         inspector.declared("a", {"main.tf": NO_VERSION})
         inspector.declared("b", {"main.tf": NO_VERSION})
     assert len(runs) == 1
-    assert not any(p.exists() for p in runs), "the temporary stack copy is removed"
+    both = inspector.declared_all({"x": {"main.tf": NO_VERSION + "\n"},
+                                   "y": {"v.tf.json": JSON_FILE}})
+    assert len(runs) == 2 and len(runs[1][1]) == 2, runs
+    assert both["x"][0] == frozenset({"cell", "region"})
+    assert both["y"][0] == frozenset({"service_version"})
+    assert not any(work.exists() for work, _ in runs), "the temporary copies are removed"
 
 
 def test_under_bubblewrap(tmp_path: Path) -> None:
@@ -99,7 +105,7 @@ def test_bump_of_an_undeclared_version_keeps_the_input_hash(
     """Through the composition's annotation and the real runner: the applied record's
     hash is the one the planner wants at the next version, so no Terraform step."""
     state = dataclasses.replace(desired(tmp_path / "out", NO_VERSION), revision="r1")
-    read = StackInspector(settings).declared
+    read = StackInspector(settings).declared_all
     annotated = with_stack_variables(LoadResult("r1", state, ()), read).desired
     assert annotated is not None
     assert annotated.stack_variables == {"services/app/terraform": frozenset({"cell",
@@ -122,6 +128,6 @@ def test_bump_of_an_undeclared_version_keeps_the_input_hash(
 def test_a_stack_terraform_refuses_rejects_the_revision(tmp_path: Path) -> None:
     state = desired(tmp_path / "out", 'variable "cell" {\n')
     result = with_stack_variables(LoadResult("r", state, ()),
-                                  StackInspector(TerraformSettings(state_dir=tmp_path)).declared)
+                                  StackInspector(TerraformSettings(state_dir=tmp_path)).declared_all)
     assert result.desired is None
     assert [str(e).split(":")[0] for e in result.errors] == ["services/app/terraform/main.tf"]

@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -371,6 +372,10 @@ def _heal(b: Bench, i: int) -> float:
 
 
 def main() -> None:
+    # SIGTERM (or SIGINT, ignored in a background job) unwinds: the daemon, Prometheus and
+    # the control plane are stopped, not left running.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda n, _: sys.exit(f"stopped by signal {n}"))
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, default=100)

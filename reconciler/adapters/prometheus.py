@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
@@ -112,19 +113,27 @@ def _error_text(e: urllib.error.HTTPError) -> str:
         return str(e.reason)
 
 
+#: Queries in flight at once while evaluating (a thousand cells' rules one after the
+#: other took 2.5 s of every tick).
+QUERIES_AT_ONCE = 8
+
+
 def evaluate(client: PrometheusClient, rules: Iterable[AlarmRule], cells: Iterable[Cell],
              wave: str = "", step_seconds: int = 1) -> list[AlarmState]:
-    """Every rule for every cell, as alarm states for the live snapshot."""
-    states = []
+    """Every rule for every cell, as alarm states for the live snapshot (in cell, rule
+    order; queried ``QUERIES_AT_ONCE`` at a time; the first error is raised)."""
     rule_list = tuple(rules)
-    for cell in cells:
-        for rule in rule_list:
-            if rule.baseline:
-                continue
-            query = render_query(rule, cell, wave)
-            samples = client.samples(query, rule.window_seconds, step_seconds)
-            states.append(judge(rule, cell.name, samples))
-    return states
+    pairs = [(cell, rule) for cell in cells for rule in rule_list if not rule.baseline]
+
+    def one(pair: tuple[Cell, AlarmRule]) -> AlarmState:
+        cell, rule = pair
+        query = render_query(rule, cell, wave)
+        return judge(rule, cell.name, client.samples(query, rule.window_seconds, step_seconds))
+
+    if len(pairs) <= 1:
+        return [one(p) for p in pairs]
+    with ThreadPoolExecutor(max_workers=min(QUERIES_AT_ONCE, len(pairs))) as pool:
+        return list(pool.map(one, pairs))
 
 
 def analyse(client: PrometheusClient, desired: DesiredState,

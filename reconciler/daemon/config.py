@@ -122,8 +122,9 @@ class DaemonConfig:
     #: move at once is each wave's ``maxUnavailable`` budget, bounded by these).
     concurrency: Limits = field(default_factory=Limits)
     #: ``kubernetes.qps`` / ``kubernetes.burst``: API requests per second per cluster
-    #: after a burst (qps 0: unlimited), as client-go's rate limiter.
-    kube_qps: float = 100.0
+    #: after a burst, as client-go's rate limiter; qps 0 (the default): unlimited, the
+    #: requests in flight bounded by ``concurrency.kubernetes`` alone.
+    kube_qps: float = 0.0
     kube_burst: int = 200
 
     @property

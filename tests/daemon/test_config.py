@@ -20,7 +20,7 @@ CASES = [
     ("terraform config", "terraform_cli_config: /etc/reconciler/terraformrc\n",
      {"terraform_cli_config": "/etc/reconciler/terraformrc"}),
     ("concurrency and client rate defaults", "{}",
-     {"concurrency": Limits(), "kube_qps": 100.0, "kube_burst": 200}),
+     {"concurrency": Limits(), "kube_qps": 0.0, "kube_burst": 200}),
     ("concurrency", "concurrency: {cells: 200, terraform: 2}\nkubernetes: {qps: 0, burst: 5}\n",
      {"concurrency": Limits(cells=200, terraform=2), "kube_qps": 0.0, "kube_burst": 5}),
 ]

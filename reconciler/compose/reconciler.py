@@ -29,8 +29,8 @@ from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
-from reconciler.compose.tools import manifest_tools
 from reconciler.adapters.terraform.config import StackInspector
+from reconciler.compose.tools import manifest_tools
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState

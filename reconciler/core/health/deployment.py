@@ -1,7 +1,8 @@
 """Deployment health: observedGeneration, replica counts, the Progressing condition.
 
 Degraded when the Progressing condition says ProgressDeadlineExceeded (the rollout
-stalled past ``progressDeadlineSeconds``) or ReplicaFailure is True; Progressing while
+stalled past ``progressDeadlineSeconds``) or ReplicaFailure is True (but for a service
+account a new namespace does not have yet: Progressing); Progressing while
 the controller catches up, new replicas are created or become available, or old
 replicas wait to terminate; Healthy otherwise. A paused Deployment is Progressing.
 """
@@ -27,8 +28,18 @@ def _degraded(obj: Mapping[str, Any]) -> Health | None:
         return Health("Degraded", prog.get("message") or "progress deadline exceeded")
     failure = condition(obj, "ReplicaFailure")
     if failure and failure.get("status") == "True":
-        return Health("Degraded", failure.get("message") or "replica failure")
+        message = failure.get("message") or "replica failure"
+        if _TRANSIENT_SA in message:  # a new namespace's account comes moments later
+            return Health("Progressing", message)
+        return Health("Degraded", message)
     return None
+
+
+#: A pod refused only because the namespace's service account does not exist yet: the
+#: service account controller creates ``default`` shortly after the namespace (seconds
+#: later on a loaded control plane — seen at 1,000 new cells). The ReplicaSet retries;
+#: a real lasting failure still ends in ProgressDeadlineExceeded.
+_TRANSIENT_SA = "error looking up service account"
 
 
 def _rollout(obj: Mapping[str, Any]) -> Health | None:

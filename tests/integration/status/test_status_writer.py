@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pygit2
+import pytest
 
 from reconciler.adapters.git.commits import commit_files, head_commit, read_file
 from reconciler.adapters.git.status import STATUS_TRAILER, StatusWriter, own_status_only
@@ -89,3 +90,39 @@ def test_refuses_paths_outside_status(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="status/"):
         StatusWriter(repo, REF, AUTHOR).write({"releases/api.yaml": {"x": 1}}, "tick")
+
+
+def test_unchanged_documents_are_not_merged_again(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish merges (ruamel round trip) only the files whose document or text in Git
+    changed since the last one; a hand edit of the file in Git is merged again."""
+    import reconciler.adapters.git.status as status
+
+    repo = _repo(tmp_path)
+    w = StatusWriter(repo, REF, AUTHOR)
+    merged: list[str] = []
+    real = status.render
+
+    def counting(old: bytes | None, doc: dict[str, object]) -> bytes:
+        merged.append(str(doc.get("cell")))
+        return real(old, doc)
+
+    monkeypatch.setattr(status, "render", counting)
+    docs = {f"status/cells/{c}.yaml": {"cell": c, "services": {"api": {"version": "1.0.0"}}}
+            for c in ("a", "b", "c")}
+    assert w.write(docs, "tick") is not None
+    assert sorted(merged) == ["a", "b", "c"]
+    for path, doc in docs.items():  # why a file's own merge result may be reused
+        text = read_file(repo, head_commit(repo, REF), path)
+        assert real(text, doc) == text
+    merged.clear()
+    changed = {**docs, "status/cells/b.yaml": {"cell": "b", "services": {"api": {
+        "version": "2.0.0"}}}}
+    assert w.write(changed, "tick") is not None
+    assert merged == ["b"]
+    merged.clear()
+    commit_files(repo, REF, {"status/cells/c.yaml": b"# hand edit\ncell: c\n"}, "edit", HUMAN)
+    w.write(changed, "tick")
+    assert merged == ["c"]
+    text = read_file(repo, head_commit(repo, REF), "status/cells/c.yaml")
+    assert text is not None and text.decode().startswith("# hand edit\n")

@@ -51,7 +51,8 @@ Key = tuple[tuple[tuple[str, str, str | None, str | None], ...], tuple[str, ...]
 def _key(desired: DesiredState) -> Key:
     cells = tuple(sorted((c.name, c.kubernetes.namespace, c.kubernetes.kubeconfig,
                           c.kubernetes.context) for c in desired.cells.values()))
-    return cells, tuple(sorted(n for n, s in desired.services.items() if s.manifests or s.flag))
+    return cells, tuple(sorted(n for n, s in desired.services.items()
+                               if s.manifests or s.flag or s.tool))
 
 
 class DriftWatch:

@@ -93,7 +93,7 @@ def read_fleet(desired: DesiredState, clients: ClientCache | None = None
                ) -> dict[str, dict[str, ServiceLive]]:
     """cell -> service -> ServiceLive for every service with manifests in every cell."""
     cache = clients or ClientCache()
-    services = sorted(n for n, s in desired.services.items() if s.manifests or s.flag)
+    services = sorted(n for n, s in desired.services.items() if s.manifests or s.flag or s.tool)
     by_target: dict[Target, list[Cell]] = {}
     for _, cell in sorted(desired.cells.items()):
         by_target.setdefault(Target.of(cell), []).append(cell)

@@ -45,6 +45,7 @@ from reconciler.engine.backends import (
     MigrationBackend,
     ProgressStore,
     TerraformBackend,
+    TrafficBackend,
 )
 from reconciler.engine.limits import Limits
 from reconciler.engine.tick import (
@@ -185,6 +186,7 @@ class FleetParts:
     analysis: AnalysisReader | None = None
     #: The variables each stack declares (None: unknown, every variable counts).
     stack_variables: StackReader | None = None
+    traffic: TrafficBackend | None = None
 
     def readers(self, rollout: RolloutReader | None) -> Readers:
         return Readers(services=self.services, terraform=self.terraform_state,
@@ -239,7 +241,7 @@ def real_fleet(s: BackendSettings) -> FleetParts:
                       alarms=alarms.read if alarms else None,
                       terraform_drift=terraform.drift_addresses,
                       analysis=alarms.analyse if alarms else None,
-                      stack_variables=stack_reader(s))
+                      stack_variables=stack_reader(s), traffic=kube)
 
 
 def snapshot_readers(s: BackendSettings, rollout: RolloutReader | None = None) -> Readers:
@@ -258,7 +260,8 @@ def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend |
     if fleet.stack_variables is not None:
         load = _Annotated(load, fleet.stack_variables)
     backends = Backends(kubernetes=fleet.kubernetes, terraform=fleet.terraform,
-                        migrations=fleet.migrations, git=git, progress=progress)
+                        migrations=fleet.migrations, git=git, progress=progress,
+                        traffic=fleet.traffic)
     return Reconciler(load, fleet.readers(rollout), backends, clock=env.clock,
                       parallel=s.parallel, limits=s.limits)
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.adapters.errors import AdapterError, PermanentError
-from reconciler.adapters.kubernetes.apply import apply_service
+from reconciler.adapters.kubernetes import bluegreen
+from reconciler.adapters.kubernetes.apply import Change, apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.kubernetes.snapshot import read_fleet
@@ -23,6 +24,7 @@ from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, analyse, evaluate
 from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
+from reconciler.core.planner.bluegreen import BLUE_GREEN
 from reconciler.core.planner.migrations import ledger_databases
 from reconciler.core.policy import Policy, kind_allowed
 from reconciler.core.render import default_context, render_service
@@ -48,7 +50,11 @@ class KubernetesApply:
             if denied:
                 raise PermanentError(f"{', '.join(denied)} in {service} not allowed for cell "
                                      f"{cell.name} by {self.policy.source}: nothing applied")
-        result = apply_service(self.clients.for_cell(cell), cell, service, version, objs)
+        kube = self.clients.for_cell(cell)
+        if desired.services[service].strategy == BLUE_GREEN:
+            result = bluegreen.converge(kube, cell, service, version, objs)
+        else:
+            result = apply_service(kube, cell, service, version, objs)
         counts: dict[str, int] = {}
         for change in result.changes:
             counts[change.action] = counts.get(change.action, 0) + 1
@@ -57,6 +63,22 @@ class KubernetesApply:
 
     def read(self, desired: DesiredState) -> dict[str, dict[str, ServiceLive]]:
         return read_fleet(desired, self.clients)
+
+    def switch(self, desired: DesiredState, cell: Cell, service: str, version: str) -> str:
+        result = bluegreen.switch(self.clients.for_cell(cell), cell, service, version)
+        return f"{service} {version} serves in {cell.name}: {_summary(result.changes)}"
+
+    def scale_down(self, desired: DesiredState, cell: Cell, service: str) -> str:
+        result = bluegreen.scale_down(self.clients.for_cell(cell), cell, service)
+        return f"old colour of {service} scaled to zero in {cell.name}: " \
+            f"{_summary(result.changes)}"
+
+
+def _summary(changes: Sequence[Change]) -> str:
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    return ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no change"
 
 
 @dataclass

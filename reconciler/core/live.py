@@ -77,6 +77,27 @@ class TerraformLive:
 
 
 @dataclass(frozen=True)
+class Standby:
+    """A blue-green service's colour that does not serve: its version and health, and
+    whether it was scaled to zero (docs/strategies.md)."""
+
+    colour: str
+    version: Version
+    health: str
+    scaled_down: bool = False
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"colour": self.colour, "version": str(self.version), "health": self.health,
+                "scaledDown": self.scaled_down, "message": self.message}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> Standby:
+        return Standby(str(d["colour"]), Version.parse(d["version"]), str(d["health"]),
+                       bool(d.get("scaledDown", False)), str(d.get("message", "")))
+
+
+@dataclass(frozen=True)
 class ServiceLive:
     """One service in one cell: running version, health, rollback target, drift."""
 
@@ -87,8 +108,16 @@ class ServiceLive:
     drift: tuple[Drift, ...] = ()
     terraform: TerraformLive | None = None
     message: str = ""
+    #: blueGreen: the colour that does not serve (None: rolling, or only one colour).
+    standby: Standby | None = None
 
     def to_json(self) -> dict[str, Any]:
+        out = self._json()
+        if self.standby is not None:
+            out["standby"] = self.standby.to_json()
+        return out
+
+    def _json(self) -> dict[str, Any]:
         return {
             "version": str(self.version) if self.version else None,
             "health": self.health,
@@ -110,6 +139,7 @@ class ServiceLive:
             drift=tuple(Drift.from_json(x) for x in d.get("drift", [])),
             terraform=TerraformLive.from_json(tf) if tf else None,
             message=d.get("message", ""),
+            standby=Standby.from_json(d["standby"]) if d.get("standby") else None,
         )
 
 

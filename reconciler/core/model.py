@@ -210,6 +210,9 @@ class Service:
     alarms: tuple[AlarmRule, ...]
     databases: tuple[str, ...]  # logical database names the service uses
     source: SourceRef
+    #: How a cell moves to a new version: ``rolling`` (the Deployment's own rolling
+    #: update) or ``blueGreen`` (docs/strategies.md).
+    strategy: str = "rolling"
     flag: str | None = None  # the flag this service stands for (``core/flags.py``)
     kustomize: str | None = None  # repository path of a Kustomize directory
     helm: HelmChart | None = None

@@ -26,7 +26,11 @@ class StepKind(StrEnum):
     MIGRATION_EXPAND = "migration-expand"
     KUBERNETES_APPLY = "kubernetes-apply"
     WAIT_HEALTHY = "wait-healthy"
+    #: blueGreen: the cell's Services switch to the new colour (it is healthy).
+    TRAFFIC_SWITCH = "traffic-switch"
     BAKE = "bake"
+    #: blueGreen: the old colour is scaled to zero once the wave has baked.
+    SCALE_DOWN = "scale-down"
     MIGRATION_CONTRACT = "migration-contract"
     REVERT_COMMIT = "revert-commit"
     #: The revert reached the desired state: forget the wave's failure, so a person may

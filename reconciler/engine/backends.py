@@ -38,6 +38,18 @@ class KubernetesBackend(Protocol):
         ...
 
 
+class TrafficBackend(Protocol):
+    """Moves a blue-green service's traffic between its colours in a cell."""
+
+    def switch(self, desired: DesiredState, cell: Cell, service: str, version: str) -> str:
+        """Point the Services at the colour running ``version``; a one-line summary."""
+        ...
+
+    def scale_down(self, desired: DesiredState, cell: Cell, service: str) -> str:
+        """Scale the colour that does not serve to zero; a one-line summary."""
+        ...
+
+
 class MigrationBackend(Protocol):
     """Runs one phase of a migration in one cell's database."""
 
@@ -80,3 +92,4 @@ class Backends:
     migrations: MigrationBackend | None
     git: GitBackend | None
     progress: ProgressStore
+    traffic: TrafficBackend | None = None

@@ -87,6 +87,18 @@ def forget_failure(step: Step, desired: DesiredState, b: Backends, now: datetime
     return f"failure of {step.from_version} in wave {wave} forgotten (its revert is desired)"
 
 
+def traffic_switch(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
+    traffic = _need(b.traffic, "traffic")
+    cell = desired.cells[_field(step, step.cell, "cell")]
+    return traffic.switch(desired, cell, step.service, _field(step, step.to_version, "version"))
+
+
+def scale_down(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
+    traffic = _need(b.traffic, "traffic")
+    cell = desired.cells[_field(step, step.cell, "cell")]
+    return traffic.scale_down(desired, cell, step.service)
+
+
 def wait(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
     return "waiting for health"
 
@@ -102,4 +114,6 @@ HANDLERS: Mapping[StepKind, Handler] = {
     StepKind.REVERT_COMMIT: revert_commit,
     StepKind.FORGET_FAILURE: forget_failure,
     StepKind.WAIT_HEALTHY: wait,
+    StepKind.TRAFFIC_SWITCH: traffic_switch,
+    StepKind.SCALE_DOWN: scale_down,
 }

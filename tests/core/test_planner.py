@@ -32,7 +32,8 @@ def _case(path: Path) -> dict[str, Any]:
 def _service_json(raw: dict[str, Any]) -> dict[str, Any]:
     return {"version": raw.get("version"), "health": raw.get("health", "Healthy"),
             "previousVersion": raw.get("previous"), "appliedHash": None,
-            "drift": raw.get("drift", []), "terraform": None, "message": raw.get("message", "")}
+            "drift": raw.get("drift", []), "terraform": None, "message": raw.get("message", ""),
+            **({"standby": raw["standby"]} if "standby" in raw else {})}
 
 
 def _progress(text: str) -> dict[str, Any]:

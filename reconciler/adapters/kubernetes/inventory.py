@@ -34,6 +34,8 @@ class Inventory:
     applied_hash: str | None = None
     objects: tuple[dict[str, Any], ...] = ()
     pending: tuple[Ref, ...] = ()
+    #: blueGreen: the recorded colours (``core.bluegreen.Colours`` as JSON), else "".
+    colours: str = ""
 
     @property
     def refs(self) -> tuple[Ref, ...]:
@@ -58,6 +60,7 @@ def from_configmap(cm: dict[str, Any]) -> Inventory:
         applied_hash=data.get("appliedHash") or None,
         objects=tuple(json.loads(data.get("objects", "[]"))),
         pending=tuple(Ref.from_json(r) for r in json.loads(data.get("pending", "[]"))),
+        colours=data.get("colours", ""),
     )
 
 
@@ -72,6 +75,7 @@ def to_configmap(cell: str, service: str, namespace: str, inv: Inventory) -> dic
             "appliedHash": inv.applied_hash or "",
             "objects": json.dumps(list(inv.objects), sort_keys=True),
             "pending": json.dumps([r.to_json() for r in inv.pending], sort_keys=True),
+            **({"colours": inv.colours} if inv.colours else {}),
         },
     }
 

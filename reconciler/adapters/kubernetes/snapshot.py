@@ -33,8 +33,9 @@ from reconciler.adapters.kubernetes.objects import (
     ref_of,
     selector,
 )
+from reconciler.core import bluegreen as bg
 from reconciler.core.health import assess, combine
-from reconciler.core.live import Drift, ServiceLive
+from reconciler.core.live import Drift, ServiceLive, Standby
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.versions import Version
 
@@ -74,11 +75,33 @@ def drift_of(inv: Inventory, live: dict[Ref, dict[str, Any]]) -> tuple[Drift, ..
 
 def service_live(inv: Inventory, live: dict[Ref, dict[str, Any]]) -> ServiceLive:
     """ServiceLive from a recorded inventory and the live objects found."""
+    if inv.colours:
+        return _blue_green_live(inv, live)
     health = combine((str(r), assess(live.get(r))) for r in inv.refs)
     return ServiceLive(version=_version(inv.version), health=health.status,
                        previous_version=_version(inv.previous),
                        applied_hash=inv.applied_hash, drift=drift_of(inv, live),
                        message=health.message)
+
+
+def _blue_green_live(inv: Inventory, live: dict[Ref, dict[str, Any]]) -> ServiceLive:
+    """A blue-green service: health of what serves (the active colour, the Services, the
+    shared objects); the other colour as ``standby`` with its own health."""
+    colours = bg.Colours.from_text(inv.colours)
+    standby = colours.standby
+    sb_refs = [ref_of(o) for o in inv.objects if bg.colour_of(o) == standby]
+    serving = [r for r in inv.refs if r not in set(sb_refs)]
+    health = combine((str(r), assess(live.get(r))) for r in serving)
+    sb_version = colours.versions.get(standby)
+    sb = None
+    if sb_version:
+        sb_health = combine((str(r), assess(live.get(r))) for r in sb_refs)
+        sb = Standby(standby, Version.parse(sb_version), sb_health.status,
+                     standby in colours.scaled_down, sb_health.message)
+    return ServiceLive(version=_version(inv.version), health=health.status,
+                       previous_version=_version(inv.previous),
+                       applied_hash=inv.applied_hash, drift=drift_of(inv, live),
+                       message=health.message, standby=sb)
 
 
 def read_service(kube: KubeClient, cell: Cell, service: str) -> ServiceLive:

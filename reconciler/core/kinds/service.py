@@ -66,5 +66,6 @@ def build(path: str, doc: Any) -> Built:
         source=SourceRef(path, 1, 1),
         kustomize=(_dir(c, ["spec", "kubernetes", "kustomize"], kube["kustomize"])
                    if "kustomize" in kube else None),
-        helm=_helm(c, spec, name))
+        helm=_helm(c, spec, name),
+        strategy=str(spec.get("strategy", "rolling")))
     return Built("Service", name, svc, tuple(c.problems))

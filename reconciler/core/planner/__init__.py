@@ -25,7 +25,7 @@ from reconciler.core.plan import (
     StepKind,
     WavePlan,
 )
-from reconciler.core.planner import flags, gates, rollback
+from reconciler.core.planner import bluegreen, flags, gates, rollback
 from reconciler.core.planner.cells import forward_steps, steady_steps, with_gate
 from reconciler.core.planner.migrations import contract_steps
 from reconciler.core.planner.warnings import fleet_warnings, service_warnings
@@ -36,7 +36,7 @@ __all__ = ["plan"]
 
 #: Step kinds that move a cell forward: a due one means its wave is in progress.
 _MOVING = frozenset({StepKind.KUBERNETES_APPLY, StepKind.TERRAFORM_APPLY,
-                     StepKind.MIGRATION_EXPAND})
+                     StepKind.MIGRATION_EXPAND, StepKind.TRAFFIC_SWITCH})
 
 
 @dataclass
@@ -67,7 +67,8 @@ def _forward_cells(view: WaveView) -> list[tuple[CellView, Version]]:
 
 
 def _slots(view: WaveView) -> int:
-    in_flight = sum(1 for c in view.managed if c.at_target and c.health != "Healthy")
+    in_flight = sum(1 for c in view.managed if (c.at_target and c.health != "Healthy")
+                    or bluegreen.in_flight(c))
     return view.wave.max_unavailable.for_cells(len(view.cells)) - in_flight
 
 
@@ -98,13 +99,17 @@ def _plan_forward(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
             held_versions.setdefault(str(version), reason)
             acc.held_cells.add(c.cell.name)
             continue
+        if bluegreen.in_flight(c):  # deployed beside the serving colour: carry on
+            acc.steps += bluegreen.continue_steps(c, view, service)
+            continue
         gate = wave_gates[version]
         if gate.open and slots <= 0:
             gate = Gate(GateKind.MAX_UNAVAILABLE, f"maxUnavailable "
                         f"{view.wave.max_unavailable} of wave {view.wave.name!r} reached")
         if gate.open:
             slots -= 1
-        acc.steps += forward_steps(desired, live, c, view, service, gate)
+        start = bluegreen.start_steps if bluegreen.uses(desired, service) else forward_steps
+        acc.steps += start(desired, live, c, view, service, gate)
     for held, reason in sorted(held_versions.items()):
         groups = tuple(sorted({c.cell.group for c in view.managed if str(c.desired) == held}))
         acc.holds.append(Hold(service, view.wave.name, groups, held, reason))
@@ -135,6 +140,7 @@ def _wave_state(view: WaveView, steps: list[Step], held: bool, now: datetime) ->
     if not view.managed:
         return "idle"
     if any(s.kind in _MOVING and s.due for s in steps) or any(
+            bluegreen.in_flight(c) for c in view.managed) or any(
             c.at_target and not c.settled for c in view.managed):
         return "in-progress"
     if held:
@@ -221,6 +227,9 @@ def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: 
         if any(c.cell.name in rolling for c in view.managed):
             state = "rolling-back"
         acc.waves.append(_wave_plan(view, service, state, refused, held, now))
+    if bluegreen.uses(desired, service):
+        acc.steps += bluegreen.scale_down_steps(views, service,
+                                                {v.index for v in views if v.baked(now)})
     acc.steps += contract_steps(desired, live, views, service, now, acc.held_cells)
     acc.held_cells.clear()
 

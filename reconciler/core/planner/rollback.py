@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import DesiredState, RollbackPolicy
 from reconciler.core.plan import OPEN, Gate, GateKind, Refusal, Step, StepKind
+from reconciler.core.planner import bluegreen
 from reconciler.core.planner.cells import with_gate
 from reconciler.core.planner.migrations import expand_steps, floor_refusal, rollback_steps
 from reconciler.core.planner.waves import CellView, WaveView
@@ -49,6 +50,9 @@ def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
     left, nor is the rollback reverted in Git (the daemon would fight the person)."""
     if _moved_down(c):
         return None
+    standby = bluegreen.standby_failure(c)
+    if standby:
+        return standby
     if c.at_target and c.health == "Degraded":
         msg = c.live.message if c.live and c.live.message else "Degraded"
         return f"{c.cell.name} is Degraded on {c.desired}: {msg}"
@@ -82,7 +86,8 @@ def detect_failure(live: LiveSnapshot, views: tuple[WaveView, ...],
         if not view.managed or view.baked(now):
             continue
         for c in view.managed:
-            if bake_completed(view, c.live_version, now):
+            at_stake = c.desired if bluegreen.in_flight(c) else c.live_version
+            if bake_completed(view, at_stake, now):
                 continue
             reason = _cell_failure(live, c)
             if reason:
@@ -100,6 +105,9 @@ def failure_steps(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
         every and v.index < failure.wave.index)]
     for view in scope:
         for c in view.managed:
+            if bluegreen.in_flight(c) and str(c.desired) == failure.version:
+                steps += bluegreen.abort_steps(c, view, service, failure.reason)
+                continue
             if str(c.live_version) != failure.version:
                 continue
             target = c.live.previous_version if c.live else None

@@ -1,0 +1,98 @@
+"""Blue-green cells: the new colour beside the serving one, the switch as its own step,
+the switch back as the rollback, the old colour scaled to zero after the wave baked.
+
+Owns: the steps of a ``strategy: blueGreen`` cell — ``kubernetes-apply`` deploys the
+standby colour, ``wait-healthy`` waits for it, ``traffic-switch`` points the Services at
+it (the cell reaches its version only then: the wave rules hold until every step is
+done); a cell whose standby already runs its target continues where it stopped (no new
+``maxUnavailable`` slot, it counts as in flight); ``scale-down`` of the old colour once
+the wave has baked. The rollback of such a cell is a ``rollback`` step the Kubernetes
+adapter carries out as the switch back (or, before any switch, as removing the standby).
+"""
+
+from __future__ import annotations
+
+from reconciler.core.live import LiveSnapshot
+from reconciler.core.model import DesiredState
+from reconciler.core.plan import OPEN, Gate, GateKind, Step, StepKind
+from reconciler.core.planner.cells import forward_steps, with_gate
+from reconciler.core.planner.waves import CellView, WaveView
+
+BLUE_GREEN = "blueGreen"
+
+
+def uses(desired: DesiredState, service: str) -> bool:
+    """Whether ``service`` rolls out blue-green."""
+    return desired.services[service].strategy == BLUE_GREEN
+
+
+def in_flight(c: CellView) -> bool:
+    """The cell's standby colour already runs its target (deployed, not switched yet)."""
+    sb = c.live.standby if c.live else None
+    return sb is not None and c.desired is not None and not c.at_target and \
+        sb.version == c.desired and not sb.scaled_down
+
+
+def standby_failure(c: CellView) -> str | None:
+    """Why the standby of a cell in flight fails (Degraded), or None."""
+    sb = c.live.standby if c.live else None
+    if sb is None or not in_flight(c) or sb.health != "Degraded":
+        return None
+    return f"{c.cell.name} is Degraded on {c.desired}: standby {sb.colour}: " + \
+        (sb.message or "Degraded")
+
+
+def _switch(c: CellView, view: WaveView, service: str, gate: Gate) -> Step:
+    return Step(StepKind.TRAFFIC_SWITCH, service, view.wave.name, view.index, c.cell.name,
+                str(c.live_version) if c.live_version else None, str(c.desired), gate=gate,
+                detail="switch the Services to the new colour")
+
+
+def start_steps(desired: DesiredState, live: LiveSnapshot, c: CellView, view: WaveView,
+                service: str, gate: Gate) -> list[Step]:
+    """A cell starting its move: the forward steps (their apply deploys the standby
+    colour), then the switch after it is healthy."""
+    steps = forward_steps(desired, live, c, view, service, gate)
+    return [*steps, _switch(c, view, service,
+                            Gate(GateKind.PREVIOUS_STEP, "after wait-healthy"))]
+
+
+def continue_steps(c: CellView, view: WaveView, service: str) -> list[Step]:
+    """A cell whose standby runs its target: wait for it to be healthy, then switch."""
+    sb = c.live.standby if c.live else None
+    assert sb is not None
+    frm, to = (str(c.live_version) if c.live_version else None), str(c.desired)
+    if sb.health == "Healthy":
+        return [_switch(c, view, service, OPEN)]
+    wait = Step(StepKind.WAIT_HEALTHY, service, view.wave.name, view.index, c.cell.name, frm,
+                to, gate=Gate(GateKind.HEALTHY, f"standby {sb.colour} of {c.cell.name} is "
+                                                f"{sb.message or sb.health}"))
+    return [wait, _switch(c, view, service, Gate(GateKind.PREVIOUS_STEP, "after wait-healthy"))]
+
+
+def scale_down_steps(views: tuple[WaveView, ...], service: str, now_baked: set[int]
+                     ) -> list[Step]:
+    """The old colour of each cell of a baked wave scaled to zero (once)."""
+    out = []
+    for view in views:
+        if view.index not in now_baked:
+            continue
+        for c in view.managed:
+            sb = c.live.standby if c.live else None
+            if c.at_target and sb is not None and not sb.scaled_down and \
+                    sb.version != c.live_version:
+                out.append(Step(StepKind.SCALE_DOWN, service, view.wave.name, view.index,
+                                c.cell.name, str(sb.version), None,
+                                detail=f"wave {view.wave.name!r} baked {c.live_version}: "
+                                       f"scale the old colour {sb.colour} ({sb.version}) "
+                                       "to zero"))
+    return out
+
+
+def abort_steps(c: CellView, view: WaveView, service: str, reason: str) -> list[Step]:
+    """A cell whose standby runs the failed version while the old one still serves:
+    remove the standby (its ``rollback`` step re-converges on the serving version)."""
+    if c.live_version is None:
+        return []
+    return [with_gate(Step(StepKind.ROLLBACK, service, view.wave.name, -1, c.cell.name,
+                           str(c.desired), str(c.live_version), detail=reason), OPEN)]

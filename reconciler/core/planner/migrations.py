@@ -112,7 +112,8 @@ def rollback_steps(desired: DesiredState, live: LiveSnapshot, cv: CellView, wave
 
 
 def _old_shape_users(views: tuple[WaveView, ...], m: Migration, now: datetime) -> list[str]:
-    """Cells whose running, desired or rollback-target version needs the old shape.
+    """Cells whose running, desired or rollback-target version needs the old shape, or
+    whose other colour (blue-green) still runs such a version with replicas.
 
     A rollback target counts only while the cell's wave has not baked: after its bake
     a wave is no longer rolled back automatically.
@@ -122,7 +123,10 @@ def _old_shape_users(views: tuple[WaveView, ...], m: Migration, now: datetime) -
         baked = v.baked(now)
         for c in v.cells:
             prev = c.live.previous_version if c.live and not baked else None
-            if any(m.old_shape_used_by.contains(x) for x in (c.live_version, c.desired, prev)):
+            sb = c.live.standby if c.live else None
+            colour = sb.version if sb is not None and not sb.scaled_down else None
+            if any(m.old_shape_used_by.contains(x) for x in (c.live_version, c.desired, prev,
+                                                              colour)):
                 users.append(c.cell.name)
     return users
 

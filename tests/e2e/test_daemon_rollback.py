@@ -48,6 +48,10 @@ def test_breach_during_git_outage_then_kill9_before_push(fleet: Fleet, tmp_path:
         daemon.wait_for(lambda: "Roll back shop 1.1.0" in git(remote.bare, "log", "--format=%s",
                                                               "main"), "the revert pushed")
         daemon.wait_for(lambda: remote.cells_at("1.0.0"), "every cell back at 1.0.0")
+        # the failure is forgotten once its revert has reached the remote (not before:
+        # were the queued revert set aside, the failure must still hold 1.1.0 back)
+        daemon.wait_for(lambda: "failedVersion" not in remote.show(
+            "status/rollouts/shop.yaml"), "the failure forgotten after the revert's push")
     finally:
         rc = daemon.stop()
         remote.stop()
@@ -65,7 +69,7 @@ def test_breach_during_git_outage_then_kill9_before_push(fleet: Fleet, tmp_path:
     assert applied == {"e2e-c1"}  # later waves never saw the bad version
     assert live_versions(fleet) == dict.fromkeys(CELLS, ("1.0.0", "Healthy"))
     rollout = yaml.safe_load(remote.show("status/rollouts/shop.yaml"))
-    # why is in the revert commit (above); once the revert is the desired state the
+    # why is in the revert commit (above); once the revert is pushed and desired the
     # wave's failure is forgotten, so a person may release 1.1.0 again later
     assert "failedVersion" not in str(rollout), rollout
     assert PASSWORD not in daemon.text()

@@ -61,7 +61,7 @@ def _versions(text: str | None) -> dict[str, str]:
     if text is None:
         return {}
     doc: Any = YAML(typ="safe").load(_checked(text))
-    if doc["kind"] == "Flag":
+    if doc.get("kind") == "Flag":
         names = [str(v["name"]) for v in doc["spec"]["variants"]]
         default = str(doc["spec"]["defaultVariant"])
         return {g: str(flags.as_version(names, default, str(e["variant"])))

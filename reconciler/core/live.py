@@ -168,6 +168,10 @@ class WaveProgress:
     bake_started_at: datetime | None = None
     failed_version: Version | None = None  # a version that failed here, until reverted
     failure_reason: str = ""
+    #: The revert of ``failed_version`` is committed but has not reached the remote yet:
+    #: the failure stays on record (should the revert not replay on the remote's new
+    #: head, it must still hold the version back), so it is not forgotten meanwhile.
+    revert_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,12 +239,15 @@ def _progress_json(p: WaveProgress) -> dict[str, Any]:
     if p.failed_version is not None:
         out["failedVersion"] = str(p.failed_version)
         out["failureReason"] = p.failure_reason
+    if p.revert_pending:
+        out["revertPending"] = True
     return out
 
 
 def _progress(d: Mapping[str, Any]) -> WaveProgress:
     return WaveProgress(Version.parse(d["version"]), parse_time(d.get("bakeStartedAt")),
-                        _version(d.get("failedVersion")), d.get("failureReason", ""))
+                        _version(d.get("failedVersion")), d.get("failureReason", ""),
+                        bool(d.get("revertPending", False)))
 
 
 def _alarm_json(a: AlarmState) -> dict[str, Any]:

@@ -40,8 +40,11 @@ def _progress(text: str) -> dict[str, Any]:
     text, _, failed = text.partition("!")
     version, _, at = text.partition("@")
     out: dict[str, Any] = {"version": version, "bakeStartedAt": at or None}
+    failed, pending, _ = failed.partition(" revert-pending")
     if failed:
         out.update(failedVersion=failed, failureReason="error-rate breached")
+    if pending:
+        out["revertPending"] = True
     return out
 
 

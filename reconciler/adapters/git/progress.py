@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -141,8 +142,11 @@ class GitProgressStore:
                 continue
             service = name[:-5]
             waves = self._doc(service, path).get("waves")
-            for wave, e in (waves.items() if isinstance(waves, dict) else []):
-                p = _wave_progress(e)
-                if p is not None:
-                    out.setdefault(service, {})[str(wave)] = p
+            found = {str(w): p for w, e in (waves.items() if isinstance(waves, dict) else [])
+                     if (p := _wave_progress(e)) is not None}
+            if any(p.failed_version for p in found.values()) and self._revert_queued(service):
+                found = {w: replace(p, revert_pending=bool(p.failed_version))
+                         for w, p in found.items()}
+            if found:
+                out[service] = found
         return out

@@ -195,8 +195,8 @@ def _forget_steps(views: tuple[WaveView, ...], service: str) -> list[Step]:
     out = []
     for view in views:
         p = view.progress
-        if p and p.failed_version and not any(c.desired == p.failed_version
-                                              for c in view.managed):
+        if p and p.failed_version and not p.revert_pending and not any(
+                c.desired == p.failed_version for c in view.managed):
             out.append(Step(StepKind.FORGET_FAILURE, service, view.wave.name, view.index,
                             None, str(p.failed_version), None,
                             detail=f"the revert of {p.failed_version} is desired now"))

@@ -53,12 +53,15 @@ def test_a_failure_is_kept_until_its_revert_is_pushed(tmp_path: Path) -> None:
                  f"Roll back api 1.6.0 in canary\n\nalarm\n\nReconciler-Status: true\n"
                  f"Reconciler-Rollback-Of: {head.id}\n", dev)
     assert store.clear_failure("api", "canary") is False  # the revert is still queued
-    assert str(store.rollout()["api"]["canary"].failed_version) == "1.6.0"
+    kept = store.rollout()["api"]["canary"]
+    assert str(kept.failed_version) == "1.6.0"
+    assert kept.revert_pending  # what the planner reads: no forget-failure step meanwhile
     assert store.clear_failure("other", "canary") is True  # not another service's revert
 
     now = head_commit(repo, REF)
     assert now is not None
     repo.references.create(pushed, now.id, force=True)  # the remote took the queue
+    assert not store.rollout()["api"]["canary"].revert_pending
     assert store.clear_failure("api", "canary") is True
     canary = store.rollout().get("api", {}).get("canary")
     assert canary is None or canary.failed_version is None

@@ -2,8 +2,10 @@
 
 Owns: keeping one ``DriftWatcher`` over the cells and services of the live desired state
 (restarted when those change) and turning each drift it reports into a log line and an
-immediate reconcile. The watcher never heals by itself here: the tick plans the heal, so
-the planner's rules hold (never toward a version being rolled back, only with selfHeal).
+immediate reconcile; a workload whose health changed (a rollout finished or failed) into
+an immediate reconcile too, without a log line at info level. The watcher never heals by
+itself here: the tick plans the heal, so the planner's rules hold (never toward a version
+being rolled back, only with selfHeal).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class DriftSeen(Protocol):
     def service(self) -> str: ...
     @property
     def drift(self) -> Sequence[FieldDrift]: ...
+    @property
+    def health(self) -> str: ...
 
 
 class Watcher(Protocol):
@@ -58,9 +62,11 @@ def _key(desired: DesiredState) -> Key:
 class DriftWatch:
     """Watches the live desired state's objects; ``on_drift`` runs for every drift."""
 
-    def __init__(self, start: StartWatcher, on_drift: Callable[[DriftSeen], None]) -> None:
+    def __init__(self, start: StartWatcher, on_drift: Callable[[DriftSeen], None],
+                 on_health: Callable[[DriftSeen], None] | None = None) -> None:
         self.start = start
         self.on_drift = on_drift
+        self.on_health = on_health
         self._key: Key | None = None
         self._watcher: Watcher | None = None
 
@@ -77,6 +83,12 @@ class DriftWatch:
         log.info("watching %d cells for drift", len(key[0]))
 
     def _event(self, event: DriftSeen) -> None:
+        if not event.drift:
+            log.debug("health now %s", event.health, extra={"cell": event.cell,
+                                                             "service": event.service})
+            if self.on_health is not None:
+                self.on_health(event)
+            return
         fields = ", ".join(sorted({f"{d.kind}/{d.name} {d.field}" for d in event.drift}))
         log.warning("drift seen: %s", fields, extra={"cell": event.cell,
                                                      "service": event.service})

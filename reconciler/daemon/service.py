@@ -143,7 +143,8 @@ class Daemon:
         self._next_drift = 0.0
         self._last_publish = 0.0
         self._unpublished: TickReport | None = None
-        self.drift_watch = DriftWatch(parts.start_watcher, self._on_live_drift)
+        self.drift_watch = DriftWatch(parts.start_watcher, self._on_live_drift,
+                                      self._on_live_health)
 
     def _last_good(self) -> DesiredState | None:
         """The desired state the last tick planned (the dashboard's views need it)."""
@@ -261,6 +262,12 @@ class Daemon:
     def _on_live_drift(self, event: DriftSeen) -> None:
         """A watched object drifted: count it and reconcile now (the tick heals)."""
         self.metrics.count_drift([(event.cell, event.service)])
+        if self.is_leader and not self.stop_event.is_set():
+            self.trigger_reconcile()
+
+    def _on_live_health(self, event: DriftSeen) -> None:
+        """A watched workload's health changed (a rollout finished or failed): plan now,
+        so the next wave or the rollback does not wait for the reconcile interval."""
         if self.is_leader and not self.stop_event.is_set():
             self.trigger_reconcile()
 

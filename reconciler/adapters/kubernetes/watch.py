@@ -8,6 +8,9 @@ event's object with what was applied, reporting drift through a callback, and
 re-applying the recorded object when self-heal is on.
 While an apply is in flight (the inventory lists pending objects, or the object
 carries a newer hash) nothing is judged, so a rollout is never fought.
+Also reports a workload whose health changed (an event with no drift and ``health``
+set, e.g. a Deployment whose rollout finished): the daemon plans again at once instead
+of at its next interval, so a wave follows the one before it as soon as that is healthy.
 Must never: heal toward anything but the recorded inventory.
 """
 
@@ -35,6 +38,7 @@ from reconciler.adapters.kubernetes.objects import (
     LABEL_SERVICE,
     ref_of,
 )
+from reconciler.core import health as health_rules
 from reconciler.core.live import Drift
 from reconciler.core.model import Cell
 
@@ -55,6 +59,8 @@ class DriftEvent:
     drift: tuple[Drift, ...]
     healed: tuple[Change, ...] = ()
     error: str = ""
+    #: Set (with no drift) when a workload's health changed: its new health.
+    health: str = ""
 
 
 @dataclass
@@ -82,6 +88,8 @@ class DriftWatcher:
         self._cells = {c.name: c for c in self.cells}
         self._services = set(self.services)
         self._inventories: dict[tuple[str, str], Inventory | None] = {}
+        #: Last health seen per workload (namespace, kind, name).
+        self._health: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -192,6 +200,7 @@ class DriftWatcher:
             with self._lock:
                 self._inventories[key] = None if deleted else from_configmap(obj)
             return
+        self._health_change(key, obj, deleted)
         inv = self._current_inventory(kube, key, obj)
         intent = inv.intent(ref_of(obj)) if inv is not None else None
         if inv is None or intent is None:
@@ -199,6 +208,23 @@ class DriftWatcher:
         drift = object_drift(ref_of(obj), intent, None if deleted else obj)
         if drift:
             self._report(kube, key, inv, obj, tuple(drift))
+
+    def _health_change(self, key: tuple[str, str], obj: dict[str, Any], deleted: bool
+                       ) -> None:
+        """Report a workload whose health changed since its last event (not its first
+        sight: a watch (re)opening lists every object)."""
+        kind = str(obj.get("kind", ""))
+        if kind not in health_rules.RULES:
+            return
+        meta = obj.get("metadata") or {}
+        ident = (str(meta.get("namespace")), kind, str(meta.get("name")))
+        now = "" if deleted else health_rules.assess(obj).status
+        with self._lock:
+            before = self._health.pop(ident, None) if deleted else self._health.get(ident)
+            if not deleted:
+                self._health[ident] = now
+        if before is not None and now and before != now:
+            self.on_event(DriftEvent(key[0], key[1], (), health=now))
 
     def _current_inventory(self, kube: KubeClient, key: tuple[str, str],
                            obj: dict[str, Any]) -> Inventory | None:

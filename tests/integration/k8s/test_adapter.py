@@ -169,6 +169,30 @@ def test_scale_by_another_manager_is_healed_when_self_heal_is_on(
         watcher.stop()
 
 
+def test_a_finished_rollout_is_reported_as_a_health_change(cluster_a: ControlPlane) -> None:
+    """The daemon plans the next wave when a cell's rollout finishes, not at its next
+    interval: the watch reports the Deployment's health changes (no drift with them)."""
+    c = cell("settle", cluster_a, ns("settle"))
+    state, k = desired([c]), kube(c)
+    apply_service(k, c, "web", "1.0.0", render(state, c, "1.0.0"))
+    wait_for("v1 Healthy", lambda: healthy(c, "1.0.0"))
+    watcher, events = _watch(c, heal=False)
+    try:
+        time.sleep(0.5)
+        assert events.empty(), "first sight of a healthy workload is no change"
+        apply_service(k, c, "web", "2.0.0", render(state, c, "2.0.0"))
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        while "Healthy" not in seen and time.monotonic() < deadline:
+            _, ev = events.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert ev.drift == () and ev.cell == c.name and ev.service == "web", ev
+            seen.append(ev.health)
+        assert seen[0] == "Progressing" and seen[-1] == "Healthy", seen
+        assert healthy(c, "2.0.0")
+    finally:
+        watcher.stop()
+
+
 def test_image_changed_by_another_manager_is_only_reported_without_self_heal(
         cluster_a: ControlPlane) -> None:
     c = cell("report", cluster_a, ns("report"))

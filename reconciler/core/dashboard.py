@@ -126,13 +126,14 @@ def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
     services: dict[str, Any] = {}
     for svc, body in sorted(status["services"].items()):
         version, target, health = [-1] * n, [-1] * n, [-1] * n
-        flags = [0] * n
+        marks = [0] * n
         for w in body["waves"]:
             for c in w["cells"]:
                 i = at.get(c["cell"])
                 if i is None:
                     continue
-                v, t, h = c["version"], c["target"], c["health"]
+                v, t, h = (flags.shown(svc, c["version"]), flags.shown(svc, c["target"]),
+                           c["health"])
                 version[i] = versions.setdefault(v, len(versions) - 1)
                 target[i] = versions.setdefault(t, len(versions) - 1)
                 health[i] = healths.setdefault(h, len(healths))
@@ -145,9 +146,9 @@ def fleet_view(desired: DesiredState, plan: Plan, status: Mapping[str, Any],
                     f |= alarm
                 if c["cell"] in faults:
                     f |= held
-                flags[i] = f
+                marks[i] = f
         services[svc] = {"version": version, "target": target, "health": health,
-                         "flags": flags}
+                         "flags": marks}
     return {
         "revision": plan.revision, **where.tables,
         "versions": [v for v in versions if v is not None], "healths": list(healths),
@@ -218,8 +219,9 @@ def _split(waves: Sequence[WavePlan], weights: Mapping[str, float]) -> list[dict
             acc[0] += weights.get(c.cell, 0.0)
             acc[1] += 1
     total = sum(a[0] for a in by.values()) or 1.0
-    rows = [{"version": v, "weightPercent": round(100 * a[0] / total, 2), "cells": int(a[1])}
-            for v, a in by.items()]
+    service = waves[0].service if waves else ""
+    rows = [{"version": flags.shown(service, v), "weightPercent": round(100 * a[0] / total, 2),
+             "cells": int(a[1])} for v, a in by.items()]
     return sorted(rows, key=lambda r: (-r["weightPercent"], str(r["version"])))
 
 
@@ -269,7 +271,7 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
     for w in waves:
         at: dict[str, int] = {}
         for c in w.cells:
-            key = c.live_version or "none"
+            key = flags.shown(service, c.live_version) or "none"
             at[key] = at.get(key, 0) + 1
         p = progress.get(w.wave)
         spec = fleet_waves.get(w.wave)
@@ -284,11 +286,13 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
         rows.append({
             "wave": w.wave, "index": w.index, "state": w.state,
             "weightPercent": round(w.weight_percent, 2), "cells": len(w.cells),
-            "cellsAt": dict(sorted(at.items())), "targetVersion": targets[-1] if targets
-            else None, "bakeSeconds": bake,
+            "cellsAt": dict(sorted(at.items())),
+            "targetVersion": flags.shown(service, targets[-1]) if targets else None,
+            "bakeSeconds": bake,
             "bakeStartedAt": format_time(p.bake_started_at) if p else None,
             "bakeEndsAt": ends, "reason": steady(w.reason) if w.reason else "",
-            "failedVersion": str(p.failed_version) if p and p.failed_version else None,
+            "failedVersion": flags.shown(service, p.failed_version) if p and p.failed_version
+            else None,
             "failureReason": p.failure_reason if p and p.failed_version else "",
             "gates": wave_gates.get(w.wave, []),
         })
@@ -352,10 +356,11 @@ def cell_view(desired: DesiredState, plan: Plan, live: LiveSnapshot, cell: str,
             tf = s.terraform if s else None
             outputs = dict(sorted(tf.outputs.items())) if tf else {}
             services[w.service] = {
-                "wave": w.wave, "waveState": w.state, "version": cp.live_version,
-                "target": cp.target_version, "health": cp.health, "action": cp.action,
-                "previousVersion": str(s.previous_version) if s and s.previous_version
-                else None,
+                "wave": w.wave, "waveState": w.state,
+                "version": flags.shown(w.service, cp.live_version),
+                "target": flags.shown(w.service, cp.target_version), "health": cp.health,
+                "action": cp.action,
+                "previousVersion": flags.shown(w.service, s.previous_version) if s else None,
                 "message": s.message if s else "",
                 "appliedHash": s.applied_hash if s else None,
                 "drift": [d.to_json() for d in s.drift] if s else [],

@@ -10,7 +10,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
 from reconciler.compose.reconciler import load_directory
+from reconciler.core import flags
 from reconciler.core.dashboard import (
     Flag,
     alarm_level,
@@ -27,8 +30,10 @@ from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan
 from reconciler.core.statusview import status_json
+from tests.core.test_planner import desired_of, live_json
 
 ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests/core/fixtures/plans"
 NOW = datetime(2026, 11, 22, 9, 10, tzinfo=UTC)
 
 
@@ -51,7 +56,8 @@ def test_fleet_map_tiles_are_the_status_documents_values() -> None:
             for c in w["cells"]:
                 i = names.index(c["cell"])
                 v = tiles["version"][i]
-                assert (doc["versions"][v] if v >= 0 else None) == c["version"]
+                assert (doc["versions"][v] if v >= 0 else None) == flags.shown(svc,
+                                                                               c["version"])
                 assert doc["healths"][tiles["health"][i]] == c["health"]
                 assert bool(tiles["flags"][i] & Flag.CHANGING) == (c["action"] in
                                                                    ("upgrade", "install"))
@@ -75,6 +81,30 @@ def test_rollout_stage_split_bake_end_and_gates_do_not_tick() -> None:
     assert doc["migrations"] and doc["migrations"][0]["id"] == "0007-order-currency"
     assert steady("wave 'canary' is baking 1.5.0 (3m5s left)") == \
         "wave 'canary' is baking 1.5.0"
+
+
+def test_a_flag_shows_its_variant_names_not_its_stand_in_versions() -> None:
+    """A flag is planned as a stand-in service whose versions are ``0.<rank>.0-<variant>``;
+    the map, the rollout and the cell page show the variant (``on``), as plan and status
+    do."""
+    case = YAML(typ="safe").load((FIXTURES / "30-flag-on-canary-first.yaml").read_text())
+    case["live"]["flag.checkout"]["c1"] = {"version": "0.1.0-on", "health": "Healthy",
+                                           "previous": "0.0.0-off"}
+    desired = desired_of(case)
+    live = snapshot_from_json(live_json(case, sorted(desired.cells)))
+    p = plan(desired, live, NOW)
+    fleet = fleet_view(desired, p, status_json(p, live), live)
+    assert {"on", "off"} <= set(fleet["versions"])
+    assert not [v for v in fleet["versions"] if v.startswith("0.")], fleet["versions"]
+    doc = rollout_view(desired, p, live, "flag.checkout")
+    assert {s["version"] for s in doc["split"]} == {"on", "off"}
+    assert doc["waves"][0]["cellsAt"] == {"on": 1}
+    assert {w["targetVersion"] for w in doc["waves"]} == {"on"}
+    cell = cell_view(desired, p, live, "c1")
+    assert cell is not None
+    shown = cell["services"]["flag.checkout"]
+    assert (shown["version"], shown["target"], shown["previousVersion"]) == ("on", "on", "off")
+    assert cell["services"]["app"]["version"] == "1.1.0"  # a real service: its version
 
 
 def test_cohorts_and_alarm_levels() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from reconciler.adapters.errors import PermanentError
-from reconciler.adapters.gitlog import GitLog
+from reconciler.adapters.git.log import GitLog
 from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
 from reconciler.adapters.prometheus import PrometheusClient

@@ -63,7 +63,7 @@ CHANGED_LIMIT = 500
 
 
 class HistoryReader(Protocol):
-    """The followed branch's recent commits, newest first (``adapters.gitlog``)."""
+    """The followed branch's recent commits, newest first (``adapters.git.log``)."""
 
     def recent(self) -> Sequence[CommitRecord]:
         ...

@@ -4,9 +4,6 @@ Owns: walking the bare cache's branch (first parents, newest first) and reading,
 commit, its message, author, time, changed paths and the texts of the few files history
 needs (``core.history.wanted``) before and after. Read-only; a cache that cannot be read
 is a ``TemporaryError``. What the commits mean is ``reconciler.core.history``.
-
-(It lives beside ``adapters/git/`` rather than in it only while that package is being
-changed by other work; it imports nothing of it.)
 """
 
 from __future__ import annotations

@@ -176,8 +176,8 @@ def _status_once(args: argparse.Namespace) -> tuple[int, str]:
         return EXIT_INVALID, ""
     p = plan(result.desired, live, parse_now(None))
     if args.output != "text":
-        return EXIT_OK, dump(status_json(p, live), args.output)
-    return EXIT_OK, render_status(p, live)
+        return EXIT_OK, dump(status_json(p, live, result.desired), args.output)
+    return EXIT_OK, render_status(p, live, result.desired)
 
 
 #: Clear the screen and go home (``status --watch`` on a terminal only).

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes import bluegreen
@@ -24,10 +25,11 @@ from reconciler.adapters.migrations.runner import run_phase
 from reconciler.adapters.prometheus import PrometheusClient, analyse, evaluate
 from reconciler.core.live import AlarmState, MigrationLive, MigrationRead, ServiceLive
 from reconciler.core.model import Cell, DesiredState
-from reconciler.core.planner.bluegreen import BLUE_GREEN
+from reconciler.core.planner.bluegreen import COLOURED
 from reconciler.core.planner.migrations import ledger_databases
 from reconciler.core.policy import Policy, kind_allowed
 from reconciler.core.render import default_context, render_service
+from reconciler.core.traffic import shape_of
 from reconciler.engine.backends import JsonValue
 
 log = logging.getLogger("reconciler.analysis")
@@ -51,8 +53,9 @@ class KubernetesApply:
                 raise PermanentError(f"{', '.join(denied)} in {service} not allowed for cell "
                                      f"{cell.name} by {self.policy.source}: nothing applied")
         kube = self.clients.for_cell(cell)
-        if desired.services[service].strategy == BLUE_GREEN:
-            result = bluegreen.converge(kube, cell, service, version, objs)
+        svc = desired.services[service]
+        if svc.strategy in COLOURED:
+            result = bluegreen.converge(kube, cell, service, version, objs, shape_of(svc))
         else:
             result = apply_service(kube, cell, service, version, objs)
         counts: dict[str, int] = {}
@@ -65,8 +68,16 @@ class KubernetesApply:
         return read_fleet(desired, self.clients)
 
     def switch(self, desired: DesiredState, cell: Cell, service: str, version: str) -> str:
-        result = bluegreen.switch(self.clients.for_cell(cell), cell, service, version)
+        result = bluegreen.switch(self.clients.for_cell(cell), cell, service, version,
+                                  shape_of(desired.services[service]))
         return f"{service} {version} serves in {cell.name}: {_summary(result.changes)}"
+
+    def shift(self, desired: DesiredState, cell: Cell, service: str, version: str,
+              weight: int, mirror: bool, now: datetime) -> str:
+        result = bluegreen.shift(self.clients.for_cell(cell), cell, service, version, weight,
+                                 mirror, now.isoformat(), shape_of(desired.services[service]))
+        what = "mirrors the requests" if mirror else f"takes {weight}%"
+        return f"{service} {version} {what} in {cell.name}: {_summary(result.changes)}"
 
     def scale_down(self, desired: DesiredState, cell: Cell, service: str) -> str:
         result = bluegreen.scale_down(self.clients.for_cell(cell), cell, service)

@@ -71,6 +71,23 @@ def comparisons(rule: AlarmRule, service: str, desired: DesiredState,
         if base:
             out.append(Comparison(rule, service, scope, Side(new, tuple(by_scope[scope][new])),
                                   Side(old, tuple(base))))
+    return out + in_cell(rule, service, desired, services)
+
+
+def in_cell(rule: AlarmRule, service: str, desired: DesiredState,
+            services: Mapping[str, Mapping[str, ServiceLive]]) -> list[Comparison]:
+    """Inside each cell whose new colour takes traffic (a canary weight or a shadow
+    mirror), the new version's pods against the serving version's pods of the same cell
+    (scope ``cell <name>``; ``{{ cells }}`` is the cell on both sides)."""
+    out = []
+    for name in sorted(desired.cells):
+        live = services.get(name, {}).get(service)
+        sb = live.standby if live else None
+        if live is None or live.version is None or sb is None or not sb.has_traffic or \
+                sb.version <= live.version:
+            continue
+        out.append(Comparison(rule, service, f"cell {name}", Side(sb.version, (name,)),
+                              Side(live.version, (name,))))
     return out
 
 
@@ -99,8 +116,9 @@ def judge(cmp: Comparison, canary: Sequence[float],
           baseline: Sequence[float]) -> list[AlarmState]:
     """One state per canary cell: firing, pending or passing, with the numbers."""
     rule, n_c, n_b = cmp.rule, len(canary), len(baseline)
-    where = (f"{cmp.canary.version} vs {cmp.baseline.version} in {cmp.scope} "
-             f"({len(cmp.canary.cells)} vs {len(cmp.baseline.cells)} cells)")
+    sides = "canary vs stable pods" if cmp.scope.startswith("cell ") else \
+        f"{len(cmp.canary.cells)} vs {len(cmp.baseline.cells)} cells"
+    where = f"{cmp.canary.version} vs {cmp.baseline.version} in {cmp.scope} ({sides})"
     if n_c < rule.min_samples or n_b < rule.min_samples:
         detail = (f"baseline analysis of {where}: waiting for samples (canary "
                   f"{n_c}/{rule.min_samples}, baseline {n_b}/{rule.min_samples})")

@@ -28,10 +28,13 @@ def other(colour: str) -> str:
 
 
 def kind_of(obj: Mapping[str, Any]) -> str:
-    """workload, route or shared."""
+    """workload (a Deployment, or a Service of one colour), route (a Service: its
+    selector is the switch), httproute (shaped by ``core.traffic``) or shared."""
     kind = str(obj.get("kind"))
+    if kind in ROUTE_KINDS and colour_of(obj) is not None:
+        return "workload"
     return "workload" if kind in WORKLOAD_KINDS else "route" if kind in ROUTE_KINDS \
-        else "shared"
+        else "httproute" if kind == "HTTPRoute" else "shared"
 
 
 def coloured(obj: Mapping[str, Any], colour: str) -> dict[str, Any]:
@@ -59,7 +62,8 @@ def routed(obj: Mapping[str, Any], colour: str) -> dict[str, Any]:
 def scaled_to_zero(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A workload with no replicas (kept, so the next version replaces it)."""
     out = copy.deepcopy(dict(obj))
-    out.setdefault("spec", {})["replicas"] = 0
+    if str(out.get("kind")) in WORKLOAD_KINDS:
+        out.setdefault("spec", {})["replicas"] = 0
     return out
 
 
@@ -78,6 +82,11 @@ class Colours:
     active: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
     scaled_down: frozenset[str] = frozenset()
+    #: canary: the standby's share of the cell's requests in percent; shadow: whether
+    #: they are mirrored to it; when the current weight or mirror was set (ISO time).
+    weight: int = 0
+    mirror: bool = False
+    since: str | None = None
 
     @property
     def standby(self) -> str:
@@ -93,22 +102,34 @@ class Colours:
         return None
 
     def with_version(self, colour: str, version: str) -> Colours:
+        """``colour`` runs ``version`` (new: no traffic yet)."""
         return replace(self, versions={**self.versions, colour: version},
-                       scaled_down=self.scaled_down - {colour})
+                       scaled_down=self.scaled_down - {colour}, weight=0, mirror=False,
+                       since=None)
 
     def without(self, colour: str) -> Colours:
+        """``colour`` removed (and with it its traffic)."""
         return replace(self, versions={c: v for c, v in self.versions.items() if c != colour},
-                       scaled_down=self.scaled_down - {colour})
+                       scaled_down=self.scaled_down - {colour}, weight=0, mirror=False,
+                       since=None)
+
+    def shifted(self, weight: int, mirror: bool, since: str) -> Colours:
+        """The standby takes ``weight`` percent (and a mirror) from ``since``."""
+        return replace(self, weight=weight, mirror=mirror, since=since)
 
     def to_text(self) -> str:
-        return json.dumps({"active": self.active, "versions": dict(self.versions),
-                           "scaledDown": sorted(self.scaled_down)}, sort_keys=True)
+        doc: dict[str, Any] = {"active": self.active, "versions": dict(self.versions),
+                               "scaledDown": sorted(self.scaled_down)}
+        if self.weight or self.mirror or self.since:
+            doc.update(weight=self.weight, mirror=self.mirror, since=self.since)
+        return json.dumps(doc, sort_keys=True)
 
     @staticmethod
     def from_text(text: str) -> Colours:
         doc = json.loads(text) if text else {}
         return Colours(doc.get("active"), dict(doc.get("versions") or {}),
-                       frozenset(doc.get("scaledDown") or ()))
+                       frozenset(doc.get("scaledDown") or ()), int(doc.get("weight") or 0),
+                       bool(doc.get("mirror")), doc.get("since"))
 
 
 def workloads(objs: Iterable[Mapping[str, Any]], colour: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from typing import Any
 from reconciler.core import flags
 from reconciler.core.live import LiveSnapshot, format_time
 from reconciler.core.model import AlarmRule, DesiredState
+from reconciler.core.phases import cell_phases
 from reconciler.core.plan import GateKind, Plan, Step, WavePlan
 from reconciler.core.render import RenderError, default_context, render_service
 from reconciler.core.versions import Version
@@ -185,7 +186,8 @@ _LEFT = re.compile(r" ?\(?\b(?:\d+[hms])+(?: of bake)? left\)?")
 def steady(reason: str) -> str:
     """A gate's reason without the time left in it (the page counts down from the bake's
     end), so the document does not change from one tick to the next."""
-    return _LEFT.sub("", reason).strip() or ("bake time" if "bake" in reason else "waiting")
+    return _LEFT.sub("", reason).strip().rstrip(",") or (
+        "bake time" if "bake" in reason else "waiting")
 
 
 def _gates(steps: Iterable[Step], limit: int = 8) -> tuple[
@@ -267,6 +269,7 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
     if steps is None:
         steps = [s for s in plan.steps if s.service == service]
     gates, wave_gates = _gates(steps)
+    phases = cell_phases(desired, plan, live)
     rows = []
     for w in waves:
         at: dict[str, int] = {}
@@ -295,6 +298,10 @@ def rollout_view(desired: DesiredState, plan: Plan, live: LiveSnapshot,
             else None,
             "failureReason": p.failure_reason if p and p.failed_version else "",
             "gates": wave_gates.get(w.wave, []),
+            # cells in a canary or shadow phase: "canary 50% in c1" and when it ends
+            "phases": [{"cell": c.cell, "phase": ph.steady, "endsAt": format_time(ph.ends_at)
+                        if ph.ends_at else None, "next": ph.next_step}
+                       for c in w.cells if (ph := phases.get((service, c.cell)))],
         })
     return {
         "service": service, "revision": plan.revision,
@@ -348,11 +355,13 @@ def cell_view(desired: DesiredState, plan: Plan, live: LiveSnapshot, cell: str,
     if c is None:
         return None
     services: dict[str, Any] = {}
+    phases = cell_phases(desired, plan, live)
     for w in plan.waves:
         for cp in w.cells:
             if cp.cell != cell:
                 continue
             s = live.service(cell, w.service)
+            phase = phases.get((w.service, cell))
             tf = s.terraform if s else None
             outputs = dict(sorted(tf.outputs.items())) if tf else {}
             services[w.service] = {
@@ -371,6 +380,7 @@ def cell_view(desired: DesiredState, plan: Plan, live: LiveSnapshot, cell: str,
                     "outputs": outputs},
                 "steps": [s2.to_json() for s2 in plan.steps
                           if s2.cell == cell and s2.service == w.service],
+                "phase": phase.to_json(plan.generated_at) if phase else None,
             }
     ledger = {db: {mid: {"phase": m.phase, "at": format_time(m.at), "checksum": m.checksum}
                    for mid, m in sorted(migs.items())}

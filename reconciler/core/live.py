@@ -86,15 +86,32 @@ class Standby:
     health: str
     scaled_down: bool = False
     message: str = ""
+    #: canary: its share of the cell's requests (percent); shadow: mirrored to it; since
+    #: when (sub-second precision: a pause ends on time).
+    weight: int = 0
+    mirror: bool = False
+    since: datetime | None = None
+
+    @property
+    def has_traffic(self) -> bool:
+        """It takes a share of the requests or a mirror of them."""
+        return self.weight > 0 or self.mirror
 
     def to_json(self) -> dict[str, Any]:
-        return {"colour": self.colour, "version": str(self.version), "health": self.health,
-                "scaledDown": self.scaled_down, "message": self.message}
+        out: dict[str, Any] = {"colour": self.colour, "version": str(self.version),
+                               "health": self.health, "scaledDown": self.scaled_down,
+                               "message": self.message}
+        if self.weight or self.mirror or self.since:
+            out.update(weight=self.weight, mirror=self.mirror,
+                       since=self.since.isoformat() if self.since else None)
+        return out
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Standby:
         return Standby(str(d["colour"]), Version.parse(d["version"]), str(d["health"]),
-                       bool(d.get("scaledDown", False)), str(d.get("message", "")))
+                       bool(d.get("scaledDown", False)), str(d.get("message", "")),
+                       int(d.get("weight") or 0), bool(d.get("mirror")),
+                       parse_time(d.get("since")))
 
 
 @dataclass(frozen=True)

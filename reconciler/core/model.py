@@ -199,6 +199,18 @@ class HelmChart:
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """How a ``blueGreen`` or ``canary`` service's new version takes traffic in a cell
+    (docs/strategies.md): the canary's weights in percent (strictly increasing, the last
+    100; ``(100,)`` for blueGreen), the pause after each step, and how long the cell's
+    requests are mirrored to it first (0: no shadow phase)."""
+
+    steps: tuple[int, ...] = (100,)
+    pause_seconds: int = 60
+    shadow_seconds: int = 0
+
+
+@dataclass(frozen=True)
 class Service:
     """A service: Kubernetes manifests (templates, a Kustomize directory or a Helm chart),
     a Terraform stack, health and alarms."""
@@ -213,6 +225,8 @@ class Service:
     #: How a cell moves to a new version: ``rolling`` (the Deployment's own rolling
     #: update) or ``blueGreen`` (docs/strategies.md).
     strategy: str = "rolling"
+    #: blueGreen/canary: steps, pauses and the shadow phase.
+    traffic: Traffic = Traffic()
     flag: str | None = None  # the flag this service stands for (``core/flags.py``)
     kustomize: str | None = None  # repository path of a Kustomize directory
     helm: HelmChart | None = None

@@ -26,7 +26,12 @@ class StepKind(StrEnum):
     MIGRATION_EXPAND = "migration-expand"
     KUBERNETES_APPLY = "kubernetes-apply"
     WAIT_HEALTHY = "wait-healthy"
-    #: blueGreen: the cell's Services switch to the new colour (it is healthy).
+    #: shadow: the cell's requests are mirrored to the new colour (no weight yet).
+    TRAFFIC_MIRROR = "traffic-mirror"
+    #: canary: the new colour takes the step's weight of the cell's requests.
+    TRAFFIC_WEIGHT = "traffic-weight"
+    #: blueGreen: the cell's Services switch to the new colour (it is healthy); canary:
+    #: its last step (100%), the new colour serves.
     TRAFFIC_SWITCH = "traffic-switch"
     BAKE = "bake"
     #: blueGreen: the old colour is scaled to zero once the wave has baked.
@@ -63,6 +68,8 @@ class GateKind(StrEnum):
     FLAG_REQUIREMENT = "flag-requirement"
     #: A baseline analysis of the wave's cells has too few samples yet: it waits.
     ANALYSIS = "analysis"
+    #: canary/shadow: the current step's pause (or the shadow phase) has time left.
+    PAUSE = "pause"
 
 
 #: The state of one wave of one service.
@@ -112,6 +119,8 @@ class Step(NamedTuple):
     #: The cell groups a ``revert-commit`` sets back in Git (decided here, not by the
     #: executor); empty for every other kind.
     groups: tuple[str, ...] = ()
+    #: ``traffic-weight``: the canary's share in percent it sets; None otherwise.
+    weight: int | None = None
 
     @property
     def due(self) -> bool:
@@ -121,6 +130,8 @@ class Step(NamedTuple):
     def id(self) -> str:
         parts = [self.kind, self.service, self.wave or "-", self.cell or "-",
                  self.migration or "-", self.to_version or "-"]
+        if self.weight is not None:
+            parts.append(f"{self.weight}%")
         return "/".join(parts)
 
     def sort_key(self) -> tuple[int, int, str, str, str]:
@@ -138,6 +149,8 @@ class Step(NamedTuple):
         }
         if self.groups:
             out["groups"] = list(self.groups)
+        if self.weight is not None:
+            out["weight"] = self.weight
         return out
 
 

@@ -24,6 +24,8 @@ LEGEND = ("Symbols: + install  ~ upgrade  - roll back  = at its version (heal or
 
 
 def _step_name(s: Step) -> str:
+    if s.weight is not None:
+        return f"{s.kind} {s.weight}%"
     return f"{s.kind} {s.migration}" if s.migration else str(s.kind)
 
 

@@ -26,6 +26,7 @@ import yaml
 from reconciler.core.hashing import terraform_variables
 from reconciler.core.live import LiveSnapshot
 from reconciler.core.model import Cell, DesiredState, MigrationStep
+from reconciler.core.phases import cell_phases
 from reconciler.core.plan import Plan, Step, StepKind
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.render import RenderError, default_context, render_service, template_files
@@ -442,6 +443,8 @@ def _when(steps: Sequence[Step]) -> str:
 
 
 def _step_name(s: Step) -> str:
+    if s.weight is not None:
+        return f"{s.kind} {s.weight}%"
     return f"{s.kind} {s.migration}" if s.migration else str(s.kind)
 
 
@@ -496,6 +499,9 @@ def build_preview(base: DesiredState | None, head: DesiredState, live: LiveSnaps
                                             len(waves), c.cell, c.live_version,
                                             c.target_version, c.action, steps))
     changes = [c for c in changes if c.steps or c.objects or c.action != "none"]
+    phases = cell_phases(head, p, live)
+    changes = [replace(c, when=phases[(c.service, c.cell)].text(now))
+               if (c.service, c.cell) in phases else c for c in changes]
     removed = tuple(sorted(set(base.cells) - set(head.cells))) if base is not None else ()
     if wanted is not None:
         removed = tuple(c for c in removed if c in wanted)

@@ -6,10 +6,13 @@ live snapshot it was made from. Pure.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from reconciler.core import flags
 from reconciler.core.live import LiveSnapshot, format_time
+from reconciler.core.model import DesiredState
+from reconciler.core.phases import Phase, cell_phases
 from reconciler.core.plan import Plan, WavePlan
 from reconciler.core.planner.waves import human
 
@@ -23,13 +26,15 @@ def _firing(live: LiveSnapshot) -> dict[str, list[str]]:
     return out
 
 
-def _cell_json(w: WavePlan, live: LiveSnapshot,
-               firing_by_cell: dict[str, list[str]]) -> list[dict[str, Any]]:
+def _cell_json(w: WavePlan, live: LiveSnapshot, firing_by_cell: dict[str, list[str]],
+               phases: dict[tuple[str, str], Phase], now: datetime) -> list[dict[str, Any]]:
     out = []
     for c in w.cells:
         s = live.service(c.cell, w.service)
         firing = list(firing_by_cell.get(c.cell, ()))
+        phase = phases.get((w.service, c.cell))
         out.append({
+            "phase": phase.to_json(now) if phase else None,
             "cell": c.cell, "version": c.live_version, "target": c.target_version,
             "health": c.health, "action": c.action,
             "drift": [d.to_json() for d in s.drift] if s else [],
@@ -42,10 +47,13 @@ def _cell_json(w: WavePlan, live: LiveSnapshot,
     return out
 
 
-def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
-    """The status view as JSON."""
+def status_json(plan: Plan, live: LiveSnapshot,
+                desired: DesiredState | None = None) -> dict[str, Any]:
+    """The status view as JSON (``desired``: the time left of each cell's traffic
+    phase is known)."""
     services: dict[str, Any] = {}
     firing = _firing(live)
+    phases = cell_phases(desired, plan, live)
     for w in plan.waves:
         body = services.setdefault(w.service, {"waves": []})
         name = flags.flag_name(w.service)
@@ -54,7 +62,7 @@ def status_json(plan: Plan, live: LiveSnapshot) -> dict[str, Any]:
         body["waves"].append({
             "wave": w.wave, "state": w.state, "weightPercent": round(w.weight_percent, 2),
             "bakeRemainingSeconds": w.bake_remaining_seconds, "reason": w.reason,
-            "cells": _cell_json(w, live, firing)})
+            "cells": _cell_json(w, live, firing, phases, plan.generated_at)})
     for svc, body in services.items():
         if "flag" in body:
             body["promotion"] = flags.summary(svc, [w for w in plan.waves if w.service == svc])
@@ -70,7 +78,7 @@ def _cell_line(svc: str, c: dict[str, Any]) -> str:
     version = flags.shown(svc, c["version"]) or "-"
     if c["target"] and c["target"] != c["version"]:
         version += f" → {flags.shown(svc, c['target'])}"
-    notes = []
+    notes = [c["phase"]["text"]] if c.get("phase") else []
     if c["drift"]:
         notes.append(f"drift: {', '.join(d['field'] for d in c['drift'])}")
     if c["terraformDrifted"]:
@@ -83,9 +91,9 @@ def _cell_line(svc: str, c: dict[str, Any]) -> str:
     return f"    {c['cell']:<24} {version:<20} {c['health']:<12} {'; '.join(notes)}".rstrip()
 
 
-def render_status(plan: Plan, live: LiveSnapshot) -> str:
+def render_status(plan: Plan, live: LiveSnapshot, desired: DesiredState | None = None) -> str:
     """The status view as text."""
-    doc = status_json(plan, live)
+    doc = status_json(plan, live, desired)
     out = [f"revision {doc['revision']} at {doc['at']}"]
     for svc, body in sorted(doc["services"].items()):
         out.append(body["promotion"] if "flag" in body else f"service {svc}")

@@ -49,6 +49,12 @@ class TrafficBackend(Protocol):
         """Scale the colour that does not serve to zero; a one-line summary."""
         ...
 
+    def shift(self, desired: DesiredState, cell: Cell, service: str, version: str,
+              weight: int, mirror: bool, now: datetime) -> str:
+        """The colour running ``version`` (not serving yet) takes ``weight`` percent of the
+        cell's requests, or a mirror of them, from ``now``; a one-line summary."""
+        ...
+
 
 class MigrationBackend(Protocol):
     """Runs one phase of a migration in one cell's database."""

@@ -93,6 +93,22 @@ def traffic_switch(step: Step, desired: DesiredState, b: Backends, now: datetime
     return traffic.switch(desired, cell, step.service, _field(step, step.to_version, "version"))
 
 
+def traffic_weight(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
+    traffic = _need(b.traffic, "traffic")
+    cell = desired.cells[_field(step, step.cell, "cell")]
+    if step.weight is None:
+        raise PermanentError(f"step {step.id} has no weight")
+    return traffic.shift(desired, cell, step.service, _field(step, step.to_version, "version"),
+                         step.weight, False, now)
+
+
+def traffic_mirror(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
+    traffic = _need(b.traffic, "traffic")
+    cell = desired.cells[_field(step, step.cell, "cell")]
+    return traffic.shift(desired, cell, step.service, _field(step, step.to_version, "version"),
+                         0, True, now)
+
+
 def scale_down(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
     traffic = _need(b.traffic, "traffic")
     cell = desired.cells[_field(step, step.cell, "cell")]
@@ -115,5 +131,7 @@ HANDLERS: Mapping[StepKind, Handler] = {
     StepKind.FORGET_FAILURE: forget_failure,
     StepKind.WAIT_HEALTHY: wait,
     StepKind.TRAFFIC_SWITCH: traffic_switch,
+    StepKind.TRAFFIC_WEIGHT: traffic_weight,
+    StepKind.TRAFFIC_MIRROR: traffic_mirror,
     StepKind.SCALE_DOWN: scale_down,
 }

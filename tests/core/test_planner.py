@@ -68,7 +68,8 @@ def live_json(case: dict[str, Any], cells: list[str]) -> dict[str, Any]:
 
 
 def _key(s: Step) -> str:
-    return f"{s.kind} {s.service} {s.cell or s.wave}"
+    weight = f" {s.weight}%" if s.weight is not None else ""
+    return f"{s.kind} {s.service} {s.cell or s.wave}{weight}"
 
 
 def desired_of(case: dict[str, Any]) -> DesiredState:
@@ -120,6 +121,8 @@ def _check_steps(p: Plan, exp: dict[str, Any]) -> None:
         assert fragment in steps[key].gate.reason, (key, steps[key].gate)
     for key, fragment in (exp.get("details") or {}).items():
         assert fragment in steps[key].detail, (key, steps[key].detail)
+    for key in exp.get("absent") or []:  # no such step (other cells may have one)
+        assert not [k for k in steps if k == key or k.startswith(key + " ")], key
     for kind in exp.get("absent_kinds") or []:
         assert not [s for s in p.steps if s.kind == kind], kind
     for key, groups in (exp.get("revert_groups") or {}).items():

@@ -31,6 +31,7 @@ from reconciler.adapters.kubernetes.client import KubeClient
 from reconciler.adapters.kubernetes.inventory import Inventory, read_inventory, write_inventory
 from reconciler.adapters.kubernetes.objects import apply_order, decorate, ref_of
 from reconciler.core import bluegreen as bg
+from reconciler.core import traffic as tr
 from reconciler.core.hashing import manifest_hash
 from reconciler.core.model import Cell
 from reconciler.core.versions import Version
@@ -43,6 +44,7 @@ class _Where:
     kube: KubeClient
     cell: Cell
     service: str
+    shape: tr.Shape = tr.UNSHAPED
 
     @property
     def ns(self) -> str:
@@ -79,7 +81,7 @@ def _write(w: _Where, old: Inventory, objects: list[Obj], version: str | None,
 
 
 def _parts(rendered: Iterable[Mapping[str, Any]]) -> dict[str, list[Obj]]:
-    out: dict[str, list[Obj]] = {"workload": [], "route": [], "shared": []}
+    out: dict[str, list[Obj]] = {"workload": [], "route": [], "shared": [], "httproute": []}
     for o in rendered:
         out[bg.kind_of(o)].append(dict(o))
     return out
@@ -91,14 +93,42 @@ def _recorded(inv: Inventory, kind: str, colour: str | None = None) -> list[Obj]
             (kind != "workload" or (colour is not None and bg.colour_of(o) == colour))]
 
 
+def _colour_objs(w: _Where, parts: dict[str, list[Obj]], colour: str) -> list[Obj]:
+    """The rendered workloads as ``colour``, with a Service per colour when shaped."""
+    out = [bg.coloured(o, colour) for o in parts["workload"]]
+    if w.shape.coloured:
+        out += [tr.coloured_service(o, colour) for o in parts["route"]]
+    return out
+
+
+def _bases(routes: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [str((o.get("metadata") or {}).get("name")) for o in routes]
+
+
+def _http(w: _Where, routes: Iterable[Mapping[str, Any]], bases: list[str],
+          split: tr.Split) -> list[Obj]:
+    """The service's HTTPRoutes split between the colours (see ``core.traffic``)."""
+    return [tr.shaped(o, bases, split, w.shape) for o in routes]
+
+
+def _split(colours: bg.Colours) -> tr.Split:
+    """Where the recorded colours send the cell's requests."""
+    active = colours.active or colours.standby
+    standby = colours.standby if colours.active and colours.standby in colours.versions \
+        else None
+    return tr.Split(active, standby, colours.weight if standby else 0,
+                    colours.mirror and standby is not None)
+
+
 def _older(a: str, b: str | None) -> bool:
     return b is not None and Version.parse(a) < Version.parse(b)
 
 
 def converge(kube: KubeClient, cell: Cell, service: str, version: str,
-             rendered: Iterable[Mapping[str, Any]]) -> ApplyResult:
+             rendered: Iterable[Mapping[str, Any]], shape: tr.Shape = tr.UNSHAPED
+             ) -> ApplyResult:
     """Make ``version`` run in the cell (see the module docstring)."""
-    w = _Where(kube, cell, service)
+    w = _Where(kube, cell, service, shape)
     ensure_namespace(kube, w.ns)
     inv, colours = w.inventory()
     parts = _parts(rendered)
@@ -119,21 +149,24 @@ def _heal(w: _Where, inv: Inventory, colours: bg.Colours, version: str,
     """Re-apply the serving colour; a standby on a newer version is dropped (an abort
     before the switch), one on an older version kept (the old colour)."""
     active, standby = colours.active or bg.COLOURS[0], colours.standby
-    objs = _decorated(w, [*parts["shared"], *(bg.coloured(o, active) for o in parts["workload"]),
-                          *(bg.routed(o, active) for o in parts["route"])], version,
-                      inv.previous)
     sb_version = colours.versions.get(standby)
     keep = sb_version is not None and _older(sb_version, version)
     kept = _recorded(inv, "workload", standby) if keep else []
-    return _write(w, inv, [*objs, *kept], inv.version, inv.previous,
-                  colours if keep else colours.without(standby))
+    after = colours if keep else colours.without(standby)
+    split = tr.Split(active, standby if keep else None)  # an aborted canary: weight 0
+    objs = _decorated(w, [*parts["shared"], *_colour_objs(w, parts, active),
+                          *(bg.routed(o, active) for o in parts["route"]),
+                          *_http(w, parts["httproute"], _bases(parts["route"]), split)],
+                      version, inv.previous)
+    return _write(w, inv, [*objs, *kept], inv.version, inv.previous, after)
 
 
 def _switch_back(w: _Where, inv: Inventory, colours: bg.Colours, colour: str) -> ApplyResult:
     """Traffic to ``colour`` at once; the other colour removed."""
     version = colours.versions[colour]
     routes = [bg.routed(o, colour) for o in _recorded(inv, "route")]
-    objs = [*_recorded(inv, "shared"), *_recorded(inv, "workload", colour), *routes]
+    http = _http(w, _recorded(inv, "httproute"), _bases(routes), tr.Split(colour))
+    objs = [*_recorded(inv, "shared"), *_recorded(inv, "workload", colour), *routes, *http]
     return _write(w, inv, objs, version, inv.version, bg.Colours(colour, {colour: version}))
 
 
@@ -142,20 +175,24 @@ def _deploy_standby(w: _Where, inv: Inventory, colours: bg.Colours, version: str
     """``version`` as the standby colour beside the serving one (on a first install the
     Services come with it, pointing at it: nothing serves yet)."""
     standby = colours.standby
-    new = [*parts["shared"], *(bg.coloured(o, standby) for o in parts["workload"])]
+    after = colours.with_version(standby, version)
+    new = [*parts["shared"], *_colour_objs(w, parts, standby)]
     routes = _recorded(inv, "route")
     if colours.active is None:
         new += [bg.routed(o, standby) for o in parts["route"]]
         routes = []
+    # the new colour takes no traffic yet: weight 0, no mirror
+    new += _http(w, parts["httproute"], _bases(parts["route"]), _split(after))
     objs = [*_decorated(w, new, version, inv.version),
             *_recorded(inv, "workload", colours.active), *routes]
-    return _write(w, inv, objs, inv.version, inv.previous,
-                  colours.with_version(standby, version))
+    return _write(w, inv, objs, inv.version, inv.previous, after)
 
 
-def switch(kube: KubeClient, cell: Cell, service: str, version: str) -> ApplyResult:
-    """Point the Services at the colour running ``version`` (the standby; it must)."""
-    w = _Where(kube, cell, service)
+def switch(kube: KubeClient, cell: Cell, service: str, version: str,
+           shape: tr.Shape = tr.UNSHAPED, since: str | None = None) -> ApplyResult:
+    """Point the Services (and the HTTPRoutes, in full) at the colour running
+    ``version`` (the standby; it must)."""
+    w = _Where(kube, cell, service, shape)
     inv, colours = w.inventory()
     colour = colours.colour_running(version)
     if colour is None:
@@ -163,10 +200,33 @@ def switch(kube: KubeClient, cell: Cell, service: str, version: str) -> ApplyRes
                              "nothing to switch to")
     if colour == colours.active and inv.version == version:
         return ApplyResult(cell.name, service, version, inv.applied_hash or "", ())
+    after = replace(colours, active=colour, weight=0, mirror=False, since=since)
     routes = [bg.routed(o, colour) for o in _recorded(inv, "route")]
-    kept = [dict(o) for o in inv.objects if bg.kind_of(o) != "route"]
-    return _write(w, inv, [*kept, *routes], version, inv.version,
-                  replace(colours, active=colour))
+    http = _http(w, _recorded(inv, "httproute"), _bases(routes), _split(after))
+    kept = [dict(o) for o in inv.objects if bg.kind_of(o) not in ("route", "httproute")]
+    return _write(w, inv, [*kept, *routes, *http], version, inv.version, after)
+
+
+def shift(kube: KubeClient, cell: Cell, service: str, version: str, weight: int,
+          mirror: bool, since: str, shape: tr.Shape) -> ApplyResult:
+    """The standby colour (running ``version``) takes ``weight`` percent of the cell's
+    requests through the HTTPRoutes, or a mirror of them; recorded ``since``."""
+    if not 0 <= weight < 100:
+        raise PermanentError(f"a canary weight must be 0-99 before the switch, not {weight}")
+    w = _Where(kube, cell, service, shape)
+    inv, colours = w.inventory()
+    if colours.active is None or colours.versions.get(colours.standby) != version or \
+            colours.standby in colours.scaled_down:
+        raise PermanentError(f"{service} in {cell.name} has no canary of {version} beside "
+                             "a serving colour: nothing to shift")
+    after = colours.shifted(weight, mirror, since)
+    http = _http(w, _recorded(inv, "httproute"), _bases(_recorded(inv, "route")),
+                 _split(after))
+    if not http:
+        raise PermanentError(f"{service} has no HTTPRoute in {cell.name}: a canary or "
+                             "shadow needs one routing to its Service")
+    kept = [dict(o) for o in inv.objects if bg.kind_of(o) != "httproute"]
+    return _write(w, inv, [*kept, *http], inv.version, inv.previous, after)
 
 
 def scale_down(kube: KubeClient, cell: Cell, service: str) -> ApplyResult:

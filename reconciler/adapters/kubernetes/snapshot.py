@@ -35,7 +35,7 @@ from reconciler.adapters.kubernetes.objects import (
 )
 from reconciler.core import bluegreen as bg
 from reconciler.core.health import assess, combine
-from reconciler.core.live import Drift, ServiceLive, Standby
+from reconciler.core.live import Drift, ServiceLive, Standby, parse_time
 from reconciler.core.model import Cell, DesiredState
 from reconciler.core.versions import Version
 
@@ -97,7 +97,8 @@ def _blue_green_live(inv: Inventory, live: dict[Ref, dict[str, Any]]) -> Service
     if sb_version:
         sb_health = combine((str(r), assess(live.get(r))) for r in sb_refs)
         sb = Standby(standby, Version.parse(sb_version), sb_health.status,
-                     standby in colours.scaled_down, sb_health.message)
+                     standby in colours.scaled_down, sb_health.message, colours.weight,
+                     colours.mirror, parse_time(colours.since))
     return ServiceLive(version=_version(inv.version), health=health.status,
                        previous_version=_version(inv.previous),
                        applied_hash=inv.applied_hash, drift=drift_of(inv, live),

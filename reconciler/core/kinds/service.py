@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from reconciler.core.durations import resolve, seconds
 from reconciler.core.kinds import Built, Collector
 from reconciler.core.kinds.alarmrule import alarms
-from reconciler.core.model import HealthSettings, HelmChart, Service, SourceRef
+from reconciler.core.model import HealthSettings, HelmChart, Service, SourceRef, Traffic
+
+#: Upper bound of a pause or shadow phase (a pull request cannot stall a cell longer).
+MAX_PHASE_SECONDS = 24 * 3600
 
 
 def _paths(c: Collector, keys: list[str | int], rels: list[str]) -> tuple[str, ...]:
@@ -48,6 +52,47 @@ def _helm(c: Collector, spec: dict[str, Any], name: str) -> HelmChart | None:
     return None if chart is None else HelmChart(chart, values, doc.get("releaseName", name))
 
 
+def _phase(c: Collector, keys: list[str | int], value: object, default: int) -> int:
+    try:
+        n = seconds(value, default)
+    except ValueError as e:
+        c.add(keys, str(e))
+        return default
+    if n > MAX_PHASE_SECONDS:
+        c.add(keys, f"{value!r} is longer than 24h")
+        return default
+    return n
+
+
+def _traffic(c: Collector, spec: dict[str, Any], strategy: str) -> Traffic:
+    """The canary steps and the shadow phase, bounded: at most 10 steps, weights 1-100
+    strictly increasing and ending at 100, pauses and shadows at most 24h."""
+    canary, shadow = spec.get("canary"), spec.get("shadow")
+    if canary is not None and strategy != "canary":
+        c.add(["spec", "canary"], "canary: needs strategy: canary")
+    if shadow is not None and strategy not in ("blueGreen", "canary"):
+        c.add(["spec", "shadow"], "shadow: needs strategy: blueGreen or canary")
+    if strategy == "canary" and canary is None:
+        c.add(["spec", "strategy"], "strategy: canary needs canary.steps (e.g. [10, 50, 100])")
+    steps: tuple[int, ...] = (100,)
+    pause = 60
+    if canary is not None and strategy == "canary":
+        steps = tuple(int(s) for s in canary["steps"])
+        for i, (a, b) in enumerate(itertools.pairwise(steps)):
+            if b <= a:
+                c.add(["spec", "canary", "steps", i + 1],
+                      f"canary steps must increase: {b} after {a}")
+        if steps[-1] != 100:
+            c.add(["spec", "canary", "steps", len(steps) - 1],
+                  f"the last canary step must be 100 (the promotion), not {steps[-1]}")
+        pause = _phase(c, ["spec", "canary", "pause"], canary.get("pause"), 60)
+    shadow_s = _phase(c, ["spec", "shadow", "duration"], shadow["duration"], 0) \
+        if shadow is not None else 0
+    if shadow is not None and shadow_s == 0:
+        c.add(["spec", "shadow", "duration"], "a shadow phase needs a duration over 0")
+    return Traffic(steps, pause, shadow_s)
+
+
 def build(path: str, doc: Any) -> Built:
     """Build a Service from a schema-valid document."""
     c = Collector(path, doc)
@@ -55,6 +100,7 @@ def build(path: str, doc: Any) -> Built:
     health = spec.get("health", {})
     kube = spec.get("kubernetes", {})
     manifests = kube.get("manifests", [])
+    strategy = str(spec.get("strategy", "rolling"))
     svc = Service(
         name=name,
         manifests=_paths(c, ["spec", "kubernetes", "manifests"], manifests),
@@ -67,5 +113,5 @@ def build(path: str, doc: Any) -> Built:
         kustomize=(_dir(c, ["spec", "kubernetes", "kustomize"], kube["kustomize"])
                    if "kustomize" in kube else None),
         helm=_helm(c, spec, name),
-        strategy=str(spec.get("strategy", "rolling")))
+        strategy=strategy, traffic=_traffic(c, spec, strategy))
     return Built("Service", name, svc, tuple(c.problems))

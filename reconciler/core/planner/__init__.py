@@ -36,7 +36,8 @@ __all__ = ["plan"]
 
 #: Step kinds that move a cell forward: a due one means its wave is in progress.
 _MOVING = frozenset({StepKind.KUBERNETES_APPLY, StepKind.TERRAFORM_APPLY,
-                     StepKind.MIGRATION_EXPAND, StepKind.TRAFFIC_SWITCH})
+                     StepKind.MIGRATION_EXPAND, StepKind.TRAFFIC_SWITCH,
+                     StepKind.TRAFFIC_MIRROR, StepKind.TRAFFIC_WEIGHT})
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _plan_forward(desired: DesiredState, live: LiveSnapshot, views: tuple[WaveVi
             acc.held_cells.add(c.cell.name)
             continue
         if bluegreen.in_flight(c):  # deployed beside the serving colour: carry on
-            acc.steps += bluegreen.continue_steps(c, view, service)
+            acc.steps += bluegreen.continue_steps(desired, live, c, view, service, now)
             continue
         gate = wave_gates[version]
         if gate.open and slots <= 0:
@@ -221,6 +222,7 @@ def _plan_service(desired: DesiredState, live: LiveSnapshot, service: str, now: 
         for c in view.managed:
             if c.at_target and c.cell.name not in rolling:
                 acc.steps += steady_steps(desired, c, view, service, desired.fleet.self_heal)
+                acc.steps += bluegreen.stale_steps(c, view, service)
         bake = _bake_step(view, service, now)
         acc.steps += [bake] if bake else []
         state = _wave_state(view, acc.steps[before:], held, now)

@@ -77,7 +77,7 @@ def with_gate(s: Step, gate: Gate) -> Step:
     if s.gate == gate:
         return s
     return Step(s.kind, s.service, s.wave, s.wave_index, s.cell, s.from_version, s.to_version,
-                s.migration, s.database, gate, s.detail, s.groups)
+                s.migration, s.database, gate, s.detail, s.groups, s.weight)
 
 
 def steady_steps(desired: DesiredState, cv: CellView, wave: WaveView, service: str,

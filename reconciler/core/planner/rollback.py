@@ -50,7 +50,7 @@ def _cell_failure(live: LiveSnapshot, c: CellView) -> str | None:
     left, nor is the rollback reverted in Git (the daemon would fight the person)."""
     if _moved_down(c):
         return None
-    standby = bluegreen.standby_failure(c)
+    standby = bluegreen.standby_failure(c) or bluegreen.traffic_failure(live, c)
     if standby:
         return standby
     if c.at_target and c.health == "Degraded":

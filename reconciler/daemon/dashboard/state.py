@@ -234,7 +234,7 @@ class Dashboard:
         v = _Views(tick.seq, tick)
         report, desired = tick.report, tick.desired
         if report.plan is not None and report.live is not None and desired is not None:
-            v.status = status_json(report.plan, report.live)
+            v.status = status_json(report.plan, report.live, desired)
             if self._places is None or self._places[0] is not desired:
                 self._places = (desired, places(desired))
             v.fleet = fleet_view(desired, report.plan, v.status, report.live,

@@ -205,7 +205,7 @@
     const now = Date.now() - state.clockSkew;
     for (const el of document.querySelectorAll("[data-ends]")) {
       const left = (Date.parse(el.getAttribute("data-ends")) - now) / 1000;
-      el.textContent = left > 0 ? human(left) + " left" : "bake over";
+      el.textContent = left > 0 ? human(left) + " left" : (el.getAttribute("data-over") || "bake over");
     }
   }
   setInterval(tickClock, 1000);
@@ -452,6 +452,11 @@
         h("span", {}, h("b", { text: w.wave }), " ", h("span", { class: "muted", text: w.weightPercent + "% · " + w.cells + " cells · " + at })),
         h("span", { class: "state " + w.state, text: w.state }),
         h("span", { class: "detail" }, ...detail));
+      if (w.phases && w.phases.length) {
+        li.append(h("ul", { class: "phases detail" }, w.phases.slice(0, 5).map((p) =>
+          h("li", {}, h("span", { text: p.phase + " " }),
+            p.endsAt ? h("span", { class: "warn", "data-ends": p.endsAt, "data-over": "next: " + p.next }) : h("span", { text: "next: " + p.next })))));
+      }
       if (w.gates.length) {
         li.append(h("ul", { class: "gates detail" }, w.gates.slice(0, 3).map((g) =>
           h("li", { text: g.kind + ": " + g.reason + (g.steps > 1 ? " (" + g.steps + " steps)" : "") }))));
@@ -603,6 +608,7 @@
         const outs = Object.entries(S.terraform.outputs).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]);
         box.append(kv([["drifted", S.terraform.drifted ? "yes" : "no"], ["applied hash", S.terraform.appliedHash ? S.terraform.appliedHash.slice(0, 16) : null], ...outs]));
       }
+      if (S.phase) box.append(h("p", { class: "warn", id: "phase-" + svc, text: S.phase.text }));
       if (S.steps.length) {
         box.append(h("h3", { text: "Planned steps" }));
         box.append(kv(S.steps.map((st) => [st.kind, (st.due ? "due" : st.gate.kind + ": " + st.gate.reason) + (st.toVersion ? " → " + st.toVersion : "")])));

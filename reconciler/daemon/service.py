@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.adapters.errors import AdapterError, TemporaryError
 from reconciler.core.model import DesiredState
+from reconciler.core.phases import cell_phases
 from reconciler.core.plan import StepKind
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
@@ -131,6 +132,7 @@ class Daemon:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._fetch = _Trigger(self._do_fetch, self.stop_event)
         self._reconcile = _Trigger(self._do_reconcile, self.stop_event)
+        self._phase_timer: threading.Timer | None = None
         secret = cfg.webhook_secret()
         register_secret(secret.decode(errors="replace"))
         self.dashboard = Dashboard(cfg.dashboard, cfg.reconcile_interval, parts.dashboard,
@@ -243,8 +245,29 @@ class Daemon:
         self._notify_ready()
         for listener in self.tick_listeners:
             listener(report)
+        self._wake_at_phase_end(rec.last_good, report)
         if again:
             self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _wake_at_phase_end(self, desired: DesiredState | None, report: TickReport) -> None:
+        """A canary step's pause or a shadow phase ending before the next tick: tick then,
+        so the next step runs when it may, not up to ``reconcile_interval`` later."""
+        if not self.background or desired is None or report.plan is None or \
+                report.live is None:
+            return
+        now = datetime.now(UTC)
+        ends = [p.ends_at for p in cell_phases(desired, report.plan, report.live).values()
+                if p.ends_at is not None and p.ends_at > now]
+        if not ends:
+            return
+        delay = (min(ends) - now).total_seconds() + 0.02
+        if delay >= self.cfg.reconcile_interval:
+            return
+        if self._phase_timer is not None:
+            self._phase_timer.cancel()
+        self._phase_timer = threading.Timer(delay, self.trigger_reconcile)
+        self._phase_timer.daemon = True
+        self._phase_timer.start()
 
     def _adopt_reverts(self, report: TickReport) -> bool:
         """After a revert commit, plan from it at once (it is the desired state now, pushed

@@ -5,32 +5,21 @@ RequestMirror filter written and read back through the reconciler's own Kubernet
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from reconciler.adapters.kubernetes.client import KubeClient, Target
-from reconciler.localparts.gatewayapi import GatewayApiUnavailable, install_crds
 from reconciler.localparts.k8s import ControlPlane
-from reconciler.testing.k8s import control_plane_fixture
 
 pytestmark = pytest.mark.k8s
-gateway_cluster = control_plane_fixture("gateway", scope="module")
 NS = "gw-test"
 
 
 @pytest.fixture(scope="module")
-def plane(gateway_cluster: ControlPlane) -> Iterator[ControlPlane]:
-    try:
-        install_crds(gateway_cluster)
-    except GatewayApiUnavailable as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-    gateway_cluster.create_namespace(NS)
-    yield gateway_cluster
+def ns_plane(plane: ControlPlane) -> ControlPlane:
+    plane.create_namespace(NS)
+    return plane
 
 
 def _route(stable: int, canary: int, mirror: bool) -> dict[str, Any]:
@@ -54,8 +43,8 @@ def _apply(kube: KubeClient, obj: dict[str, Any]) -> dict[str, Any]:
     return live
 
 
-def test_httproute_weights_and_mirror_round_trip(plane: ControlPlane) -> None:
-    kube = KubeClient(Target(str(plane.kubeconfig), plane.context))
+def test_httproute_weights_and_mirror_round_trip(ns_plane: ControlPlane) -> None:
+    kube = KubeClient(Target(str(ns_plane.kubeconfig), ns_plane.context))
     live = _apply(kube, _route(100, 0, mirror=True))
     rule = live["spec"]["rules"][0]
     assert rule["filters"][0]["type"] == "RequestMirror"
@@ -67,8 +56,8 @@ def test_httproute_weights_and_mirror_round_trip(plane: ControlPlane) -> None:
         assert "filters" not in live["spec"]["rules"][0]
 
 
-def test_the_api_server_validates_httproutes(plane: ControlPlane) -> None:
-    kube = KubeClient(Target(str(plane.kubeconfig), plane.context))
+def test_the_api_server_validates_httproutes(ns_plane: ControlPlane) -> None:
+    kube = KubeClient(Target(str(ns_plane.kubeconfig), ns_plane.context))
     bad = _route(100, 0, mirror=False)
     bad["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1  # weights are >= 0
     with pytest.raises(Exception, match="weight"):

@@ -24,8 +24,9 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def _ready(url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Group:
+    """Pods of one version in a cell taking ``share`` of its requests (``served``: their
+    answers reach the clients; False: mirrored copies)."""
+
+    version: str
+    pods: str
+    share: float
+    served: bool = True
+
+
 class TestExporter:
     """Per-cell request counters; ``set_error_rate(cell, 0.3)`` makes 30% of them 5xx."""
 
@@ -71,6 +83,8 @@ class TestExporter:
         self._v_traffic: dict[str, float] = {}
         #: (cell, version, pods) -> [ok, errors, seconds, *requests at most each bucket]
         self._by_version: dict[tuple[str, str, str], list[float]] = {}
+        #: cell -> pod groups splitting its requests (``set_groups``), else None
+        self._groups: dict[str, tuple[Group, ...]] = {}
         self._last = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -85,6 +99,17 @@ class TestExporter:
         with self._lock:
             self._advance()
             self._version[cell] = (version, pods) if version else None
+
+    def set_groups(self, cell: str, groups: Sequence[Group] | None) -> None:
+        """``cell``'s requests split between pod groups from now on (a canary's stable
+        and canary pods by the HTTPRoute's weights; a shadow's mirrored copies, which
+        the cell's own counters do not see); None: one group again (``set_version``)."""
+        with self._lock:
+            self._advance()
+            if groups:
+                self._groups[cell] = tuple(groups)
+            else:
+                self._groups.pop(cell, None)
 
     def set_version_error_rate(self, version: str, fraction: float | None) -> None:
         """Every cell on ``version`` fails ``fraction`` of its requests (None: the cell's
@@ -127,10 +152,37 @@ class TestExporter:
             self._advance()
             self._latency[cell] = seconds
 
+    def _advance_groups(self, cell: str, dt: float) -> None:
+        """One cell split between pod groups: each group's own rate, errors and latency
+        (its version's), the cell's counters summing the served groups."""
+        for g in self._groups[cell]:
+            rps = REQUESTS_PER_SECOND * self._v_traffic.get(g.version, 1.0)
+            frac = self._v_rate.get(g.version, self._rates[cell])
+            latency = self._v_latency.get(g.version, self._latency[cell])
+            n = rps * dt * g.share
+            if g.served:
+                self._err[cell] += n * frac
+                self._ok[cell] += n * (1 - frac)
+                self._seconds[cell] += n * latency
+                for le in BUCKETS:
+                    if latency <= le:
+                        key = (cell, le)
+                        self._fast[key] = self._fast.get(key, 0.0) + n
+            row = self._by_version.setdefault((cell, g.version, g.pods),
+                                              [0.0] * (3 + len(BUCKETS)))
+            row[0] += n * (1 - frac)
+            row[1] += n * frac
+            row[2] += n * latency
+            for i, le in enumerate(BUCKETS):
+                row[3 + i] += n if latency <= le else 0.0
+
     def _advance(self) -> None:
         now = time.monotonic()
         dt, self._last = now - self._last, now
         for cell in self._rates:
+            if cell in self._groups:
+                self._advance_groups(cell, dt)
+                continue
             rps, frac, latency = self._effective(cell)
             n = rps * dt
             self._err[cell] += n * frac
@@ -175,7 +227,10 @@ class TestExporter:
 
     def _render_versions(self) -> list[str]:
         """The per-version families: each cell's current version and pod group only."""
-        rows = sorted((cell, *v) for cell, v in self._version.items() if v is not None)
+        rows = sorted({(cell, *v) for cell, v in self._version.items()
+                       if v is not None and cell not in self._groups} |
+                      {(cell, g.version, g.pods) for cell, gs in self._groups.items()
+                       for g in gs})
         req = ["# TYPE app_requests_total counter"]
         hist = ["# TYPE app_request_duration_seconds histogram"]
         for cell, version, pods in rows:

@@ -145,8 +145,6 @@ def round_trip(kube: KubeClient, repo: Path, version: str, pause: int, shadow: i
         time.sleep(0.005)
     else:
         raise TimeoutError(f"{version} did not reach 100% in {timeout}s: {seen}")
-    if os.environ.get("BENCH_DEBUG"):
-        print(version, seen, since, file=sys.stderr)
     out = []
     for (p, _), (q, t) in itertools.pairwise(seen):
         if p in since:

@@ -15,7 +15,7 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform.engines import preload_embedded, sandbox_for
-from reconciler.compose.leader import make_leader
+from reconciler.compose.leader import make_leader, make_shards
 from reconciler.compose.reconciler import REAL, Environment, terraform_settings
 from reconciler.compose.sources import backend_settings, is_plain_directory, open_source
 from reconciler.core.history import wanted
@@ -26,6 +26,7 @@ from reconciler.daemon.dashboard.state import DashboardSources
 from reconciler.daemon.driftwatch import Watcher
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.service import Daemon, DaemonParts
+from reconciler.daemon.sources import Source
 
 
 def start_drift_watcher(cells: Sequence[Cell], services: tuple[str, ...],
@@ -70,10 +71,21 @@ def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None,
         good = box[0].source.reconciler.last_good if box and box[0].source else None
         return status_directory(good.fleet.status if good else None)
 
-    parts = DaemonParts(open_source=lambda: open_source(cfg, env), leader=make_leader(cfg),
+    shards = make_shards(cfg)
+
+    def opened() -> Source:
+        source = open_source(cfg, env)
+        if shards is not None:
+            me = shards.identity
+            source.reconciler.owns = lambda d: shards.map.owns(me, d.cells)
+        return source
+
+    parts = DaemonParts(open_source=opened, leader=make_leader(cfg, shards),
                         start_watcher=env.start_watcher or start_drift_watcher,
                         preload=preload_embedded, monotonic=env.monotonic,
-                        dashboard=dashboard_sources(cfg, status_dir))
+                        dashboard=dashboard_sources(cfg, status_dir),
+                        shards=(lambda: shards.map) if shards is not None else None,
+                        replica=cfg.shards.replica_id if cfg.shards else "")
     daemon = Daemon(cfg, parts, metrics)
     box.append(daemon)
     return daemon

@@ -1,17 +1,29 @@
 """Leadership as the configuration asks for it: a file lock (default), a Kubernetes
-Lease, or none."""
+Lease, none, or (``shards:``) the shard Leases of several replicas."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
+from reconciler.adapters.kubernetes.shardleases import ShardLeases
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.service import Always, Leader
 
 
-def make_leader(cfg: DaemonConfig) -> Leader:
-    """The leader election ``cfg.leader`` names."""
+def make_shards(cfg: DaemonConfig) -> ShardLeases | None:
+    """The shard Leases ``cfg.shards`` asks for (None: one replica)."""
+    s = cfg.shards
+    if s is None:
+        return None
+    return ShardLeases(s.namespace, s.name, s.replica_id, s.count, s.lease_seconds,
+                       kubeconfig=s.kubeconfig, context=s.context)
+
+
+def make_leader(cfg: DaemonConfig, shards: ShardLeases | None = None) -> Leader:
+    """The leader election ``cfg.leader`` names (``shards`` when sharded)."""
+    if shards is not None:
+        return shards
     kind = cfg.leader.kind
     if kind == "none":
         return Always()

@@ -79,6 +79,10 @@ class BackendSettings:
     terraform_sandbox: str = "none"
     terraform_network: bool = True
     terraform_provider_mirror: Path | None = None
+    #: ``terraform.state_dir`` (None: ``<state_dir>/terraform``).
+    terraform_state_dir: Path | None = None
+    #: Sharded replicas: this replica's identity, recorded on each inventory it writes.
+    replica: str | None = None
     #: At most this many cells at once (None: ``limits.cells``).
     parallel: int | None = None
     #: ``concurrency:``: global bounds per backend of one tick's work.
@@ -223,7 +227,8 @@ def terraform_settings(s: BackendSettings) -> TerraformSettings:
     configuration and sandbox, and the provider credentials the policy grants."""
     rule = s.policy.terraform if s.policy else None
     return TerraformSettings(
-        state_dir=s.state_dir / "terraform", cli_config_file=s.terraform_cli_config,
+        state_dir=s.terraform_state_dir or s.state_dir / "terraform",
+        cli_config_file=s.terraform_cli_config,
         sandbox=s.terraform_sandbox, network=s.terraform_network,
         provider_mirror=s.terraform_provider_mirror,
         credential_env=rule.credential_env if rule else (),
@@ -235,7 +240,8 @@ def real_fleet(s: BackendSettings) -> FleetParts:
     clients = ClientCache(s.kube_qps, s.kube_burst)
     terraform = TerraformRunner(terraform_settings(s))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
-    kube, migrations = KubernetesApply(clients, s.policy), MigrationRunner(clients=clients)
+    kube = KubernetesApply(clients, s.policy, s.replica)
+    migrations = MigrationRunner(clients=clients)
     return FleetParts(kube, terraform, migrations, kube.read, terraform.read,
                       ledgers=migrations.read if s.databases else None,
                       alarms=alarms.read if alarms else None,

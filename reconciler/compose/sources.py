@@ -47,7 +47,10 @@ def backend_settings(cfg: DaemonConfig) -> BackendSettings:
         terraform_network=cfg.terraform_network,
         terraform_provider_mirror=Path(cfg.terraform_provider_mirror)
         if cfg.terraform_provider_mirror else None, policy=policy,
-        limits=cfg.concurrency, kube_qps=cfg.kube_qps, kube_burst=cfg.kube_burst)
+        limits=cfg.concurrency, kube_qps=cfg.kube_qps, kube_burst=cfg.kube_burst,
+        terraform_state_dir=Path(cfg.terraform_state_dir)
+        if cfg.terraform_state_dir else None,
+        replica=cfg.shards.replica_id if cfg.shards else None)
 
 
 def is_plain_directory(url: str) -> bool:

@@ -41,6 +41,8 @@ class KubernetesApply:
 
     clients: ClientCache
     policy: Policy | None = None
+    #: Sharded replicas: recorded on the inventory as the replica that applied.
+    replica: str | None = None
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
               terraform_outputs: Mapping[str, JsonValue]) -> str:
@@ -57,7 +59,7 @@ class KubernetesApply:
         if svc.strategy in COLOURED:
             result = bluegreen.converge(kube, cell, service, version, objs, shape_of(svc))
         else:
-            result = apply_service(kube, cell, service, version, objs)
+            result = apply_service(kube, cell, service, version, objs, self.replica)
         counts: dict[str, int] = {}
         for change in result.changes:
             counts[change.action] = counts.get(change.action, 0) + 1

@@ -8,8 +8,9 @@ shard clockwise from its own hash that still has room, the room of every shard b
 hashing with bounded loads). A shard leaving moves only its own cells and those that
 overflow; cells are placed in hash order so the result does not depend on input order.
 
-Not wired into the daemon yet (issue #19 item 4: the Leases per shard, executing only
-one's own cells and the wave-level steps by one owner are not built).
+Also which replica should hold which shard (the same hashing over the live members)
+and ``ShardMap``: the live shards' holders as read from their Leases, from which every
+replica derives alike who runs each cell and who runs the wave-level steps.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 #: Points per shard on the ring (more: a more even spread before the bound applies).
 VNODES = 64
@@ -57,3 +59,50 @@ def loads(assignment: Mapping[str, str]) -> dict[str, int]:
     for shard in assignment.values():
         out[shard] = out.get(shard, 0) + 1
     return out
+
+
+def shard_name(index: int) -> str:
+    """The ring name of shard ``index`` (``shard-0``, ``shard-1``, ...)."""
+    return f"shard-{index}"
+
+
+def shard_targets(count: int, members: Iterable[str]) -> dict[int, str]:
+    """shard index -> the live member that should hold it (bounded loads: with three
+    members and six shards, two each); empty without members."""
+    by_name = assign((shard_name(i) for i in range(count)), members)
+    return {i: by_name[shard_name(i)] for i in range(count) if shard_name(i) in by_name}
+
+
+@dataclass(frozen=True)
+class ShardMap:
+    """Who holds which shard (live holders only: an expired Lease holds nothing)."""
+
+    count: int
+    holders: Mapping[int, str] = field(default_factory=dict)
+
+    def owners(self, cells: Iterable[str]) -> dict[str, str]:
+        """cell -> the replica running it: the cells hashed over the live shards, each
+        shard's cells run by its holder (no live shard: no owner)."""
+        by_name = {shard_name(i): r for i, r in self.holders.items()}
+        return {c: by_name[s] for c, s in assign(cells, by_name).items()}
+
+    @property
+    def leader(self) -> str | None:
+        """The holder of the lowest live shard: it alone runs the wave-level steps
+        (bake records, failure records, revert commits) and writes the fleet's status."""
+        return self.holders[min(self.holders)] if self.holders else None
+
+    def shards_of(self, replica: str) -> tuple[int, ...]:
+        return tuple(sorted(i for i, r in self.holders.items() if r == replica))
+
+    def replicas(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.holders.values())))
+
+    def owns(self, replica: str, cells: Iterable[str]) -> Callable[[str | None], bool]:
+        """Whether ``replica`` runs a cell's steps (None: the wave-level steps)."""
+        mine = frozenset(c for c, r in self.owners(cells).items() if r == replica)
+        lead = self.leader == replica
+
+        def check(cell: str | None) -> bool:
+            return lead if cell is None else cell in mine
+        return check

@@ -13,7 +13,7 @@ may not be one (absolute, escaping, or overlapping the desired state itself).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +188,20 @@ def desired_document(revision: str | None, last_good: str | None,
     if errors:
         doc["errors"] = list(errors)
     return {f"{directory}/desired.yaml": doc}
+
+
+def owned_documents(docs: Mapping[str, dict[str, Any]], directory: str,
+                    owns: Callable[[str | None], bool]) -> dict[str, dict[str, Any]]:
+    """Sharded replicas: the cell documents of the cells ``owns`` accepts, and the
+    fleet's documents (rollouts, desired) when it accepts None (the wave-level owner), so
+    no two replicas write the same file."""
+    cells = f"{directory}/cells/"
+    out: dict[str, dict[str, Any]] = {}
+    for path, doc in docs.items():
+        cell = path[len(cells):-len(".yaml")] if path.startswith(cells) else None
+        if owns(cell):
+            out[path] = doc
+    return out
 
 
 def status_documents(plan: Plan | None, live: LiveSnapshot | None,

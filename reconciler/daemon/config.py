@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,26 @@ class LeaderConfig:
     kubeconfig: str | None = None
     context: str | None = None
     lease_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """``shards:``: several replicas share the fleet, each running the cells of the
+    shards whose Leases it holds (see docs/deploy.md, "Several replicas"). Replaces
+    ``leader:`` (every replica works; the holder of the lowest shard runs the
+    wave-level steps)."""
+
+    #: How many shards (Leases) the fleet is cut into: at least the replicas you run.
+    count: int = 16
+    lease_seconds: int = 15
+    namespace: str = "reconciler-system"
+    #: The Leases' name prefix (``<name>-shard-<i>``, ``<name>-member-<replica>``).
+    name: str = "reconciler"
+    #: This replica's identity in the Leases (unique per replica; default: the host
+    #: name and the process id, the Pod's name in a Deployment).
+    replica_id: str = ""
+    kubeconfig: str | None = None
+    context: str | None = None
 
 
 #: The canary panel's default queries: ``{{ cells }}`` becomes a regular expression
@@ -113,6 +135,9 @@ class DaemonConfig:
     #: ``terraform.provider_mirror``: the providers' filesystem mirror, visible
     #: read-only in the sandbox (the one the CLI configuration installs from).
     terraform_provider_mirror: str | None = None
+    #: ``terraform.state_dir``: the stacks' workspaces (default ``<state_dir>/terraform``);
+    #: sharded replicas share one (a moved cell continues from its workspace).
+    terraform_state_dir: str | None = None
     #: The operator's policy file (see docs/security.md): what the repository may name.
     policy_file: str | None = None
     log_level: str = "info"
@@ -126,6 +151,8 @@ class DaemonConfig:
     #: requests in flight bounded by ``concurrency.kubernetes`` alone.
     kube_qps: float = 0.0
     kube_burst: int = 200
+    #: ``shards:``: None (the default) runs one replica under ``leader:``.
+    shards: ShardConfig | None = None
 
     @property
     def git_cache(self) -> Path:
@@ -147,7 +174,7 @@ _REPO_KEYS = {"url", "branch", "auth", "verify"}
 _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
              "drift_interval", "git_author", "leader", "terraform_cli_config", "terraform",
-             "policy_file", "dashboard", "concurrency", "kubernetes",
+             "policy_file", "dashboard", "concurrency", "kubernetes", "shards",
              "log_level",
              "log_format"}
 
@@ -176,7 +203,7 @@ def _repo(doc: dict[str, Any], path: str) -> RepoConfig:
         signing_key=verify.get("signing_key"))
 
 
-_TERRAFORM_KEYS = {"sandbox", "network", "provider_mirror"}
+_TERRAFORM_KEYS = {"sandbox", "network", "provider_mirror", "state_dir"}
 
 
 def _terraform(doc: Any, path: str) -> dict[str, Any]:
@@ -189,9 +216,10 @@ def _terraform(doc: Any, path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: terraform.sandbox: bwrap or none, not {sandbox!r}")
     if not isinstance(network, bool):
         raise ConfigError(f"{path}: terraform.network: true or false, not {network!r}")
-    mirror = doc.get("provider_mirror")
+    mirror, state = doc.get("provider_mirror"), doc.get("state_dir")
     return {"terraform_sandbox": sandbox, "terraform_network": network,
-            "terraform_provider_mirror": str(mirror) if mirror is not None else None}
+            "terraform_provider_mirror": str(mirror) if mirror is not None else None,
+            "terraform_state_dir": str(state) if state is not None else None}
 
 
 _DASHBOARD_KEYS = {"enabled", "token_file", "trusted_proxies", "user_header", "max_streams",
@@ -268,6 +296,41 @@ def _kubernetes(doc: Any, path: str) -> dict[str, Any]:
     return {"kube_qps": float(qps), "kube_burst": burst}
 
 
+_SHARD_KEYS = {"count", "leaseDuration", "namespace", "name", "replicaId", "kubeconfig",
+               "context"}
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+_REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _shards(doc: Any, path: str) -> ShardConfig | None:
+    """The ``shards:`` block (absent or null: not sharded)."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: shards: must be a mapping")
+    _check_keys(doc, _SHARD_KEYS, f"{path}: shards")
+    count = doc.get("count", ShardConfig.count)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1024:
+        raise ConfigError(f"{path}: shards.count: an integer from 1 to 1024, not {count!r}")
+    lease = _duration(doc.get("leaseDuration", "15s"), "shards.leaseDuration", path)
+    if not 3 <= lease <= 3600:
+        raise ConfigError(f"{path}: shards.leaseDuration: from 3s to 1h, not {lease}s")
+    namespace, name = str(doc.get("namespace", ShardConfig.namespace)), \
+        str(doc.get("name", ShardConfig.name))
+    if not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+        raise ConfigError(f"{path}: shards.namespace: a namespace name, not {namespace!r}")
+    if not _DNS_LABEL.fullmatch(name) or len(name) > 30:
+        raise ConfigError(f"{path}: shards.name: a DNS label of at most 30 characters, "
+                          f"not {name!r}")
+    replica = str(doc.get("replicaId") or f"{socket.gethostname()}-{os.getpid()}")
+    if not _REPLICA_ID.fullmatch(replica):
+        raise ConfigError(f"{path}: shards.replicaId: letters, digits, '.', '_' and '-' "
+                          f"(at most 128), not {replica!r}")
+    return ShardConfig(count=count, lease_seconds=lease, namespace=namespace, name=name,
+                       replica_id=replica, kubeconfig=doc.get("kubeconfig"),
+                       context=doc.get("context"))
+
+
 def _duration(value: Any, key: str, path: str) -> int:
     try:
         return seconds(value)
@@ -313,4 +376,5 @@ def load_config(path: str | None) -> DaemonConfig:
         log_format=str(doc.get("log_format", "json")),
         dashboard=_dashboard(doc.get("dashboard") or {}, path),
         concurrency=_concurrency(doc.get("concurrency") or {}, path),
-        **_kubernetes(doc.get("kubernetes") or {}, path))
+        **_kubernetes(doc.get("kubernetes") or {}, path),
+        shards=_shards(doc.get("shards"), path))

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from reconciler.core.plan import Plan
+from reconciler.core.shards import ShardMap
 
 WAVE_STATES = ("pending", "in-progress", "baking", "done", "held", "rolling-back", "failed")
 
@@ -56,6 +57,25 @@ class Metrics:
         self.wave_cells_done = Gauge("reconciler_wave_cells_at_target",
                                      "Cells of a wave on their target version",
                                      ["service", "wave"], registry=r)
+
+        self.shard_holder = Gauge("reconciler_shard_holder",
+                                  "1 for the replica holding each shard's Lease (sharded "
+                                  "replicas)", ["shard", "replica"], registry=r)
+        self.shard_cells = Gauge("reconciler_shard_cells",
+                                 "Cells each replica runs (sharded replicas)", ["replica"],
+                                 registry=r)
+
+    def observe_shards(self, shards: ShardMap, cells: Iterable[str]) -> None:
+        """The shard map as this replica last read it."""
+        self.shard_holder.clear()
+        self.shard_cells.clear()
+        for i, replica in sorted(shards.holders.items()):
+            self.shard_holder.labels(str(i), replica).set(1)
+        counts = dict.fromkeys(shards.replicas(), 0)
+        for replica in shards.owners(cells).values():
+            counts[replica] += 1
+        for replica, n in counts.items():
+            self.shard_cells.labels(replica).set(n)
 
     def observe_plan(self, plan: Plan) -> None:
         """Per-wave progress gauges from a plan."""

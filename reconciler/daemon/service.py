@@ -23,6 +23,7 @@ from reconciler.adapters.errors import AdapterError, TemporaryError
 from reconciler.core.model import DesiredState
 from reconciler.core.phases import cell_phases
 from reconciler.core.plan import StepKind
+from reconciler.core.shards import ShardMap
 from reconciler.daemon import sdnotify
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.dashboard.state import Dashboard, DashboardSources
@@ -81,6 +82,10 @@ class DaemonParts:
     monotonic: Callable[[], float] = time.monotonic
     #: The dashboard's Git history and Prometheus range query.
     dashboard: DashboardSources = field(default_factory=DashboardSources)
+    #: Sharded replicas: the shard map of the last Lease round (None: one replica).
+    shards: Callable[[], ShardMap] | None = None
+    #: Sharded replicas: this replica's identity.
+    replica: str = ""
 
 
 TickListener = Callable[[TickReport], None]
@@ -142,6 +147,7 @@ class Daemon:
             self.metrics, self.ready, self.trigger_fetch, cfg.repo.branch, secret,
             dashboard=DashboardWeb(self.dashboard, cfg.dashboard, cfg.listen)))
         self._notified_ready = False
+        self._held_shards: tuple[int, ...] = ()
         self._next_drift = 0.0
         self._last_publish = 0.0
         self._unpublished: TickReport | None = None
@@ -153,7 +159,27 @@ class Daemon:
         return self.source.reconciler.last_good if self.source is not None else None
 
     # -- readiness and triggers ------------------------------------------------------
+    def shard_text(self) -> str:
+        """The shard map in one line (empty when not sharded): each replica's shards
+        and how many cells it runs."""
+        if self.parts.shards is None:
+            return ""
+        shards, good = self.parts.shards(), self._last_good()
+        owners = shards.owners(good.cells if good else ())
+        parts = [f"{r}{' (this replica)' if r == self.parts.replica else ''}: shards "
+                 f"{','.join(map(str, shards.shards_of(r)))}, "
+                 f"{sum(1 for o in owners.values() if o == r)} cells"
+                 for r in shards.replicas()]
+        held = f"{len(shards.holders)}/{shards.count} shards held"
+        lead = f"wave-level steps by {shards.leader}" if shards.leader else "no leader"
+        return f"shard map: {held}, {lead}; " + "; ".join(parts)
+
     def ready(self) -> tuple[bool, str]:
+        ok, why = self._ready()
+        shards = self.shard_text()
+        return ok, f"{why} | {shards}" if shards else why
+
+    def _ready(self) -> tuple[bool, str]:
         if self.source is None:
             return False, "repository not fetched yet"
         if not self.is_leader:
@@ -326,11 +352,23 @@ class Daemon:
         except AdapterError as e:
             log.warning("leadership check failed: %s", e)
             now = False
+        if self.parts.shards is not None:
+            self._observe_shards()
         if now != self.is_leader:
             log.info("leadership %s", "acquired" if now else "lost")
             self.is_leader = now
             if now:
                 self.trigger_reconcile()
+
+    def _observe_shards(self) -> None:
+        assert self.parts.shards is not None
+        shards, good = self.parts.shards(), self._last_good()
+        self.metrics.observe_shards(shards, good.cells if good else ())
+        mine = shards.shards_of(self.parts.replica)
+        if mine != self._held_shards:
+            self._held_shards = mine
+            log.info("shards held by %s: %s (%s)", self.parts.replica,
+                     ",".join(map(str, mine)) or "none", self.shard_text())
 
     def _notify_ready(self) -> None:
         ok, why = self.ready()
@@ -392,7 +430,8 @@ class Daemon:
                   id="fetch", max_instances=1, coalesce=True, next_run_time=now)
         s.add_job(self._reconcile, "interval", seconds=c.reconcile_interval, id="reconcile",
                   max_instances=1, coalesce=True, next_run_time=now)
-        s.add_job(self._do_leader, "interval", seconds=max(1, c.leader.lease_seconds // 3),
+        lease = c.shards.lease_seconds if c.shards else c.leader.lease_seconds
+        s.add_job(self._do_leader, "interval", seconds=max(1, lease // 3),
                   id="leader", max_instances=1, coalesce=True)
         interval = sdnotify.watchdog_interval()
         if interval:

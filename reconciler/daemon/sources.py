@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.core.statusdocs import status_directory, status_documents
+from reconciler.core.statusdocs import owned_documents, status_directory, status_documents
 from reconciler.engine.executor import OutcomeStatus
 from reconciler.engine.tick import Reconciler, TickReport
 
@@ -108,8 +108,12 @@ def _documents(report: TickReport, reconciler: Reconciler, rejection: str) -> di
     errors = [*report.errors, *([rejection] if rejection else [])]
     rollout = reconciler.readers.rollout() if reconciler.readers.rollout else {}
     good = reconciler.last_good
-    return status_documents(report.plan, report.live, rollout, report.revision, last_good,
-                            errors, status_directory(good.fleet.status if good else None))
+    directory = status_directory(good.fleet.status if good else None)
+    docs = status_documents(report.plan, report.live, rollout, report.revision, last_good,
+                            errors, directory)
+    if reconciler.owns is not None and good is not None:
+        return owned_documents(docs, directory, reconciler.owns(good))
+    return docs
 
 
 @dataclass

@@ -90,15 +90,19 @@ def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
 
 def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime,
             parallel: int | None = None, should_stop: Callable[[], bool] = lambda: False,
-            limits: Limits | None = None) -> list[Outcome]:
+            limits: Limits | None = None,
+            mine: Callable[[str | None], bool] | None = None) -> list[Outcome]:
     """Run every due step of ``plan``; returns outcomes in plan order.
 
     Every cell with due steps runs at once — the planner gave due steps to as many
     cells as each wave's ``maxUnavailable`` budget allows — up to ``limits.cells``
     (or ``parallel``) threads, each step holding a slot of its backend's limit.
-    Once ``should_stop()`` is true no further step starts (running ones finish)."""
+    Once ``should_stop()`` is true no further step starts (running ones finish).
+    With ``mine`` (sharded replicas) only the steps of the cells it accepts run, and
+    the wave-level steps only when it accepts None."""
     limits = limits or Limits()
-    due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY]
+    due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY and
+           (mine is None or mine(None if s.kind in SERIAL_KINDS else s.cell))]
     serial = [s for s in due if s.kind in SERIAL_KINDS]
     cells = [s for s in due if s.kind not in SERIAL_KINDS]
     outcomes: list[Outcome] = []

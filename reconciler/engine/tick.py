@@ -148,6 +148,9 @@ class Reconciler:
     parallel: int | None = None
     limits: Limits = field(default_factory=Limits)
     last_good: DesiredState | None = None
+    #: Sharded replicas: which cells this replica runs (None: the wave-level steps),
+    #: asked at each tick for the desired state's cells; None runs every step.
+    owns: Callable[[DesiredState], Callable[[str | None], bool]] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _desired(self) -> tuple[DesiredState | None, tuple[str, ...], str | None]:
@@ -203,8 +206,10 @@ class Reconciler:
             log.warning("snapshot failed: %s", e)
             return TickReport(revision, errors, None, snapshot_error=str(e), timings=timings)
         p = _timed(timings, "plan", lambda: make_plan(desired, live, now))
+        mine = self.owns(desired) if self.owns is not None else None
         outcomes = _timed(timings, "execute", lambda: execute(
-            p, desired, self.backends, now, self.parallel, self.stop.is_set, self.limits))
+            p, desired, self.backends, now, self.parallel, self.stop.is_set, self.limits,
+            mine))
         for o in outcomes:
             level = logging.INFO if o.status == OutcomeStatus.DONE else logging.WARNING
             log.log(level, "%s %s: %s", o.step.kind, o.status, o.detail,

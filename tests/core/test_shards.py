@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from reconciler.core.shards import EPSILON, assign, loads
+from reconciler.core.shards import EPSILON, ShardMap, assign, loads, shard_targets
+from reconciler.core.statusdocs import owned_documents
 
 CELLS = [f"cell-{i:04d}" for i in range(1000)]
 
@@ -54,3 +55,61 @@ def test_a_shard_joining_takes_cells_from_everyone_but_not_most() -> None:
     moved = [c for c in CELLS if after[c] != before[c]]
     assert all(after[c] == "c" for c in moved) or len(moved) < 0.5 * len(CELLS)
     assert len(moved) < 0.5 * len(CELLS)
+
+
+# -- the shard map: replicas, shards, cells ------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "members", "most"), [
+    (16, ["r1"], 16), (16, ["r1", "r2", "r3"], 7), (3, ["r1", "r2", "r3"], 2),
+    (6, ["r1", "r2", "r3"], 3), (2, ["r1", "r2", "r3"], 1)])
+def test_shard_targets_spread_the_shards_over_the_members(count: int, members: list[str],
+                                                         most: int) -> None:
+    targets = shard_targets(count, members)
+    assert set(targets) == set(range(count))
+    assert set(targets.values()) <= set(members)
+    assert max(loads({str(i): r for i, r in targets.items()}).values()) <= most
+    assert shard_targets(count, list(reversed(members))) == targets
+
+
+def test_no_member_no_target() -> None:
+    assert shard_targets(4, []) == {}
+
+
+def test_every_cell_has_exactly_one_replica_and_one_leader() -> None:
+    shards = ShardMap(6, {0: "r1", 1: "r2", 2: "r3", 3: "r1", 4: "r2", 5: "r3"})
+    owners = shards.owners(CELLS)
+    assert set(owners) == set(CELLS) and set(owners.values()) == {"r1", "r2", "r3"}
+    checks = {r: shards.owns(r, CELLS) for r in ("r1", "r2", "r3")}
+    for cell in CELLS:
+        assert [r for r, owns in checks.items() if owns(cell)] == [owners[cell]]
+    assert [r for r, owns in checks.items() if owns(None)] == ["r1"]
+    assert shards.leader == "r1" and shards.shards_of("r2") == (1, 4)
+
+
+def test_a_dead_replicas_cells_move_to_the_live_shards_only() -> None:
+    """While its Leases are not taken over yet, a dead replica's shards are not live:
+    their cells go to the live shards at once; nobody else's cells move much."""
+    full = ShardMap(6, {0: "r1", 1: "r2", 2: "r3", 3: "r1", 4: "r2", 5: "r3"})
+    without = ShardMap(6, {0: "r1", 1: "r2", 3: "r1", 4: "r2"})
+    before, after = full.owners(CELLS), without.owners(CELLS)
+    assert set(after.values()) == {"r1", "r2"}
+    moved = [c for c in CELLS if before[c] != "r3" and after[c] != before[c]]
+    assert len(moved) < 0.2 * len(CELLS), len(moved)
+
+
+def test_nothing_held_nothing_owned() -> None:
+    shards = ShardMap(4)
+    assert shards.owners(CELLS) == {} and shards.leader is None
+    owns = shards.owns("r1", CELLS)
+    assert not owns(None) and not owns(CELLS[0])
+
+
+def test_status_documents_split_between_the_replicas() -> None:
+    docs = {"status/desired.yaml": {}, "status/rollouts/shop.yaml": {},
+            "status/cells/c1.yaml": {}, "status/cells/c2.yaml": {}}
+    shards = ShardMap(2, {0: "r1", 1: "r2"})
+    split = {r: owned_documents(docs, "status", shards.owns(r, ["c1", "c2"]))
+             for r in ("r1", "r2")}
+    assert sorted(p for d in split.values() for p in d) == sorted(docs)
+    assert {"status/desired.yaml", "status/rollouts/shop.yaml"} <= set(split["r1"])

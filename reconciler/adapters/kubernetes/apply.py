@@ -136,8 +136,10 @@ def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: st
 
 
 def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
-                  rendered: Iterable[Mapping[str, Any]]) -> ApplyResult:
-    """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``."""
+                  rendered: Iterable[Mapping[str, Any]],
+                  applied_by: str | None = None) -> ApplyResult:
+    """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``;
+    ``applied_by`` (a sharded replica's identity) is recorded on the inventory."""
     ns = cell.kubernetes.namespace
     objs = [dict(o) for o in rendered]
     ensure_namespace(kube, ns)
@@ -156,7 +158,7 @@ def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
                                                "metadata": {"name": r.name}})))
     changes += [prune_object(kube, r, cell.name, service) for r in stale]
     write_inventory(kube, cell.name, service, ns,
-                    Inventory(version, previous, h, tuple(intent), ()))
+                    Inventory(version, previous, h, tuple(intent), ()), applied_by)
     return ApplyResult(cell.name, service, version, h, tuple(changes))
 
 

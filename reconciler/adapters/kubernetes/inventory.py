@@ -64,12 +64,20 @@ def from_configmap(cm: dict[str, Any]) -> Inventory:
     )
 
 
-def to_configmap(cell: str, service: str, namespace: str, inv: Inventory) -> dict[str, Any]:
-    """The ConfigMap recording ``inv``."""
+#: The annotation naming the sharded replica that wrote an inventory last.
+APPLIED_BY = "reconciler.dev/applied-by"
+
+
+def to_configmap(cell: str, service: str, namespace: str, inv: Inventory,
+                 applied_by: str | None = None) -> dict[str, Any]:
+    """The ConfigMap recording ``inv`` (and the replica that applied, when sharded)."""
+    meta: dict[str, Any] = {
+        "name": inventory_name(cell, service), "namespace": namespace,
+        "labels": {**ownership_labels(cell, service), LABEL_INVENTORY: "true"}}
+    if applied_by:
+        meta["annotations"] = {APPLIED_BY: applied_by}
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": inventory_name(cell, service), "namespace": namespace,
-                     "labels": {**ownership_labels(cell, service), LABEL_INVENTORY: "true"}},
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
         "data": {
             "version": inv.version or "", "previousVersion": inv.previous or "",
             "appliedHash": inv.applied_hash or "",
@@ -88,11 +96,12 @@ def read_inventory(kube: KubeClient, cell: str, service: str,
 
 
 def write_inventory(kube: KubeClient, cell: str, service: str, namespace: str,
-                    inv: Inventory) -> None:
+                    inv: Inventory, applied_by: str | None = None) -> None:
     """Record ``inv`` (server-side apply, same field manager)."""
     path = f"{CM_PREFIX.format(ns=namespace)}/{inventory_name(cell, service)}"
     kube.request("PATCH", path, {"fieldManager": FIELD_MANAGER, "force": "true"},
-                 to_configmap(cell, service, namespace, inv), "application/apply-patch+yaml")
+                 to_configmap(cell, service, namespace, inv, applied_by),
+                 "application/apply-patch+yaml")
 
 
 def is_inventory(obj: dict[str, Any]) -> bool:

@@ -7,7 +7,7 @@ gets a 409 and stays a follower). Errors are the adapter's own (403 → permanen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,14 +33,29 @@ def _parse(value: Any) -> datetime | None:
     return None
 
 
+def expired(spec: Mapping[str, Any], now: datetime, default_seconds: int = 15) -> bool:
+    """True when a Lease's holder stopped renewing it for its duration (or never did)."""
+    renew = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+    duration = int(spec.get("leaseDurationSeconds") or default_seconds)
+    return renew is None or now > renew + timedelta(seconds=duration)
+
+
+def holder(spec: Mapping[str, Any], now: datetime) -> str | None:
+    """The Lease's live holder: None when released or expired."""
+    who = spec.get("holderIdentity")
+    return str(who) if who and not expired(spec, now) else None
+
+
 class LeaseElector:
     """One contender for the Lease ``namespace/name``."""
 
     def __init__(self, namespace: str, name: str, identity: str,
                  kubeconfig: str | None = None, context: str | None = None,
                  lease_seconds: int = 15, client: KubeClient | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 labels: Mapping[str, str] | None = None) -> None:
         self.namespace, self.name, self.identity = namespace, name, identity
+        self.labels = dict(labels or {})
         self.lease_seconds = lease_seconds
         self.client = client or KubeClient(Target(kubeconfig, context))
         self.clock = clock
@@ -57,7 +72,8 @@ class LeaseElector:
 
     def _create(self, now: datetime) -> bool:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             **({"labels": self.labels} if self.labels else {})},
                 "spec": self._spec(now, 0, None)}
         try:
             self.client.request("POST", self._path.rsplit("/", 1)[0], body=body)
@@ -66,9 +82,7 @@ class LeaseElector:
         return True
 
     def _expired(self, spec: dict[str, Any], now: datetime) -> bool:
-        renew = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
-        duration = int(spec.get("leaseDurationSeconds") or self.lease_seconds)
-        return renew is None or now > renew + timedelta(seconds=duration)
+        return expired(spec, now, self.lease_seconds)
 
     def try_acquire(self) -> bool:
         """Acquire, renew or take over an expired lease; True while this one leads."""

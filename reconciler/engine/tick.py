@@ -179,6 +179,9 @@ class Reconciler:
         except AdapterError as e:
             log.warning("terraform drift check skipped: %s", e)
             return ()
+        if self.owns is not None:  # sharded: only this replica's cells
+            mine = self.owns(desired)
+            targets = tuple(t for t in targets if mine(t.cell))
         return tuple(self._check_one(desired, check, t) for t in targets
                      if not self.stop.is_set())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.daemon.config import ConfigError, load_config
+from reconciler.daemon.config import ConfigError, ShardConfig, load_config
 from reconciler.engine.limits import Limits
 
 CASES = [
@@ -23,6 +23,11 @@ CASES = [
      {"concurrency": Limits(), "kube_qps": 0.0, "kube_burst": 200}),
     ("concurrency", "concurrency: {cells: 200, terraform: 2}\nkubernetes: {qps: 0, burst: 5}\n",
      {"concurrency": Limits(cells=200, terraform=2), "kube_qps": 0.0, "kube_burst": 5}),
+    ("one replica by default", "{}", {"shards": None, "terraform_state_dir": None}),
+    ("shards", "shards: {count: 6, leaseDuration: 30s, namespace: ops, name: rec, "
+     "replicaId: pod-a.1}\nterraform: {state_dir: /shared/tf}\n",
+     {"shards": ShardConfig(count=6, lease_seconds=30, namespace="ops", name="rec",
+                            replica_id="pod-a.1"), "terraform_state_dir": "/shared/tf"}),
 ]
 ERRORS = [
     ("unknown key", "drift_intervall: 5m\n", "unknown key(s) drift_intervall"),
@@ -36,6 +41,12 @@ ERRORS = [
      "repo.verify.signing_key is required"),
     ("concurrency zero", "concurrency: {terraform: 0}\n",
      "concurrency.terraform: an integer from 1 to 1024, not 0"),
+    ("shards count zero", "shards: {count: 0}\n", "shards.count: an integer from 1 to 1024"),
+    ("shards lease too short", "shards: {leaseDuration: 1s}\n",
+     "shards.leaseDuration: from 3s to 1h, not 1s"),
+    ("shards bad replica", "shards: {replicaId: 'a b'}\n", "shards.replicaId: letters"),
+    ("shards bad name", "shards: {name: Rec_1}\n", "shards.name: a DNS label"),
+    ("shards unknown key", "shards: {replicas: 3}\n", "shards: unknown key(s) replicas"),
     ("concurrency unknown", "concurrency: {helm: 3}\n", "concurrency: unknown key(s) helm"),
     ("concurrency not a number", "concurrency: {cells: many}\n", "concurrency.cells"),
     ("qps negative", "kubernetes: {qps: -1}\n", "kubernetes.qps: a number from 0"),

@@ -101,13 +101,15 @@ class RemoteFleet:
 class DaemonProcess:
     """``reconciler run`` over the remote; ``kill9`` and ``start`` again at will."""
 
-    def __init__(self, remote: RemoteFleet, state: Path) -> None:
+    def __init__(self, remote: RemoteFleet, state: Path, name: str = "daemon",
+                 extra: dict[str, object] | None = None) -> None:
         self.remote = remote
         secrets = remote.tmp / "secrets"
         secrets.mkdir(exist_ok=True)
         (secrets / "git").write_text(PASSWORD)
         self.port = free_port()
-        self.cfg = remote.tmp / "daemon.yaml"
+        self.name = name
+        self.cfg = remote.tmp / f"{name}.yaml"
         self.cfg.write_text(json.dumps({
             "repo": {"url": remote.server.url("fleet.git"),
                      "auth": {"username": USER, "password_file": str(secrets / "git")}},
@@ -115,12 +117,12 @@ class DaemonProcess:
             "prometheus_url": remote.fleet.prom.url, "poll_interval": "1s",
             "reconcile_interval": "1s", "leader": {"kind": "file"},
             "terraform_cli_config": str(remote.fleet.terraform_cli_config),
-            "git_author": {"name": "reconciler", "email": BOT_EMAIL}}))
+            "git_author": {"name": "reconciler", "email": BOT_EMAIL}, **(extra or {})}))
         self.logs: list[Path] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.remote.tmp / f"daemon-{len(self.logs)}.log"
+        log = self.remote.tmp / f"{self.name}-{len(self.logs)}.log"
         self.logs.append(log)
         env = {**os.environ, SECRET_ENV: self.remote.fleet.pg.password}
         self.proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run",

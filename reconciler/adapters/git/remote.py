@@ -75,8 +75,12 @@ _CORRUPT_WORDS = ("corrupt", "object not found", "failed to parse", "inflate", "
                   "bad object", "missing object", "invalid object", "failed to read",
                   "object is no", "unexpected end", "failed to load", "invalid oid",
                   "missing delta base", "mismatched")
+#: A rejection that means the remote moved (fetch, replay ours, try again). The server
+#: answers "failed to update ref" / "cannot lock ref" when another writer's push won the
+#: race for the branch (sharded replicas push at the same moment): the remote moved too.
 _NON_FF_WORDS = ("non-fast-forward", "fast-forward", "fastforward", "fetch first",
-                 "not present locally", "stale info")
+                 "not present locally", "stale info", "failed to update ref",
+                 "cannot lock ref")
 
 
 #: libgit2 waits forever on a remote that accepts a connection and never answers unless

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -408,3 +409,34 @@ def test_environment_is_untouched(ssh_server: SshGitServer, tmp_path: Path) -> N
     _ssh(ssh_server, tmp_path).sync()
     assert pygit2.settings.homedir == home
     assert os.environ.get("HOME") == str(Path.home())
+
+
+def test_several_writers_push_at_once_and_lose_nothing(http_server: HttpGitServer,
+                                                       root: Path, tmp_path: Path) -> None:
+    """Sharded replicas: each its own cache, each its own cells' status files, pushing
+    at the same moment; every push lands (a lost race for the branch's lock on the
+    server is the remote moving, not a refusal), nothing is forced or lost."""
+    remotes = [_http(http_server, tmp_path, f"cache-{i}") for i in range(3)]
+    for r in remotes:
+        r.sync()
+    errors: list[BaseException] = []
+
+    def write(i: int, r: RemoteRepo, round_: int) -> None:
+        try:
+            _commit(r, f"status/cells/c{i}.yaml", f"cell: c{i}\nround: {round_}\n")
+            r.push(max_attempts=8)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    for round_ in range(6):
+        threads = [threading.Thread(target=write, args=(i, r, round_))
+                   for i, r in enumerate(remotes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors, errors
+    for i in range(3):
+        assert _remote_file(root, f"status/cells/c{i}.yaml") == f"cell: c{i}\nround: 5"
+    assert all(r.pending() == 0 for r in remotes)
+    assert len(_remote_log(root)) >= 3 * 6

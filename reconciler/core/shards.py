@@ -67,9 +67,10 @@ def shard_name(index: int) -> str:
 
 
 def shard_targets(count: int, members: Iterable[str]) -> dict[int, str]:
-    """shard index -> the live member that should hold it (bounded loads: with three
-    members and six shards, two each); empty without members."""
-    by_name = assign((shard_name(i) for i in range(count)), members)
+    """shard index -> the live member that should hold it, as even as can be (load
+    bound ``ceil(count / members)``: with three members and six shards, two each);
+    empty without members."""
+    by_name = assign((shard_name(i) for i in range(count)), members, epsilon=0.0)
     return {i: by_name[shard_name(i)] for i in range(count) if shard_name(i) in by_name}
 
 

@@ -456,7 +456,7 @@ class Daemon:
             except AdapterError as e:
                 log.warning("queued commits stay on disk until the next start: %s", e)
         self.drift_watch.stop()
-        if self.is_leader:
+        if self.is_leader or self.parts.shards is not None:  # shards: the membership too
             self.leader.release()
         self.http.stop()
         self.dashboard.stop()

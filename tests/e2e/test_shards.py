@@ -126,6 +126,7 @@ def test_three_replicas_share_a_rollout_survive_a_kill_and_revert_once(
         live = [d for d in replicas if d is not victim]
         survivors = _wait_stable(fleet, ns, live, "the dead replica's shards taken over", 60)
         took_over = time.monotonic() - killed_at
+        print(f"shards of {victim.name} taken over {took_over:.1f} s after SIGKILL")
         live[0].wait_for(lambda: remote.cells_at("1.1.0") and remote.waves_done(),
                          "the rollout completed by the survivors")
         after = survivors.owners(CELLS)

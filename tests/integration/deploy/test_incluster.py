@@ -13,6 +13,8 @@ import yaml
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.client import KubeClient, Target
 from reconciler.adapters.kubernetes.lease import LeaseElector
+from reconciler.adapters.kubernetes.shardleases import ShardLeases
+from reconciler.daemon.config import load_config
 from reconciler.localparts.k8s import ControlPlane
 
 pytestmark = pytest.mark.k8s
@@ -150,3 +152,50 @@ def test_lease_elsewhere_is_forbidden(applied: ControlPlane, tmp_path: Path) -> 
     client = KubeClient(Target(kubeconfig, "sa"))
     with pytest.raises(PermanentError, match="forbidden"):
         client.request("GET", "/api/v1/namespaces/cell-use1-a-01/secrets")
+
+
+SHARDED = DEPLOY.parent / "kubernetes-sharded"
+
+
+def test_sharded_overlay_renders_three_replicas_with_shards(applied: ControlPlane,
+                                                            tmp_path: Path) -> None:
+    docs = list(yaml.safe_load_all(applied.kubectl("kustomize", str(SHARDED))))
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    (tmp_path / "config.yaml").write_text(cm["data"]["config.yaml"])
+    cfg = load_config(str(tmp_path / "config.yaml"))
+    assert cfg.shards is not None and cfg.shards.namespace == "reconciler-system"
+    assert cfg.terraform_state_dir == "/var/lib/reconciler-terraform"
+    mounts = dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "terraform", "mountPath": cfg.terraform_state_dir} in mounts
+    for doc in docs:
+        for rule in doc.get("rules", []) if doc["kind"] == "Role" else []:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+
+
+def test_shard_leases_as_the_service_account(applied: ControlPlane, tmp_path: Path) -> None:
+    """The overlay's Lease RBAC is enough for the shards (and only in its namespace)."""
+    rbac = str(SHARDED / "rbac-shards.yaml")
+    applied.kubectl("apply", "--server-side", "-f", rbac)
+    try:
+        kubeconfig = _sa_kubeconfig(applied, tmp_path)
+
+        def replica(identity: str, ns: str = "reconciler-system") -> ShardLeases:
+            return ShardLeases(ns, "rec", identity, count=2, lease_seconds=3,
+                               kubeconfig=kubeconfig, context="sa")
+
+        a, b = replica("pod-a"), replica("pod-b")
+        a.round()  # a alone: both shards
+        b.round()  # b's shard is still a's
+        a.round()  # a hands it over
+        b.round()  # b takes it
+        a.round()
+        assert a.map.shards_of("pod-a") and b.map.shards_of("pod-b")
+        assert a.map == b.map and set(a.map.replicas()) == {"pod-a", "pod-b"}
+        a.release()
+        b.release()
+        with pytest.raises(PermanentError, match="403"):
+            replica("x", "kube-system").round()
+    finally:
+        applied.kubectl("delete", "-f", rbac)

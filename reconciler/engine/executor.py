@@ -88,6 +88,15 @@ def _run_group(group: list[Step], desired: DesiredState, backends: Backends,
     return out
 
 
+def _wave_level(due: Sequence[Step]) -> Callable[[Step], bool]:
+    """Which due steps only the wave-level owner runs (sharded replicas): the serial
+    kinds, and every step of a service whose revert commit is due — its cells are rolled
+    back by the replica committing the revert, after it, as one replica would (a cell
+    rolled back first would hide the failure from the owner's next plan)."""
+    reverting = {s.service for s in due if s.kind == StepKind.REVERT_COMMIT}
+    return lambda s: s.kind in SERIAL_KINDS or s.service in reverting
+
+
 def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime,
             parallel: int | None = None, should_stop: Callable[[], bool] = lambda: False,
             limits: Limits | None = None,
@@ -101,8 +110,10 @@ def execute(plan: Plan, desired: DesiredState, backends: Backends, now: datetime
     With ``mine`` (sharded replicas) only the steps of the cells it accepts run, and
     the wave-level steps only when it accepts None."""
     limits = limits or Limits()
-    due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY and
-           (mine is None or mine(None if s.kind in SERIAL_KINDS else s.cell))]
+    due = [s for s in plan.due_steps() if s.kind != StepKind.WAIT_HEALTHY]
+    if mine is not None:
+        level = _wave_level(due)
+        due = [s for s in due if mine(None if level(s) else s.cell)]
     serial = [s for s in due if s.kind in SERIAL_KINDS]
     cells = [s for s in due if s.kind not in SERIAL_KINDS]
     outcomes: list[Outcome] = []

@@ -4,7 +4,7 @@ what runs, in which order, and what each outcome says."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -310,3 +310,38 @@ def test_a_backend_limit_bounds_its_steps_across_cells() -> None:
 def test_limits_refuse_zero() -> None:
     with pytest.raises(ValueError, match=r"concurrency\.terraform"):
         Limits(terraform=0)
+
+
+# -- sharded replicas: each its own cells, the wave-level steps on one -----------------
+
+OWNERS = {"c1": "r1", "a1": "r2", "b1": "r1", "r1": "r2"}
+
+
+def _mine(replica: str, leader: str = "r1") -> Callable[[str | None], bool]:
+    return lambda c: replica == leader if c is None else OWNERS[c] == replica
+
+
+@pytest.mark.parametrize(("replica", "ran"), [
+    ("r1", ["bake canary: done", "kubernetes-apply c1: done", "kubernetes-apply b1: done"]),
+    ("r2", ["kubernetes-apply a1: done", "kubernetes-apply r1: done"]),
+    ("r3", [])])
+def test_a_replica_runs_its_own_cells_and_only_the_leader_the_wave_level_steps(
+        replica: str, ran: list[str]) -> None:
+    steps = [bake("canary")] + [cell("kubernetes-apply", c) for c in OWNERS]
+    outcomes = execute(plan_of(*steps), desired(), Fakes().backends(), NOW,
+                       mine=_mine(replica))
+    assert [label(o) for o in outcomes] == ran
+
+
+@pytest.mark.parametrize(("replica", "ran"), [
+    ("r1", ["revert-commit zone: done", "rollback a1: done", "rollback b1: done"]),
+    ("r2", [])])
+def test_a_failing_wave_is_rolled_back_by_the_replica_committing_its_revert(
+        replica: str, ran: list[str]) -> None:
+    """r2 owns a1 but does not roll it back: rolled back before the revert is committed,
+    the cell would hide the failure from the plan of the replica that commits it."""
+    steps = [cell("rollback", "a1", frm="1.1.0", to="1.0.0"),
+             cell("rollback", "b1", frm="1.1.0", to="1.0.0"), revert("zone")]
+    outcomes = execute(plan_of(*steps), desired(), Fakes().backends(), NOW,
+                       mine=_mine(replica))
+    assert [label(o) for o in outcomes] == ran

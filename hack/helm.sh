@@ -3,6 +3,10 @@
 # from the Go module helm.sh/helm/v3 into ~/.cache/reconciler/helm/<version>/helm.
 # Kustomize needs no build: `kubectl kustomize` of the kubectl hack/k8s-testenv/build.sh builds.
 #
+# Beside it, `helm-batch` (hack/helm-batch/main.go, the same helm.sh/helm/v3 module): renders
+# many cells of a chart in one process, each exactly as `helm template` does (the cold render of
+# a large fleet; reconciler/adapters/render/batch.py). Rebuilt when its source changes.
+#
 # Idempotent: an existing binary is reused (a few ms when warm). HELM_BINARY set by the user
 # to an executable is not rebuilt (reconciler.localparts.helm prefers it).
 # Usage: hack/helm.sh        # prints the binary's path on stdout
@@ -10,8 +14,34 @@ set -euo pipefail
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"   # must match reconciler/localparts/helm.py
 CACHE="${RECONCILER_CACHE:-$HOME/.cache/reconciler}/helm"
 OUT="$CACHE/$HELM_VERSION"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { echo "helm: $*" >&2; }
 
+build_batch() {
+  local src="$HERE/helm-batch" stamp
+  if ! grep -q "helm.sh/helm/v3 $HELM_VERSION\$" "$src/go.mod"; then
+    log "helm-batch is pinned to another Helm than $HELM_VERSION (hack/helm-batch/go.mod): not built"
+    return 0
+  fi
+  stamp="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
+  if [[ -x "$OUT/helm-batch" && "$(cat "$OUT/helm-batch.stamp" 2>/dev/null)" == "$stamp" ]]; then
+    return 0
+  fi
+  command -v go >/dev/null || { log "go toolchain not found"; exit 1; }
+  mkdir -p "$OUT"
+  local tmp; tmp="$(mktemp -d "$OUT/.build-batch.XXXXXX")"
+  local ldflags="-s -w -X main.helmVersion=$HELM_VERSION"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  log "building helm-batch for helm $HELM_VERSION"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+     nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/helm-batch" .)
+  "$tmp/helm-batch" version >/dev/null
+  mv -f "$tmp/helm-batch" "$OUT/helm-batch" && echo "$stamp" > "$OUT/helm-batch.stamp"
+  rm -rf "$tmp"
+}
+
+build_batch
 if [[ -n "${HELM_BINARY:-}" && -x "$HELM_BINARY" ]]; then echo "$HELM_BINARY"; exit 0; fi
 if [[ -x "$OUT/helm" ]]; then echo "$OUT/helm"; exit 0; fi
 command -v go >/dev/null || { log "go toolchain not found"; exit 1; }

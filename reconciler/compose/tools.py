@@ -18,7 +18,7 @@ from pathlib import Path
 from reconciler.adapters.render import ToolRenderers, make_renderers
 from reconciler.core.toolrender import ToolRequest
 from reconciler.core.yamldoc import Problem
-from reconciler.localparts.helm import find_helm, find_kubectl
+from reconciler.localparts.helm import find_helm, find_helm_batch, find_kubectl
 
 
 @dataclass
@@ -32,7 +32,8 @@ class LazyTools:
     def get(self) -> ToolRenderers:
         with _LOCK:
             if not self._made:
-                self._made.append(make_renderers(find_helm(), find_kubectl(), self.cache))
+                self._made.append(make_renderers(find_helm(), find_kubectl(), self.cache,
+                                                 helm_batch=find_helm_batch()))
             return self._made[0]
 
     def render_many(self, requests: Sequence[ToolRequest]) -> list[str | tuple[Problem, ...]]:

@@ -30,3 +30,14 @@ def find_kubectl() -> Path | None:
     except K8sUnavailable:
         found = shutil.which("kubectl")
         return Path(found) if found else None
+
+
+def find_helm_batch() -> Path | None:
+    """``HELM_BATCH_BINARY``, then ``helm-batch`` in the build cache (hack/helm.sh builds
+    it beside helm from hack/helm-batch); None when absent."""
+    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
+    for cand in (os.environ.get("HELM_BATCH_BINARY"),
+                 str(root / "helm" / HELM_VERSION / "helm-batch")):
+        if cand and os.access(cand, os.X_OK):
+            return Path(cand)
+    return None

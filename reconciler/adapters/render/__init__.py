@@ -40,17 +40,36 @@ def _bwrap_works(binary: str) -> bool:
     return out.returncode == 0
 
 
+def _batch_helm(helm_batch: Path | None, helm_version: str) -> Path | None:
+    """``helm-batch`` when it is built from the same Helm as ``helm`` (else None: every
+    Helm render is its own `helm template`)."""
+    if helm_batch is None or not helm_version:
+        return None
+    try:
+        out = subprocess.run([str(helm_batch), "version"], capture_output=True, text=True,
+                             timeout=30, env={"HOME": "/nonexistent", "PATH": "/nonexistent"},
+                             check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    built_from = out.stdout.strip()
+    return helm_batch if out.returncode == 0 and built_from and \
+        helm_version.split("+")[0] == built_from else None
+
+
 def make_renderers(helm: Path | None, kubectl: Path | None, cache_dir: Path | None,
                    limits: Limits | None = None, sandbox: bool = True,
-                   workers: int | None = None) -> ToolRenderers:
+                   workers: int | None = None,
+                   helm_batch: Path | None = None) -> ToolRenderers:
     """The renderer of the given binaries (None: that tool is unavailable), its disk
     cache under ``cache_dir`` (None: memory only), in bubblewrap (no network) when
-    ``sandbox`` and bubblewrap can run here."""
+    ``sandbox`` and bubblewrap can run here; ``helm_batch`` renders many cells of a
+    chart per process when it is built from the same Helm version as ``helm``."""
     bwrap = shutil.which("bwrap") if sandbox else None
     if bwrap is not None and not _bwrap_works(bwrap):
         bwrap = None
     versions = {"helm": tool_version(helm, "helm"), "kustomize": tool_version(kubectl, "kubectl")}
-    r = ToolRenderers(Binaries(helm, kubectl, bwrap), versions,
+    r = ToolRenderers(Binaries(helm, kubectl, bwrap, _batch_helm(helm_batch, versions["helm"])),
+                      versions,
                       DiskCache(cache_dir) if cache_dir is not None else None,
                       limits or Limits())
     if workers is not None:

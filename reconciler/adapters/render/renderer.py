@@ -4,8 +4,9 @@ Owns: the incremental render cache — outcomes keyed by the hash of every input
 chart's or base's files, the values files, the per-cell layer, the tool's binary and
 version), in memory (bounded, least recently used out first) and on disk under the
 daemon's state directory (bounded by entry count; oldest first out), so a restart
-renders nothing that did not change — and running the misses in parallel (``workers``
-processes at once; the machine's cores by default).
+renders nothing that did not change — and running the misses: many cells of a service
+per tool process (``batch.py``; a cell the batch cannot answer is rendered alone), in
+parallel (``workers`` processes at once; the machine's cores by default).
 
 A disk entry is the rendered text only, written atomically and read back only when its
 name is the hash of its inputs; render failures are kept in memory only.
@@ -23,6 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.adapters.render.batch import (
+    HELM_BATCH,
+    KUSTOMIZE_BATCH,
+    cut,
+    render_batch,
+)
 from reconciler.adapters.render.run import Binaries, Limits, Refused, render_once
 from reconciler.core.toolrender import ToolRequest
 from reconciler.core.yamldoc import Problem
@@ -95,7 +102,11 @@ class ToolRenderers:
     limits: Limits = field(default_factory=Limits)
     workers: int = max(1, os.cpu_count() or 1)
     max_memory: int = 20_000
-    renders: int = 0  # tool runs (cache misses), for tests and benches
+    #: Cells per batch (1: a process per cell); see batch.py.
+    helm_batch: int = HELM_BATCH
+    kustomize_batch: int = KUSTOMIZE_BATCH
+    renders: int = 0  # cells rendered (cache misses), for tests and benches
+    tool_runs: int = 0  # tool processes started
     _memory: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -126,6 +137,7 @@ class ToolRenderers:
     def _render(self, key: str, request: ToolRequest) -> Outcome:
         with self._lock:
             self.renders += 1
+            self.tool_runs += 1
         try:
             out: Outcome = render_once(request, self.binaries, self.limits)
         except Refused as e:
@@ -133,10 +145,54 @@ class ToolRenderers:
         except OSError as e:
             out = (Problem(request.source.root, 1, 1,
                            f"{request.source.tool} could not run: {e}"),)
+        self._keep(key, out)
+        return out
+
+    def _keep(self, key: str, out: Outcome) -> None:
         if isinstance(out, str) and self.disk is not None:
             self.disk.put(key, out)
         self._remember(key, out)
-        return out
+
+    def _render_batch(self, keys: Sequence[str],
+                      requests: Sequence[ToolRequest]) -> list[Outcome | None]:
+        """A batch's outcomes, kept; None for a cell the batch could not answer."""
+        with self._lock:
+            self.tool_runs += 1
+        try:
+            outs = render_batch(requests, self.binaries, self.limits)
+        except (OSError, Refused):
+            return [None] * len(requests)
+        for key, out in zip(keys, outs, strict=True):
+            if out is not None:
+                with self._lock:
+                    self.renders += 1
+                self._keep(key, out)
+        return outs
+
+    def _batches(self, requests: list[ToolRequest]) -> list[list[int]]:
+        """The misses cut into batches of 2+ cells (at least one per worker)."""
+        size = self.helm_batch if requests[0].source.tool == "helm" else self.kustomize_batch
+        size = min(size, -(-len(requests) // self.workers))
+        if size < 2:
+            return []
+        return [b for b in cut(requests, size) if len(b) > 1]
+
+    def _render_misses(self, keys: list[str], requests: list[ToolRequest]) -> list[Outcome]:
+        """Render the (distinct) misses of one tool: in batches where a batch can
+        answer, the rest one by one; ``workers`` tool processes at once."""
+        results: list[Outcome | None] = [None] * len(requests)
+        batches = self._batches(requests)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for batch, outs in zip(batches, pool.map(lambda b: self._render_batch(
+                    [keys[i] for i in b], [requests[i] for i in b]), batches), strict=True):
+                for i, out in zip(batch, outs, strict=True):
+                    results[i] = out
+            alone = [i for i, r in enumerate(results) if r is None]
+            run = pool.map if len(alone) > 1 else map
+            for i, out in zip(alone, run(lambda i: self._render(keys[i], requests[i]),
+                                         alone), strict=True):
+                results[i] = out
+        return [r for r in results if r is not None]
 
     def passed(self, requests: Sequence[ToolRequest], checker: str) -> list[bool]:
         """Which requests' outputs passed ``checker`` before (the disk remembers)."""
@@ -152,13 +208,16 @@ class ToolRenderers:
     def render_many(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
         keys = [self.key(r) for r in requests]
         results: list[Outcome | None] = [self._cached(k) for k in keys]
-        missing = [i for i, r in enumerate(results) if r is None]
-        if len(missing) == 1 or self.workers == 1:
-            for i in missing:
-                results[i] = self._render(keys[i], requests[i])
-        elif missing:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                done = pool.map(lambda i: self._render(keys[i], requests[i]), missing)
-                for i, out in zip(missing, done, strict=True):
-                    results[i] = out
-        return [r for r in results if r is not None]
+        todo: dict[str, ToolRequest] = {}
+        for k, r, out in zip(keys, requests, results, strict=True):
+            if out is None:
+                todo.setdefault(k, r)
+        by_tool: dict[str, list[str]] = {}
+        for k, r in todo.items():
+            by_tool.setdefault(r.source.tool, []).append(k)
+        done: dict[str, Outcome] = {}
+        for tool_keys in by_tool.values():
+            outs = self._render_misses(tool_keys, [todo[k] for k in tool_keys])
+            done.update(zip(tool_keys, outs, strict=True))
+        return [out if out is not None else done[k] for k, out in zip(keys, results,
+                                                                      strict=True)]

@@ -54,6 +54,7 @@ class Binaries:
     helm: Path | None
     kubectl: Path | None
     bwrap: str | None = None
+    helm_batch: Path | None = None  # hack/helm-batch: many cells per process
 
 
 class Refused(Exception):

@@ -31,6 +31,7 @@ from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.adapters.terraform.config import StackInspector
 from reconciler.compose.tools import manifest_tools
+from reconciler.compose.twoparse import parse_in_two
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
@@ -276,7 +277,7 @@ def load_directory(path: str | Path, stacks: BackendSettings | None = None) -> L
     """The desired state in a directory, loaded once (``validate``, ``plan``, ...); with
     ``stacks``, annotated with the variables each Terraform stack declares, as the
     daemon plans (for a plan or status compared with the live workspaces)."""
-    result = load_repository(DirectorySource(path), tools=manifest_tools())
+    result = load_repository(DirectorySource(path), None, parse_in_two, manifest_tools())
     return with_stack_variables(result, stack_reader(stacks)) if stacks else result
 
 

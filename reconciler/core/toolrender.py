@@ -23,6 +23,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from reconciler.core.model import DesiredState, Service
@@ -62,7 +63,7 @@ class ToolRequest:
     namespace: str
     layer: str  # generated values.yaml (Helm) or overlay kustomization.yaml (Kustomize)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """The hash of every input but the tool's version (the renderer adds it)."""
         h = hashlib.sha256(self.source.digest.encode())
@@ -116,7 +117,7 @@ def helm_layer(version: str, cell_values: Mapping[str, Any]) -> str:
     """The generated values file: ``reconciler.*`` (every per-cell input) and
     ``image.tag`` (the version), applied over the service's values files."""
     doc = {"reconciler": cell_inputs(version, cell_values), "image": {"tag": version}}
-    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def _literal(value: Any) -> str:
@@ -153,7 +154,7 @@ def kustomize_overlay(source: ToolSource, version: str, cell_values: Mapping[str
             "literals": [f"{k}={_literal(v)}" for k, v in sorted(cell_values.items())],
             "options": {"disableNameSuffixHash": True}}],
     }
-    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def tool_request(source: ToolSource, version: str, cell_values: Mapping[str, Any],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from reconciler.core.toolrender import ToolRequest
 from reconciler.core.yamldoc import Problem
 
 Outcome = str | tuple[Problem, ...]
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -44,6 +46,7 @@ class DiskCache:
     root: Path
     max_entries: int = 50_000
     _count: int = -1
+    _marks: dict[str, set[str]] = field(default_factory=dict)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.yaml"
@@ -54,25 +57,54 @@ class DiskCache:
         except (OSError, UnicodeDecodeError):
             return None
 
+    def _marks_file(self, mark: str) -> Path:
+        return self.root / f"passed-{hashlib.sha256(mark.encode()).hexdigest()[:16]}.txt"
+
+    def marked(self, mark: str) -> set[str]:
+        """The keys marked ``mark`` (one file per mark, a key a line: one read, not one
+        per key, when a new process checks 10,000 cells)."""
+        found = self._marks.get(mark)
+        if found is None:
+            try:
+                lines = self._marks_file(mark).read_text().split("\n")
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            found = self._marks[mark] = {k for k in lines if _KEY.fullmatch(k)}
+        return found
+
     def has_mark(self, key: str, mark: str) -> bool:
+        return key in self.marked(mark)
+
+    def set_marks(self, keys: Sequence[str], mark: str) -> None:
+        """Mark ``keys``: appended in one write; the file is cut back to the newest
+        ``max_entries`` keys once it holds twice that."""
+        known = self.marked(mark)
+        new = [k for k in keys if k not in known]
+        if not new:
+            return
+        known.update(new)
+        path = self._marks_file(mark)
         try:
-            return self._path(key).with_suffix(".ok").read_text() == mark
-        except (OSError, UnicodeDecodeError):
-            return False
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(path, "a") as f:
+                f.write("".join(f"{k}\n" for k in new))
+            if path.stat().st_size > 2 * self.max_entries * 65:
+                keep = path.read_text().split("\n")[-self.max_entries - 1:]
+                tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+                tmp.write_text("\n".join(keep))
+                os.replace(tmp, path)
+                self._marks.pop(mark, None)
+        except OSError:
+            return
 
-    def set_mark(self, key: str, mark: str) -> None:
-        self.put(key, mark, ".ok")
-
-    def put(self, key: str, text: str, suffix: str = ".yaml") -> None:
-        path = self._path(key).with_suffix(suffix)
+    def put(self, key: str, text: str) -> None:
+        path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
             tmp.write_text(text)
             os.replace(tmp, path)
         except OSError:
-            return
-        if suffix != ".yaml":
             return
         if self._count < 0:
             self._count = sum(1 for _ in self.root.glob("*/*.yaml"))
@@ -87,8 +119,6 @@ class DiskCache:
         for p in files[:max(0, extra)]:
             with contextlib.suppress(OSError):
                 p.unlink()
-            with contextlib.suppress(OSError):
-                p.with_suffix(".ok").unlink()
         self._count = len(files) - max(0, extra)
 
 
@@ -202,8 +232,7 @@ class ToolRenderers:
 
     def mark_passed(self, requests: Sequence[ToolRequest], checker: str) -> None:
         if self.disk is not None:
-            for r in requests:
-                self.disk.set_mark(self.key(r), checker)
+            self.disk.set_marks([self.key(r) for r in requests], checker)
 
     def render_many(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
         keys = [self.key(r) for r in requests]

@@ -18,7 +18,9 @@ as its own process, as a user would run it:
   another one-cell change.
 
 Prints one JSON line: seconds (wall, and CPU: user + system of the command and the tools
-it ran — on a shared machine the CPU figure says what the work costs) and tool renders.
+it ran — on a shared machine the CPU figure says what the work costs), cells rendered,
+and the 1-minute load average before and after. Many cells render per tool process
+(adapters/render/batch.py) when ``helm-batch`` is built (hack/helm.sh).
 Targets (issue #21): cold <= 60 s, after a one-cell change <= 2 s at 10,000 cells.
 """
 
@@ -124,6 +126,7 @@ def main() -> None:
     ap.add_argument("--tool", choices=("helm", "kustomize"), default="helm")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="reconciler-render-bench-") as tmp:
         where, cache = Path(tmp) / "repo", Path(tmp) / "render-cache"
         write_fleet(where, args.cells, args.tool)
@@ -141,7 +144,8 @@ def main() -> None:
             "validate_one_cell_change_s": sorted(round(x, 2) for x, _ in changed),
             "validate_one_cell_change_cpu_s": sorted(round(c, 2) for _, c in changed),
             "in_process_reload_one_cell_s": round(daemon, 3),
-            "in_process_renders": renders}))
+            "in_process_renders": renders,
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}))
 
 
 if __name__ == "__main__":

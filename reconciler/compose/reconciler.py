@@ -30,7 +30,7 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.adapters.terraform.config import StackInspector
-from reconciler.compose.tools import manifest_tools
+from reconciler.compose.tools import RenderSettings, manifest_tools
 from reconciler.compose.twoparse import parse_in_two
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
@@ -96,6 +96,8 @@ class BackendSettings:
     #: The operator's policy: every loaded revision is checked against it (rejected whole
     #: on a violation), and every object is checked again before it is applied.
     policy: Policy | None = None
+    #: ``render:``: the limits of one chart or Kustomize render, the chart cache.
+    render: RenderSettings = field(default_factory=RenderSettings)
 
 
 def read_policy(path: str | Path) -> Policy:
@@ -289,7 +291,7 @@ def directory_reconciler(path: Path, s: BackendSettings,
 
     def load() -> LoadResult:
         return checked(load_repository(DirectorySource(path), cache,
-                                       tools=manifest_tools(s.state_dir)), s.policy)
+                                       tools=manifest_tools(s.state_dir, s.render)), s.policy)
 
     progress = FileProgressStore(s.state_dir / "progress.json")
     return _build(load, s, None, progress, progress.rollout, env)
@@ -325,7 +327,7 @@ def git_reconciler(cache_dir: Path, branch: str, author: tuple[str, str],
         if rev is None:
             raise PermanentError("no verified desired revision yet")
         return checked(load_repository(GitTreeSource(repo, rev), cache,
-                                       tools=manifest_tools(s.state_dir)), s.policy)
+                                       tools=manifest_tools(s.state_dir, s.render)), s.policy)
 
     progress = GitProgressStore(
         repo, ref, author, live_status_target(lambda: built[0] if built else None, author),

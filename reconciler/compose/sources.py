@@ -19,6 +19,7 @@ from reconciler.adapters.git.remote import RemoteAuth, RemoteRepo
 from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.signing import SigningPolicy
 from reconciler.adapters.git.status import StatusWriter
+from reconciler.adapters.render import Limits as RenderLimits
 from reconciler.compose.reconciler import (
     REAL,
     BackendSettings,
@@ -28,6 +29,7 @@ from reconciler.compose.reconciler import (
     live_status_target,
     read_policy,
 )
+from reconciler.compose.tools import RenderSettings
 from reconciler.core.policy import PolicyError
 from reconciler.daemon.config import ConfigError, DaemonConfig
 from reconciler.daemon.sources import GitSource, Source, WatchedDirectory
@@ -50,7 +52,9 @@ def backend_settings(cfg: DaemonConfig) -> BackendSettings:
         limits=cfg.concurrency, kube_qps=cfg.kube_qps, kube_burst=cfg.kube_burst,
         terraform_state_dir=Path(cfg.terraform_state_dir)
         if cfg.terraform_state_dir else None,
-        replica=cfg.shards.replica_id if cfg.shards else None)
+        replica=cfg.shards.replica_id if cfg.shards else None,
+        render=RenderSettings(RenderLimits(cfg.render_timeout, cfg.render_max_output),
+                              Path(cfg.chart_cache) if cfg.chart_cache else None))
 
 
 def is_plain_directory(url: str) -> bool:

@@ -4,21 +4,48 @@ Owns: finding the binaries (``localparts.helm``), where the incremental render c
 lives — under the daemon's state directory (``render-cache/``) for `reconciler run`;
 for the one-shot commands (`validate`, `plan`, `diff`) under
 ``$RECONCILER_RENDER_CACHE`` or ``~/.cache/reconciler/render`` (``off``: memory only) —
-and sharing one renderer (and so its memory cache) per cache directory in a process.
+the operator's render settings (``render:`` of the daemon's configuration: the time and
+output limits of one render, the chart cache of pinned chart archives; for the one-shot
+commands ``$RECONCILER_RENDER_TIMEOUT``, ``$RECONCILER_RENDER_MAX_OUTPUT`` and
+``$RECONCILER_CHART_CACHE``), and sharing one renderer (and so its memory cache) per
+cache directory and settings in a process.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.adapters.render import ToolRenderers, make_renderers
+from reconciler.adapters.errors import PermanentError
+from reconciler.adapters.render import Limits, ToolRenderers, make_renderers
 from reconciler.core.toolrender import ToolRequest
 from reconciler.core.yamldoc import Problem
 from reconciler.localparts.helm import find_helm, find_helm_batch, find_kubectl
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What the operator configures for rendering charts and Kustomize directories."""
+
+    limits: Limits = field(default_factory=Limits)
+    #: The directory of pinned chart archives (``<name>-<version>.tgz``); None: none.
+    chart_cache: Path | None = None
+
+
+def settings_from_env(env: Mapping[str, str] = os.environ) -> RenderSettings:
+    """The one-shot commands' render settings (defaults, or the environment's)."""
+    limits = Limits()
+    try:
+        timeout = float(env.get("RECONCILER_RENDER_TIMEOUT", limits.timeout))
+        max_output = int(env.get("RECONCILER_RENDER_MAX_OUTPUT", limits.max_output))
+    except ValueError:
+        raise PermanentError("RECONCILER_RENDER_TIMEOUT (seconds) and "
+                             "RECONCILER_RENDER_MAX_OUTPUT (bytes) must be numbers") from None
+    charts = env.get("RECONCILER_CHART_CACHE")
+    return RenderSettings(Limits(timeout, max_output), Path(charts) if charts else None)
 
 
 @dataclass
@@ -27,13 +54,16 @@ class LazyTools:
     costs a few hundred ms a repository without charts never pays)."""
 
     cache: Path | None
+    settings: RenderSettings = field(default_factory=RenderSettings)
     _made: list[ToolRenderers] = field(default_factory=list)
 
     def get(self) -> ToolRenderers:
         with _LOCK:
             if not self._made:
-                self._made.append(make_renderers(find_helm(), find_kubectl(), self.cache,
-                                                 helm_batch=find_helm_batch()))
+                made = make_renderers(find_helm(), find_kubectl(), self.cache,
+                                      self.settings.limits, helm_batch=find_helm_batch())
+                made.charts = self.settings.chart_cache
+                self._made.append(made)
             return self._made[0]
 
     def render_many(self, requests: Sequence[ToolRequest]) -> list[str | tuple[Problem, ...]]:
@@ -60,13 +90,16 @@ def _user_cache() -> Path | None:
     return root / "render"
 
 
-def manifest_tools(state_dir: Path | None = None) -> LazyTools:
+def manifest_tools(state_dir: Path | None = None,
+                   settings: RenderSettings | None = None) -> LazyTools:
     """The renderer whose disk cache is ``state_dir/render-cache`` (the daemon's), or the
-    user's cache when ``state_dir`` is None."""
+    user's cache when ``state_dir`` is None; ``settings``: the operator's (None: the
+    environment's, as for the one-shot commands)."""
     cache = state_dir / "render-cache" if state_dir is not None else _user_cache()
-    key = str(cache)
+    settings = settings if settings is not None else settings_from_env()
+    key = f"{cache}\0{settings}"
     with _LOCK:
         found = _SHARED.get(key)
         if found is None:
-            found = _SHARED[key] = LazyTools(cache)
+            found = _SHARED[key] = LazyTools(cache, settings)
         return found

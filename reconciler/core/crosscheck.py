@@ -222,6 +222,9 @@ def _check_tool_dir(ctx: _Ctx, p: Parsed, svc: Service) -> None:
     its marker file present, within the size limits; Helm values files read."""
     root = svc.tool_root
     if root is None:
+        if svc.helm is not None:  # a chart archive: its values files are in the repository
+            for i, path in enumerate(svc.helm.values):
+                _read_text(ctx, p, ["spec", "kubernetes", "helm", "values", i], path)
         return
     keys: list[str | int] = (["spec", "kubernetes", "helm", "chart"] if svc.helm
                              else ["spec", "kubernetes", "kustomize"])

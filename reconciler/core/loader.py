@@ -27,7 +27,7 @@ from reconciler.core.source import FileEntry, RepoSource, path_problem
 from reconciler.core.toolrender import ToolRenderer
 from reconciler.core.validate_render import RenderCache, check_templates
 from reconciler.core.validate_tools import ToolCheckCache, check_tool_services
-from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast
+from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast, position
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "ParseTexts", "Parsed", "TextOutcome",
            "classify", "file_limit_problem", "load_repository", "parse_text", "parse_texts"]
@@ -265,11 +265,33 @@ def _load(source: RepoSource, cache: ParseCache, parse_many: ParseTexts,
                           cache.misses - misses_before)
     desired = replace(_assemble(source.revision, parsed, cross.files, entries), tools=tools)
     rendered = check_templates(desired, cache.renders)  # what every tick would render
-    rendered += check_tool_services(desired, tools, cache.tool_checks)
+    rendered += _at_tool_key(check_tool_services(desired, tools, cache.tool_checks), parsed)
     if rendered:
         return LoadResult(source.revision, None, tuple(_sorted(rendered)), warnings,
                           cache.misses - misses_before)
     return LoadResult(source.revision, desired, (), warnings, cache.misses - misses_before)
+
+
+def _at_tool_key(problems: list[Problem], parsed: list[Parsed]) -> list[Problem]:
+    """A tool's problem that names a service file without a position (a chart archive
+    missing or not the pinned one, no tool here) at the service's chart or Kustomize
+    key."""
+    if not problems:
+        return problems
+    services = {p.path: p for p in parsed if p.kind == "Service"}
+    out = []
+    for pr in problems:
+        item = services.get(pr.path)
+        if item is None or (pr.line, pr.col) != (1, 1):
+            out.append(pr)
+            continue
+        doc = item.positioned()
+        kube = doc.get("spec", {}).get("kubernetes", {}) if isinstance(doc, dict) else {}
+        keys: list[str | int] = ["spec", "kubernetes"]
+        keys += ["helm", "chart"] if isinstance(kube, dict) and "helm" in kube else \
+            ["kustomize"]
+        out.append(Problem(pr.path, *position(doc, keys), pr.message))
+    return out
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -189,13 +189,31 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
-class HelmChart:
-    """``kubernetes.helm``: a chart directory vendored in the repository, its values files
-    (applied in order, under the per-cell layer) and the Helm release name."""
+class ChartArchive:
+    """``kubernetes.helm.chart: {name, version, digest}``: the archive
+    ``<name>-<version>.tgz`` of the operator's chart cache, used only when its sha256
+    is ``digest`` (``sha256:<hex>``); ``path``: the service file naming it."""
 
-    chart: str  # repository path of the chart directory
+    name: str
+    version: str
+    digest: str
+    path: str
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """``kubernetes.helm``: a chart directory vendored in the repository (or a pinned
+    chart archive: ``archive``, ``chart`` then empty), its values files (applied in
+    order, under the per-cell layer) and the Helm release name."""
+
+    chart: str  # repository path of the chart directory ("" for an archive)
     values: tuple[str, ...] = ()  # repository paths of values files
     release_name: str = ""
+    archive: ChartArchive | None = None
 
 
 @dataclass(frozen=True)
@@ -238,8 +256,9 @@ class Service:
 
     @property
     def tool_root(self) -> str | None:
-        """The chart or Kustomize directory a tool renders (None for templates)."""
-        return self.helm.chart if self.helm else self.kustomize
+        """The chart or Kustomize directory a tool renders (None for templates and for a
+        chart archive, which is not in the repository)."""
+        return (self.helm.chart or None) if self.helm else self.kustomize
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
-from reconciler.core.model import DesiredState, Service
+from reconciler.core.model import ChartArchive, DesiredState, Service
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, position
 
 #: The generated overlay's directory and the copied base's, inside a render's work dir.
@@ -52,6 +52,9 @@ class ToolSource:
     values: tuple[tuple[str, str], ...]  # Helm values files: (repository path, text)
     release: str  # Helm release name
     digest: str
+    #: A chart archive of the operator's chart cache (``files`` then empty until the
+    #: renderer unpacks it; ``root`` is its file name).
+    archive: ChartArchive | None = None
 
 
 @dataclass(frozen=True)
@@ -89,16 +92,20 @@ class ToolRenderer(Protocol):
 
 
 def tool_source(desired: DesiredState, service: Service) -> ToolSource:
-    """The chart's or Kustomize directory's files (as the loader read them) and values."""
-    root = service.tool_root or ""
-    files = tuple(desired.files_under(root).items())
+    """The chart's or Kustomize directory's files (as the loader read them) and values;
+    for a chart archive no files (the renderer unpacks it) and its pinned identity."""
+    archive = service.helm.archive if service.helm else None
+    root = archive.file_name if archive else service.tool_root or ""
+    files = () if archive else tuple(desired.files_under(root).items())
     values = tuple((p, desired.files.get(p, "")) for p in
                    (service.helm.values if service.helm else ()))
     tool = service.tool or ""
     release = service.helm.release_name if service.helm else service.name
-    h = hashlib.sha256(json.dumps([tool, service.name, root, files, values, release],
+    pinned = [archive.name, archive.version, archive.digest] if archive else None
+    h = hashlib.sha256(json.dumps([tool, service.name, root, files, values, release, pinned],
                                   separators=(",", ":")).encode())
-    return ToolSource(tool, service.name, root, files, values, release, h.hexdigest())
+    return ToolSource(tool, service.name, root, files, values, release, h.hexdigest(),
+                      archive)
 
 
 def cell_inputs(version: str, cell_values: Mapping[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,11 @@ class DaemonConfig:
     kube_burst: int = 200
     #: ``shards:``: None (the default) runs one replica under ``leader:``.
     shards: ShardConfig | None = None
+    #: ``render:``: the limits of one render of a Helm chart or Kustomize directory (a
+    #: cell: in a batch each cell has them) and the chart cache of pinned chart archives.
+    render_timeout: float = 30.0
+    render_max_output: int = 8 << 20
+    chart_cache: str | None = None
 
     @property
     def git_cache(self) -> Path:
@@ -175,6 +180,7 @@ _TOP_KEYS = {"repo", "listen", "state_dir", "cache_dir", "webhook_secret_file",
              "webhook_secret_env", "prometheus_url", "poll_interval", "reconcile_interval",
              "drift_interval", "git_author", "leader", "terraform_cli_config", "terraform",
              "policy_file", "dashboard", "concurrency", "kubernetes", "shards",
+             "render",
              "log_level",
              "log_format"}
 
@@ -331,6 +337,25 @@ def _shards(doc: Any, path: str) -> ShardConfig | None:
                        context=doc.get("context"))
 
 
+def _render(doc: Any, path: str) -> dict[str, Any]:
+    """The ``render:`` block as DaemonConfig fields."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: render: must be a mapping")
+    _check_keys(doc, {"timeout", "max_output", "chart_cache"}, f"{path}: render")
+    timeout = _duration(doc.get("timeout", "30s"), "render.timeout", path)
+    if not 1 <= timeout <= 3600:
+        raise ConfigError(f"{path}: render.timeout: from 1s to 1h, not {doc['timeout']!r}")
+    size = doc.get("max_output", DaemonConfig.render_max_output)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1024 <= size <= 1 << 30:
+        raise ConfigError(f"{path}: render.max_output: bytes, an integer from 1024 to "
+                          f"{1 << 30}, not {size!r}")
+    charts = doc.get("chart_cache")
+    if charts is not None and (not isinstance(charts, str) or not charts):
+        raise ConfigError(f"{path}: render.chart_cache: a directory, not {charts!r}")
+    return {"render_timeout": float(timeout), "render_max_output": size,
+            "chart_cache": charts}
+
+
 def _duration(value: Any, key: str, path: str) -> int:
     try:
         return seconds(value)
@@ -377,4 +402,5 @@ def load_config(path: str | None) -> DaemonConfig:
         dashboard=_dashboard(doc.get("dashboard") or {}, path),
         concurrency=_concurrency(doc.get("concurrency") or {}, path),
         **_kubernetes(doc.get("kubernetes") or {}, path),
-        shards=_shards(doc.get("shards"), path))
+        shards=_shards(doc.get("shards"), path),
+        **_render(doc.get("render") or {}, path))

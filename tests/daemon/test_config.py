@@ -28,6 +28,10 @@ CASES = [
      "replicaId: pod-a.1}\nterraform: {state_dir: /shared/tf}\n",
      {"shards": ShardConfig(count=6, lease_seconds=30, namespace="ops", name="rec",
                             replica_id="pod-a.1"), "terraform_state_dir": "/shared/tf"}),
+    ("render defaults", "{}",
+     {"render_timeout": 30.0, "render_max_output": 8 << 20, "chart_cache": None}),
+    ("render", "render: {timeout: 2m, max_output: 65536, chart_cache: /var/lib/charts}\n",
+     {"render_timeout": 120.0, "render_max_output": 65536, "chart_cache": "/var/lib/charts"}),
 ]
 ERRORS = [
     ("unknown key", "drift_intervall: 5m\n", "unknown key(s) drift_intervall"),
@@ -51,6 +55,12 @@ ERRORS = [
     ("concurrency not a number", "concurrency: {cells: many}\n", "concurrency.cells"),
     ("qps negative", "kubernetes: {qps: -1}\n", "kubernetes.qps: a number from 0"),
     ("burst zero", "kubernetes: {burst: 0}\n", "kubernetes.burst: an integer from 1"),
+    ("render timeout zero", "render: {timeout: 0}\n", "render.timeout: from 1s to 1h, not 0"),
+    ("render timeout bad", "render: {timeout: soon}\n", "render.timeout: not a duration"),
+    ("render output small", "render: {max_output: 10}\n",
+     "render.max_output: bytes, an integer from 1024"),
+    ("render unknown", "render: {helm: x}\n", "render: unknown key(s) helm"),
+    ("chart cache empty", "render: {chart_cache: ''}\n", "render.chart_cache: a directory"),
 ]
 
 

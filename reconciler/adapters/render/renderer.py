@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.adapters.render.batch import (
@@ -31,8 +31,9 @@ from reconciler.adapters.render.batch import (
     cut,
     render_batch,
 )
+from reconciler.adapters.render.charts import ArchiveProblem, archive_path, read_archive, unpack
 from reconciler.adapters.render.run import Binaries, Limits, Refused, render_once
-from reconciler.core.toolrender import ToolRequest
+from reconciler.core.toolrender import ToolRequest, ToolSource, helm_problems
 from reconciler.core.yamldoc import Problem
 
 Outcome = str | tuple[Problem, ...]
@@ -130,6 +131,8 @@ class ToolRenderers:
     versions: dict[str, str]  # tool -> version text recorded in every key
     disk: DiskCache | None = None
     limits: Limits = field(default_factory=Limits)
+    #: The operator's chart cache (``render.chart_cache``): pinned chart archives.
+    charts: Path | None = None
     workers: int = max(1, os.cpu_count() or 1)
     max_memory: int = 20_000
     #: Cells per batch (1: a process per cell); see batch.py.
@@ -139,6 +142,8 @@ class ToolRenderers:
     tool_runs: int = 0  # tool processes started
     _memory: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _archives: dict[str, tuple[tuple[int, ...] | None,
+                               tuple[tuple[str, str], ...] | Problem]] = field(default_factory=dict)
 
     def key(self, request: ToolRequest) -> str:
         tool = request.source.tool
@@ -225,16 +230,73 @@ class ToolRenderers:
         return [r for r in results if r is not None]
 
     def passed(self, requests: Sequence[ToolRequest], checker: str) -> list[bool]:
-        """Which requests' outputs passed ``checker`` before (the disk remembers)."""
+        """Which requests' outputs passed ``checker`` before (the disk remembers); never
+        one whose chart archive is missing or changed."""
         if self.disk is None:
             return [False] * len(requests)
-        return [self.disk.has_mark(self.key(r), checker) for r in requests]
+        marked = self.disk.marked(checker)
+        return [not isinstance(r, tuple) and self.key(r) in marked
+                for r in self._resolved(requests)]
 
     def mark_passed(self, requests: Sequence[ToolRequest], checker: str) -> None:
         if self.disk is not None:
             self.disk.set_marks([self.key(r) for r in requests], checker)
 
+    def _resolve(self, source: ToolSource) -> ToolSource | tuple[Problem, ...]:
+        """``source`` with its chart archive's files (unpacked once per archive file as
+        long as that file is unchanged), or why the archive cannot be used."""
+        archive = source.archive
+        if archive is None:
+            return source
+        try:
+            path = archive_path(archive, self.charts)
+        except ArchiveProblem as e:
+            return (e.problem,)
+        try:
+            st = path.stat()
+            seen: tuple[int, ...] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            seen = None
+        memo_key = f"{archive.file_name}\0{archive.digest}"
+        with self._lock:
+            memo = self._archives.get(memo_key)
+        if memo is None or seen is None or memo[0] != seen:
+            try:
+                memo = (seen, unpack(archive, read_archive(archive, self.charts)))
+            except ArchiveProblem as e:
+                memo = (seen, e.problem)
+            with self._lock:
+                self._archives[memo_key] = memo
+                while len(self._archives) > 64:
+                    self._archives.pop(next(iter(self._archives)))
+        if isinstance(memo[1], Problem):
+            return (memo[1],)
+        resolved = replace(source, files=memo[1])
+        refused = helm_problems(resolved)  # `lookup` in the archive's templates
+        return tuple(refused) if refused else resolved
+
+    def _resolved(self, requests: Sequence[ToolRequest]
+                  ) -> list[ToolRequest | tuple[Problem, ...]]:
+        """Each request with its chart archive unpacked, or why it cannot be."""
+        sources: dict[str, ToolSource | tuple[Problem, ...]] = {}
+        out: list[ToolRequest | tuple[Problem, ...]] = []
+        for r in requests:
+            if r.source.archive is None:
+                out.append(r)
+                continue
+            got = sources.get(r.source.digest)
+            if got is None:
+                got = sources[r.source.digest] = self._resolve(r.source)
+            out.append(got if isinstance(got, tuple) else replace(r, source=got))
+        return out
+
     def render_many(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
+        resolved = self._resolved(requests)
+        usable = [r for r in resolved if not isinstance(r, tuple)]
+        rendered = iter(self._render_usable(usable) if usable else [])
+        return [r if isinstance(r, tuple) else next(rendered) for r in resolved]
+
+    def _render_usable(self, requests: Sequence[ToolRequest]) -> list[Outcome]:
         keys = [self.key(r) for r in requests]
         results: list[Outcome | None] = [self._cached(k) for k in keys]
         todo: dict[str, ToolRequest] = {}

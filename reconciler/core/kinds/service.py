@@ -8,7 +8,14 @@ from typing import Any
 from reconciler.core.durations import resolve, seconds
 from reconciler.core.kinds import Built, Collector
 from reconciler.core.kinds.alarmrule import alarms
-from reconciler.core.model import HealthSettings, HelmChart, Service, SourceRef, Traffic
+from reconciler.core.model import (
+    ChartArchive,
+    HealthSettings,
+    HelmChart,
+    Service,
+    SourceRef,
+    Traffic,
+)
 
 #: Upper bound of a pause or shadow phase (a pull request cannot stall a cell longer).
 MAX_PHASE_SECONDS = 24 * 3600
@@ -47,9 +54,14 @@ def _helm(c: Collector, spec: dict[str, Any], name: str) -> HelmChart | None:
     if doc is None:
         return None
     keys: list[str | int] = ["spec", "kubernetes", "helm"]
-    chart = _dir(c, [*keys, "chart"], doc["chart"])
     values = _paths(c, [*keys, "values"], doc.get("values", []))
-    return None if chart is None else HelmChart(chart, values, doc.get("releaseName", name))
+    release = doc.get("releaseName", name)
+    if isinstance(doc["chart"], dict):  # a pinned archive of the operator's chart cache
+        a = doc["chart"]
+        archive = ChartArchive(str(a["name"]), str(a["version"]), str(a["digest"]), c.path)
+        return HelmChart("", values, release, archive)
+    chart = _dir(c, [*keys, "chart"], doc["chart"])
+    return None if chart is None else HelmChart(chart, values, release)
 
 
 def _phase(c: Collector, keys: list[str | int], value: object, default: int) -> int:

@@ -132,17 +132,20 @@ def main() -> None:
         write_fleet(where, args.cells, args.tool)
         cold, cold_cpu = validate(where, cache)
         rendered_cold = count_files(cache)
-        changed = []
+        changed, rendered = [], []
         for k in range(args.repeat):
             change_one_cell(where, 1 + k)
+            before = count_files(cache)
             changed.append(validate(where, cache))
+            rendered.append(count_files(cache) - before)
         daemon, renders = in_process(where, cache, args.cells)
         print(json.dumps({
             "cells": args.cells, "tool": args.tool, "cpus": os.cpu_count(),
             "validate_cold_s": round(cold, 2), "validate_cold_cpu_s": round(cold_cpu, 2),
             "renders_cold": rendered_cold,
-            "validate_one_cell_change_s": sorted(round(x, 2) for x, _ in changed),
-            "validate_one_cell_change_cpu_s": sorted(round(c, 2) for _, c in changed),
+            "validate_one_cell_change_s": [round(x, 2) for x, _ in changed],
+            "validate_one_cell_change_cpu_s": [round(c, 2) for _, c in changed],
+            "validate_one_cell_change_renders": rendered,
             "in_process_reload_one_cell_s": round(daemon, 3),
             "in_process_renders": renders,
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}))

@@ -136,6 +136,15 @@ def shaped(route: Mapping[str, Any], bases: Iterable[str], split: Split,
     return out
 
 
+def routes_to(routes: Iterable[Mapping[str, Any]], bases: Iterable[str]) -> bool:
+    """Whether some rule of ``routes`` has a backend naming one of ``bases`` (the
+    service's own Services): a canary or shadow needs one to move traffic through."""
+    names = frozenset(bases)
+    return any(_ours(ref, names) is not None for route in routes
+               for rule in (route.get("spec") or {}).get("rules") or []
+               for ref in rule.get("backendRefs") or [])
+
+
 def weights(route: Mapping[str, Any], service: str) -> dict[str, int]:
     """Backend name -> weight of the first rule naming ``service``'s colours (for
     tests and the dashboard)."""

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.traffic import Shape, Split, coloured_service, mirrors, shaped, weights
+from reconciler.core.traffic import (
+    Shape,
+    Split,
+    coloured_service,
+    mirrors,
+    routes_to,
+    shaped,
+    weights,
+)
 
 CANARY = Shape(weighted=True, coloured=True)
 SHADOW_ONLY = Shape(weighted=False, coloured=True)
@@ -75,3 +83,14 @@ def test_coloured_service_selects_one_colour() -> None:
     assert out["spec"]["selector"] == {"app": "shop", "reconciler.dev/colour": "green"}
     assert "clusterIP" not in out["spec"]
     assert svc["metadata"]["name"] == "shop"  # the template is not changed
+
+
+@pytest.mark.parametrize(("refs", "want"), [
+    ([SHOP], True),
+    ([{"name": "shop-green", "port": 80}], True),  # already shaped
+    ([{"name": "billing", "port": 80}], False),
+    ([{"name": "shop", "namespace": "other"}], False),
+    ([], False),
+])
+def test_routes_to_its_own_service(refs: list[dict[str, Any]], want: bool) -> None:
+    assert routes_to([_route(*refs)], ["shop"]) is want

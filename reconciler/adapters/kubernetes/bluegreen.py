@@ -129,9 +129,13 @@ def converge(kube: KubeClient, cell: Cell, service: str, version: str,
              ) -> ApplyResult:
     """Make ``version`` run in the cell (see the module docstring)."""
     w = _Where(kube, cell, service, shape)
+    parts = _parts(rendered)
+    if shape.coloured and not tr.routes_to(parts["httproute"], _bases(parts["route"])):
+        raise PermanentError(f"{service} renders no HTTPRoute whose backendRefs name one of "
+                             f"its Services in {cell.name}: a canary or shadow moves its "
+                             "traffic through one; nothing applied")
     ensure_namespace(kube, w.ns)
     inv, colours = w.inventory()
-    parts = _parts(rendered)
     running = colours.colour_running(version)
     if running is not None and running == colours.active and inv.version == version:
         return _heal(w, inv, colours, version, parts)

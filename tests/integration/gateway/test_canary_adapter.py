@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes import bluegreen
 from reconciler.adapters.kubernetes.client import KubeClient, Target
 from reconciler.core.model import Cell, KubernetesTarget, SourceRef
@@ -20,6 +21,7 @@ from reconciler.localparts.k8s import ControlPlane
 
 pytestmark = pytest.mark.k8s
 CANARY = Shape(weighted=True, coloured=True)
+SHADOWED_BLUE_GREEN = Shape(weighted=False, coloured=True)
 
 
 def _objs(ns: str, version: str) -> list[dict[str, Any]]:
@@ -94,3 +96,33 @@ def test_canary_weights_mirror_switch_and_abort(
     assert weights(_route(plane, ns), "shop") == {"shop-green": 100, "shop-blue": 0}
     svc = plane.request("GET", f"/api/v1/namespaces/{ns}/services/shop")
     assert svc["spec"]["selector"]["reconciler.dev/colour"] == "green"
+
+
+def test_blue_green_shadow_mirrors_then_switches(
+        where: tuple[KubeClient, Cell, ControlPlane]) -> None:
+    kube, c, plane = where
+    ns = c.kubernetes.namespace
+    shape = SHADOWED_BLUE_GREEN
+    bluegreen.converge(kube, c, "shop", "1.0.0", _objs(ns, "1.0.0"), shape)
+    bluegreen.switch(kube, c, "shop", "1.0.0", shape)
+    bluegreen.converge(kube, c, "shop", "1.1.0", _objs(ns, "1.1.0"), shape)
+    bluegreen.shift(kube, c, "shop", "1.1.0", 0, True, "2026-01-01T00:00:00+00:00", shape)
+    route = _route(plane, ns)
+    assert mirrors(route) == ["shop-green"]
+    # the backend stays the switched Service itself
+    assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["shop"]
+    bluegreen.switch(kube, c, "shop", "1.1.0", shape)
+    assert mirrors(_route(plane, ns)) == []
+    svc = plane.request("GET", f"/api/v1/namespaces/{ns}/services/shop")
+    assert svc["spec"]["selector"]["reconciler.dev/colour"] == "green"
+
+
+def test_a_canary_without_a_route_to_its_service_is_refused(
+        where: tuple[KubeClient, Cell, ControlPlane]) -> None:
+    kube, c, plane = where
+    ns = c.kubernetes.namespace
+    objs = _objs(ns, "1.0.0")
+    objs[2]["spec"]["rules"][0]["backendRefs"] = [{"name": "billing", "port": 80}]
+    with pytest.raises(PermanentError, match="no HTTPRoute"):
+        bluegreen.converge(kube, c, "shop", "1.0.0", objs, CANARY)
+    assert not _exists(plane, f"/apis/apps/v1/namespaces/{ns}/deployments/shop-blue")

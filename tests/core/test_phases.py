@@ -11,6 +11,8 @@ from reconciler.core import plantext
 from reconciler.core.dashboard import cell_view, rollout_view
 from reconciler.core.live import snapshot_from_json
 from reconciler.core.phases import cell_phases
+from reconciler.core.preview import build_preview
+from reconciler.core.previewtext import render_text
 from reconciler.core.statusview import render_status, status_json
 from tests.core.support import FIXTURES
 from tests.core.test_planner import _case, desired_of, run_case
@@ -54,3 +56,13 @@ def test_no_phase_without_traffic() -> None:
     case = _case(Path(PLANS / "81-canary-shadow-first-when-healthy.yaml"))
     p, doc = run_case(case)
     assert cell_phases(desired_of(case), p, snapshot_from_json(doc)) == {}
+
+
+def test_diff_shows_the_phase() -> None:
+    case = _case(Path(PLANS / "84-canary-pause-holds-the-step-and-the-wave.yaml"))
+    p, doc = run_case(case)
+    desired = desired_of(case)
+    preview = build_preview(desired, desired, snapshot_from_json(doc), p.generated_at, "live")
+    c1 = next(c for c in preview.changes if c.cell == "c1")
+    assert c1.when == "canary 50% in c1, 1m left"
+    assert "canary 50% in c1, 1m left" in render_text(preview)

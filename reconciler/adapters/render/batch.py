@@ -29,7 +29,6 @@ cells one by one, so a failure still names its cell and its file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
@@ -234,10 +233,11 @@ def _stream(argv: list[str], work: Path, limits: Limits, bwrap: str | None,
                 break
     finally:
         reader.join(5)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             proc.wait(5)
-        _kill(proc)
-        proc.wait()
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            proc.wait()
         proc.stdout.close()
     return frames
 

@@ -69,19 +69,21 @@ def cut(requests: Sequence[ToolRequest], size: int) -> list[list[int]]:
     """Indexes of ``requests`` in batches of at most ``size``: one source per batch, no
     two cells of a batch with the same namespace or name."""
     batches: list[list[int]] = []
-    open_: dict[str, list[tuple[list[int], set[str]]]] = {}
+    open_: dict[str, list[tuple[list[int], set[str]]]] = {}  # batches not full yet
     for i, r in enumerate(requests):
         names = {f"ns:{r.namespace}", f"cell:{r.cell}"}
         slots = open_.setdefault(r.source.digest, [])
-        for members, used in slots:
-            if len(members) < size and not names & used:
+        for k, (members, used) in enumerate(slots):
+            if not names & used:
                 members.append(i)
                 used |= names
+                if len(members) >= size:
+                    del slots[k]
                 break
         else:
-            members = [i]
-            slots.append((members, set(names)))
-            batches.append(members)
+            batches.append([i])
+            if size > 1:
+                slots.append((batches[-1], set(names)))
     return batches
 
 

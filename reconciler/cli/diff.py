@@ -80,6 +80,19 @@ def _settings(args: argparse.Namespace) -> Any:
     return s
 
 
+def _render_settings(args: argparse.Namespace) -> Any:
+    """``render:`` of --config (None without --config: the environment's)."""
+    if not args.config:
+        return None
+    from reconciler.compose.sources import backend_settings
+    from reconciler.daemon.config import ConfigError, load_config
+
+    try:
+        return backend_settings(load_config(args.config)).render
+    except ConfigError as e:
+        raise UsageError(f"--config {e}") from None
+
+
 def _print_invalid(rev: str | None, what: str, result: Any, repo: str) -> None:
     """Every error as ``path:line:col: message``; a path read from Git as ``REV:path``."""
     for p in result.errors:
@@ -100,7 +113,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         try:
-            revs = load_revisions(args.repo, args.base, args.head)
+            revs = load_revisions(args.repo, args.base, args.head, _render_settings(args))
         except PermanentError as e:
             raise UsageError(str(e)) from None
         finally:
@@ -239,7 +252,8 @@ def register(sub: Any, state_dir: str,
                         f"outputs); default {state_dir}, or state_dir in --config")
     d.add_argument("--config", metavar="FILE",
                    help="the daemon's configuration: its state directory, Terraform "
-                        "sandbox (bubblewrap unless it says none) and policy_file")
+                        "sandbox (bubblewrap unless it says none), policy_file and render "
+                        "(limits, chart cache)")
     d.add_argument("--policy", metavar="FILE",
                    help="the operator's policy: a head that violates it is refused (exit "
                         "1) before anything is planned or dry-run")

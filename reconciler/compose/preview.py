@@ -25,7 +25,7 @@ import pygit2
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.tree import GitTreeSource, TreeCache
-from reconciler.compose.tools import manifest_tools
+from reconciler.compose.tools import RenderSettings, manifest_tools
 from reconciler.compose.twoparse import parse_in_two
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
@@ -78,11 +78,13 @@ def _tree(repo: pygit2.Repository, rev: str, prefix: str, trees: TreeCache) -> R
     return SubdirSource(source, prefix) if prefix else source
 
 
-def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
+def load_revisions(path: str, base: str | None, head: str | None,
+                   render: RenderSettings | None = None) -> Revisions:
     """Base and head of ``path``: ``head`` (a revision) or else the working tree (the
     directory itself); ``base`` a revision, by default ``HEAD`` when ``path`` is in a
-    Git repository (no base otherwise: every cell is then an install). PermanentError
-    with the reason when a revision or the directory cannot be read."""
+    Git repository (no base otherwise: every cell is then an install). ``render``: the
+    operator's render settings (None: the environment's). PermanentError with the
+    reason when a revision or the directory cannot be read."""
     where = Path(path)
     if not where.exists():
         raise PermanentError(f"{path}: no such directory or repository")
@@ -91,7 +93,7 @@ def load_revisions(path: str, base: str | None, head: str | None) -> Revisions:
         raise PermanentError(f"{path}: not in a Git repository, so --base/--head cannot be "
                              "read (compare two directories by committing them)")
     cache, trees = ParseCache(), TreeCache()  # what base and head share is read once
-    tools = manifest_tools()
+    tools = manifest_tools(None, render)
     base_result = base_label = None
     if git is not None:
         repo, prefix = git

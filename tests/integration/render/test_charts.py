@@ -129,6 +129,27 @@ def test_missing_mismatched_or_unconfigured_archive_is_a_positioned_error(
     assert f"not the pinned {digest} (rendering for cell" in r.stdout + r.stderr
 
 
+def test_diff_takes_the_chart_cache_from_the_daemons_configuration(
+        tmp_path: Path, charts: tuple[Path, str]) -> None:
+    cache, digest = charts
+    repo = _fleet(tmp_path, digest)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+           "RECONCILER_RENDER_CACHE": "off"}
+    env.pop("RECONCILER_CHART_CACHE", None)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "x")):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"render: {{chart_cache: {cache}, timeout: 20s}}\n")
+    diff = [sys.executable, "-m", "reconciler.cli", "diff", str(repo), "-o", "json"]
+    without = subprocess.run(diff, capture_output=True, text=True, timeout=300, check=False,
+                             env=env)
+    assert without.returncode == 1 and "has no chart cache" in without.stderr
+    with_config = subprocess.run([*diff, "--config", str(config)], capture_output=True,
+                                 text=True, timeout=300, check=False, env=env)
+    assert with_config.returncode == 0, with_config.stderr
+
+
 def test_lookup_inside_an_archive_is_refused(tmp_path: Path) -> None:
     _need_helm()
     data = _tgz({"web/Chart.yaml": b"apiVersion: v2\nname: web\nversion: 0.3.0\n",

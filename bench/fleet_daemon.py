@@ -136,12 +136,17 @@ class Bench:
     """The parts, the remote, a human clone and the daemon process."""
 
     def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str,
-                 reads_version: bool = False, daemon: dict[str, object] | None = None) -> None:
+                 reads_version: bool = False, daemon: dict[str, object] | None = None,
+                 plane: ControlPlane | None = None) -> None:
+        """``plane``: a running control plane to use (its owner stops it; the side-by-side
+        with Flux, bench/peers/flux.py, runs both on one); else one is started here."""
         self.tmp, self.cells = tmp, groups_of(n)
         self.daemon_extra = daemon or {}
         self.version, self.current = 1, "1.0.0"  # the newest version used; the one running
-        self.plane: ControlPlane = start_control_plane("bench", nodes=4)
-        stack.callback(self.plane.stop)
+        if plane is None:
+            plane = start_control_plane("bench", nodes=4)
+            stack.callback(plane.stop)
+        self.plane: ControlPlane = plane
         self.prom, self.exporter = stack.enter_context(prometheus_with_exporter(
             [c for c, _ in self.cells]))
         seed = tmp / "seed"

@@ -36,11 +36,13 @@ build() {
   log "building $name $FLUX_VERSION from the Go module proxy (minutes on a cold cache)"
   dir="$(nice -n 10 go mod download -json "$mod@$FLUX_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
   [[ -d "$dir" ]] || { log "go mod download $mod@$FLUX_VERSION gave no directory"; exit 1; }
-  cp "$dir"/config/crd/bases/*.yaml "$OUT/crds/"
+  cp -f "$dir"/config/crd/bases/*.yaml "$OUT/crds/"
+  chmod u+w "$OUT"/crds/*.yaml
   rm -rf "$SRC/$name"
   cp -r "$dir" "$SRC/$name"
   chmod -R u+w "$SRC/$name"
   tmp="$(mktemp -d "$OUT/.build.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
   local edits=(-dropreplace "$mod/api") pin
   for pin in "${PINS[@]}"; do
     grep -q "${pin%%=*} " "$SRC/$name/go.mod" && edits+=(-replace "$pin")

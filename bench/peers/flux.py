@@ -151,10 +151,10 @@ class Controllers:
         self.work = work
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         storage = free_port()
+        (work / "storage").mkdir(exist_ok=True)
         env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "RUNTIME_NAMESPACE": NS}
         common = ["--watch-all-namespaces=true", "--enable-leader-election=false",
-                  "--log-encoding=json", "--log-level=info",
-                  f"--metrics-addr=127.0.0.1:{free_port()}"]
+                  "--log-encoding=json", "--log-level=info"]
         argv = {
             "source-controller": [*common, f"--health-addr=127.0.0.1:{free_port()}",
                                   f"--storage-path={work / 'storage'}",
@@ -163,6 +163,7 @@ class Controllers:
             "kustomize-controller": [*common, f"--health-addr=127.0.0.1:{free_port()}"],
         }
         for name, args in argv.items():
+            args.append(f"--metrics-addr=127.0.0.1:{free_port()}")
             with (work / f"{name}.log").open("ab") as log:
                 self.procs[name] = subprocess.Popen(
                     [str(bins / name), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -384,6 +385,11 @@ def table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _partial(side: str, result: dict[str, Any]) -> None:
+    """One side's figures on stderr as soon as they exist (a later failure keeps them)."""
+    print(json.dumps({side: result[side]}), file=sys.stderr, flush=True)
+
+
 def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
         drift_cells: int, drift_timeout: float) -> dict[str, Any]:
     load = [round(os.getloadavg()[0], 2)]
@@ -402,11 +408,13 @@ def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
                             result[f"flux_{s.name}"] = measure_flux(
                                 f, s, rounds, min(drift_cells, n), drift_timeout)
                             load.append(round(os.getloadavg()[0], 2))
+                            _partial(f"flux_{s.name}", result)
             if "reconciler" in sides:
                 with ExitStack() as stack:
                     result["reconciler"] = measure_reconciler(stack, plane, tmp / "rec", n,
                                                               rounds)
                     load.append(round(os.getloadavg()[0], 2))
+                    _partial("reconciler", result)
     except SystemExit:
         print(f"kept for inspection: {tmp}", file=sys.stderr)
         raise
@@ -423,7 +431,7 @@ def main() -> None:
         signal.signal(sig, lambda n, _: sys.exit(f"stopped by signal {n}"))
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cells", type=int, default=100)
+    ap.add_argument("--cells", type=int, default=100, help="at least 5 (the fleet's 4 waves)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sides", default=",".join(SIDES),
                     help=f"comma-separated subset of {', '.join(SIDES)}")
@@ -434,6 +442,8 @@ def main() -> None:
     ap.add_argument("--drift-timeout", type=float, default=720.0,
                     help="seconds to wait for Flux to heal a drift")
     args = ap.parse_args()
+    if args.cells < 5:
+        ap.error("--cells: at least 5 (every wave of the fleet needs a cell)")
     sides = tuple(x.strip() for x in args.sides.split(",") if x.strip())
     if set(sides) - set(SIDES):
         ap.error(f"unknown sides: {', '.join(sorted(set(sides) - set(SIDES)))}")

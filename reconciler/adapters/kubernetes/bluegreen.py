@@ -188,8 +188,21 @@ def _deploy_standby(w: _Where, inv: Inventory, colours: bg.Colours, version: str
     # the new colour takes no traffic yet: weight 0, no mirror
     new += _http(w, parts["httproute"], _bases(parts["route"]), _split(after))
     objs = [*_decorated(w, new, version, inv.version),
-            *_recorded(inv, "workload", colours.active), *routes]
+            *_recorded(inv, "workload", colours.active), *routes,
+            *_missing_active_services(w, inv, colours, parts)]
     return _write(w, inv, objs, inv.version, inv.previous, after)
+
+
+def _missing_active_services(w: _Where, inv: Inventory, colours: bg.Colours,
+                             parts: dict[str, list[Obj]]) -> list[Obj]:
+    """The serving colour's own Services when the routes now name them but it has none
+    (the service became a canary, or got a shadow, while that colour served)."""
+    active = colours.active
+    if not w.shape.coloured or active is None or any(
+            o.get("kind") == "Service" and bg.colour_of(o) == active for o in inv.objects):
+        return []
+    return _decorated(w, [tr.coloured_service(o, active) for o in parts["route"]],
+                      inv.version or "", inv.previous)
 
 
 def switch(kube: KubeClient, cell: Cell, service: str, version: str,

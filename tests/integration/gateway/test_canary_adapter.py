@@ -126,3 +126,16 @@ def test_a_canary_without_a_route_to_its_service_is_refused(
     with pytest.raises(PermanentError, match="no HTTPRoute"):
         bluegreen.converge(kube, c, "shop", "1.0.0", objs, CANARY)
     assert not _exists(plane, f"/apis/apps/v1/namespaces/{ns}/deployments/shop-blue")
+
+
+def test_a_blue_green_service_becoming_a_canary_keeps_its_serving_backend(
+        where: tuple[KubeClient, Cell, ControlPlane]) -> None:
+    kube, c, plane = where
+    ns = c.kubernetes.namespace
+    bluegreen.converge(kube, c, "shop", "1.0.0", _objs(ns, "1.0.0"))  # blueGreen
+    bluegreen.switch(kube, c, "shop", "1.0.0")
+    assert not _exists(plane, f"/api/v1/namespaces/{ns}/services/shop-blue")
+    bluegreen.converge(kube, c, "shop", "1.1.0", _objs(ns, "1.1.0"), CANARY)  # now canary
+    assert weights(_route(plane, ns), "shop") == {"shop-blue": 100, "shop-green": 0}
+    for colour in ("blue", "green"):  # both backends the route names exist
+        assert _exists(plane, f"/api/v1/namespaces/{ns}/services/shop-{colour}")

@@ -13,22 +13,28 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.kubernetes.errors import NotFound, from_status, from_transport
 from reconciler.adapters.kubernetes.ratelimit import TokenBucket
 from reconciler.core.model import Cell
 
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
+
 JSON = "application/json"
 APPLY = "application/apply-patch+yaml"
-_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
+@cache
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a call raises when the transport failed. The kubernetes package is imported
+    on first use, not with this module: commands that never call a cluster (``validate``,
+    ``diff``) would pay about half a second for it."""
+    from kubernetes.client.exceptions import ApiException
+    return (urllib3.exceptions.HTTPError, OSError, ApiException)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ def kubeconfig_used(target: Target) -> str:
 
 def load_configuration(target: Target) -> k8s_client.Configuration:
     """The client configuration for ``target``; PermanentError when none can be loaded."""
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
     cfg = k8s_client.Configuration()
     try:
         if target.kubeconfig is None and target.context is None:
@@ -98,6 +107,7 @@ class KubeClient:
         self.target = target
         self.timeout = timeout
         self.limiter = limiter
+        from kubernetes import client as k8s_client
         self.api = k8s_client.ApiClient(load_configuration(target))
         self._resources: dict[tuple[str, str], Resource] = {}
         self._lock = threading.Lock()
@@ -118,7 +128,7 @@ class KubeClient:
             self.limiter.take()
         try:
             return self.api.call_api(m, url, headers, data, _request_timeout=timeout)
-        except _TRANSPORT_ERRORS as e:
+        except _transport_errors() as e:
             raise from_transport(e, f"{method} {path} on {self.where}") from e
 
     def call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
@@ -127,7 +137,7 @@ class KubeClient:
         resp = self._send(method, path, query, body, content_type, self.timeout)
         try:
             data = resp.read()
-        except _TRANSPORT_ERRORS as e:
+        except _transport_errors() as e:
             raise from_transport(e, f"{method} {path}") from e
         if resp.status >= 400:
             raise from_status(resp.status, data, resp.headers, f"{method} {path}")
@@ -161,7 +171,7 @@ class KubeClient:
                     line, buf = buf.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
-        except _TRANSPORT_ERRORS as e:
+        except _transport_errors() as e:
             raise from_transport(e, f"WATCH {path}") from e
         finally:
             resp.response.release_conn()

@@ -17,7 +17,11 @@ git-http-backend over HTTP with basic auth, and a real ``reconciler run`` proces
 The generated fleet: one service with a Terraform stack (terraform_data: no provider
 download) and a ConfigMap + Deployment, waves canary (1 cell) → zone → region → rest.
 
-Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5]
+With ``--replicas N`` (N > 1) N ``reconciler run`` processes share the fleet through
+shard Leases on the same control plane (``shards:``, docs/deploy.md "Several replicas"),
+one Terraform state directory between them; the webhook goes to each.
+
+Usage: python bench/fleet_daemon.py [--cells 100] [--rounds 5] [--replicas 1]
        [--scenarios canary,breach,rollout,heal] [--keep] [--stack-reads-version]
        [--concurrency cells=64,kubernetes=16,terraform=8] [--kube-qps 100]
 """
@@ -137,9 +141,10 @@ class Bench:
 
     def __init__(self, stack: ExitStack, tmp: Path, n: int, canary_bake: str,
                  reads_version: bool = False, daemon: dict[str, object] | None = None,
-                 plane: ControlPlane | None = None) -> None:
+                 plane: ControlPlane | None = None, replicas: int = 1) -> None:
         """``plane``: a running control plane to use (its owner stops it; the side-by-side
-        with Flux, bench/peers/flux.py, runs both on one); else one is started here."""
+        with Flux, bench/peers/flux.py, runs both on one); else one is started here.
+        ``replicas``: reconciler run processes sharing the fleet through shard Leases."""
         self.tmp, self.cells = tmp, groups_of(n)
         self.daemon_extra = daemon or {}
         self.version, self.current = 1, "1.0.0"  # the newest version used; the one running
@@ -161,31 +166,48 @@ class Bench:
         stack.callback(self.server.stop)
         self.human = tmp / "human"
         git(tmp, "clone", "-q", str(self.bare), str(self.human))
-        self.port = free_port()
-        self.log = tmp / "daemon.log"
-        self.proc = self._start()
+        if replicas > 1:
+            self.plane.create_namespace("bench-shards")
+        self.ports = [free_port() for _ in range(replicas)]
+        self.port = self.ports[0]
+        self.logs = [tmp / ("daemon.log" if i == 0 else f"daemon-{i}.log")
+                     for i in range(replicas)]
+        self.log = self.logs[0]
+        self.procs = [self._start(i, replicas) for i in range(replicas)]
+        self.proc = self.procs[0]
         stack.callback(self._stop)
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _sharding(self, i: int, replicas: int) -> dict[str, object]:
+        if replicas == 1:
+            return {}
+        return {"shards": {"count": 4 * replicas, "leaseDuration": "15s",
+                           "namespace": "bench-shards", "replicaId": f"replica-{i}",
+                           "kubeconfig": str(self.plane.kubeconfig)},
+                "terraform": {"state_dir": str(self.tmp / "terraform-shared")}}
+
+    def _start(self, i: int = 0, replicas: int = 1) -> subprocess.Popen[bytes]:
         (self.tmp / "pw").write_text(PASSWORD)
         (self.tmp / "hook").write_text(SECRET)
-        cfg = self.tmp / "daemon.yaml"
+        cfg = self.tmp / ("daemon.yaml" if i == 0 else f"daemon-{i}.yaml")
         cfg.write_text(json.dumps({
             "repo": {"url": self.server.url("fleet.git"),
                      "auth": {"username": USER, "password_file": str(self.tmp / "pw")}},
-            "listen": f"127.0.0.1:{self.port}", "state_dir": str(self.tmp / "state"),
+            "listen": f"127.0.0.1:{self.ports[i]}",
+            "state_dir": str(self.tmp / ("state" if i == 0 else f"state-{i}")),
             "webhook_secret_file": str(self.tmp / "hook"), "prometheus_url": self.prom.url,
             "poll_interval": "1h", "reconcile_interval": "2s", "drift_interval": "0",
             "leader": {"kind": "file"}, "log_level": "info",
             "git_author": {"name": "reconciler", "email": "reconciler@bench"},
-            **self.daemon_extra}))
+            **self.daemon_extra, **self._sharding(i, replicas)}))
         return subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run", "--config",
-                                 str(cfg)], stderr=self.log.open("w"),
+                                 str(cfg)], stderr=self.logs[i].open("w"),
                                 stdout=subprocess.DEVNULL)
 
     def _stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(60)
 
     def push(self, version: str, bake: str | None = None) -> float:
         git(self.human, "pull", "-q", "--rebase")
@@ -212,10 +234,11 @@ class Bench:
         import urllib.request
         body = json.dumps({"ref": "refs/heads/main"}).encode()
         sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/webhook", data=body,
-                                     method="POST",
-                                     headers={"X-Hub-Signature-256": f"sha256={sig}"})
-        urllib.request.urlopen(req, timeout=5).read()
+        for port in self.ports:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/webhook", data=body,
+                                         method="POST",
+                                         headers={"X-Hub-Signature-256": f"sha256={sig}"})
+            urllib.request.urlopen(req, timeout=5).read()
 
     def images(self) -> dict[str, str]:
         """namespace -> image of every bench Deployment (one list call, through the API
@@ -268,8 +291,9 @@ class Bench:
         while time.monotonic() < deadline:
             if cond():
                 return time.monotonic()
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the daemon exited:\n{self.log.read_text()[-3000:]}")
+            for proc, log in zip(self.procs, self.logs, strict=True):
+                if proc.poll() is not None:
+                    raise SystemExit(f"a daemon exited:\n{log.read_text()[-3000:]}")
             time.sleep(every)
         raise SystemExit(f"timed out waiting for {what}\n{self.log.read_text()[-3000:]}")
 
@@ -290,11 +314,11 @@ SCENARIOS = ("canary", "breach", "rollout", "heal")
 
 def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS,
         keep: bool = False, reads_version: bool = False,
-        daemon: dict[str, object] | None = None) -> dict[str, object]:
+        daemon: dict[str, object] | None = None, replicas: int = 1) -> dict[str, object]:
     load_before = os.getloadavg()
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
-        b = Bench(stack, tmp, n, "0s", reads_version, daemon)
+        b = Bench(stack, tmp, n, "0s", reads_version, daemon, replicas=replicas)
         try:
             result = _measure(b, rounds, scenarios)
         except SystemExit:
@@ -304,7 +328,8 @@ def run(n: int, rounds: int, scenarios: tuple[str, ...] = SCENARIOS,
         print(f"kept: {tmp} (daemon.log, srv/fleet.git)", file=sys.stderr)
     else:
         shutil.rmtree(tmp, True)
-    return {"cells": n, "stack_reads_version": reads_version, "daemon": daemon or {},
+    return {"cells": n, "replicas": replicas, "stack_reads_version": reads_version,
+            "daemon": daemon or {},
             **result, "load_average_1m": {"before": round(load_before[0], 2),
                                           "after": round(os.getloadavg()[0], 2)},
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -393,6 +418,8 @@ def main() -> None:
                     help="the stack declares service_version (every bump applies it)")
     ap.add_argument("--concurrency", default="",
                     help="the daemon's concurrency bounds, e.g. cells=128,terraform=4")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="reconciler run processes sharing the fleet through shard Leases")
     ap.add_argument("--kube-qps", type=float, default=None,
                     help="the daemon's kubernetes.qps (burst: twice that)")
     args = ap.parse_args()
@@ -407,7 +434,7 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     print(json.dumps(run(args.cells, args.rounds, chosen, args.keep,
-                         args.stack_reads_version, daemon), indent=2))
+                         args.stack_reads_version, daemon, args.replicas), indent=2))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from reconciler.daemon.httpserver import Endpoints, HttpServer
 from reconciler.daemon.logs import log_context, register_secret
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.sources import Source, WatchedDirectory
-from reconciler.engine.executor import OutcomeStatus
+from reconciler.engine.executor import SERIAL_KINDS, OutcomeStatus
 from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.daemon")
@@ -42,6 +42,8 @@ log = logging.getLogger("reconciler.daemon")
 #: steps are not held up by commits; the local progress store is what a restart resumes
 #: from). A tick that makes no progress, a revert and a shutdown always publish.
 STATUS_COALESCE_SECONDS = 5.0
+#: Sharded replicas: how soon a replica waiting for another's wave-level commit fetches.
+FOLLOW_SECONDS = 1.0
 
 
 class Leader(Protocol):
@@ -148,6 +150,7 @@ class Daemon:
             dashboard=DashboardWeb(self.dashboard, cfg.dashboard, cfg.listen)))
         self._notified_ready = False
         self._held_shards: tuple[int, ...] = ()
+        self._following = threading.Lock()
         self._next_drift = 0.0
         self._last_publish = 0.0
         self._unpublished: TickReport | None = None
@@ -272,6 +275,7 @@ class Daemon:
         for listener in self.tick_listeners:
             listener(report)
         self._wake_at_phase_end(rec.last_good, report)
+        self._follow_wave_level(report)
         if again:
             self._reconcile.wanted.set()  # progress made: look again at once
 
@@ -294,6 +298,29 @@ class Daemon:
         self._phase_timer = threading.Timer(delay, self.trigger_reconcile)
         self._phase_timer.daemon = True
         self._phase_timer.start()
+
+    def _follow_wave_level(self, report: TickReport) -> None:
+        """Sharded replicas: a due wave-level step (a bake record, a revert, forgetting a
+        failure) this replica did not run is another replica's commit to come: fetch it
+        soon (at most every second) and plan again, rather than at the next poll."""
+        if self.parts.shards is None or report.plan is None or not self.background:
+            return
+        ran = {o.step.id for o in report.outcomes}
+        if not any(s.kind in SERIAL_KINDS and s.id not in ran
+                   for s in report.plan.due_steps()):
+            return
+        if not self._following.acquire(blocking=False):
+            return  # one follow-up at a time
+
+        def follow() -> None:
+            try:
+                if not self.stop_event.wait(FOLLOW_SECONDS):
+                    self._fetch()
+                    self.trigger_reconcile()
+            finally:
+                self._following.release()
+
+        threading.Thread(target=follow, name="follow-wave-level", daemon=True).start()
 
     def _adopt_reverts(self, report: TickReport) -> bool:
         """After a revert commit, plan from it at once (it is the desired state now, pushed

@@ -77,6 +77,19 @@ def _wait_stable(fleet: Fleet, ns: str, live: list[DaemonProcess], what: str,
     return box[-1]
 
 
+def _check_metrics(d: DaemonProcess, shards: ShardMap) -> None:
+    """/metrics: which replica holds each shard, and how many cells each runs."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    labels = [dict(re.findall(r'(\w+)="([^"]*)"', m))
+              for m in re.findall(r"reconciler_shard_holder\{([^}]*)\} 1\.0", text)]
+    assert {int(x["shard"]): x["replica"] for x in labels} == dict(shards.holders), text
+    cells = dict(re.findall(r'reconciler_shard_cells\{replica="(\w+)"\} (\d+)\.0', text))
+    counts = {r: sum(1 for o in shards.owners(CELLS).values() if o == r)
+              for r in shards.replicas()}
+    assert {r: int(n) for r, n in cells.items()} == counts, text
+
+
 def _applied_by(fleet: Fleet, cell: str) -> tuple[str, str]:
     """The version and replica the cell's shop inventory records."""
     desired = load_directory(fleet.repo).desired
@@ -116,6 +129,7 @@ def test_three_replicas_share_a_rollout_survive_a_kill_and_revert_once(
         before = _wait_stable(fleet, ns, live, "three replicas holding every shard")
         owners = before.owners(CELLS)
         assert set(owners) == set(CELLS) and before.leader is not None
+        _check_metrics(first, before)
 
         # a rollout shared by the three; the owner of e2e-r2 dies after the canary
         remote.push_version("1.1.0")

@@ -450,6 +450,7 @@ class RemoteRepo:
 
     def _sync_cached(self) -> str:
         try:
+            was = self._local_id()
             own = self._own_checked()
         except _Corrupt as e:
             return self._reclone(str(e), None)
@@ -464,7 +465,7 @@ class RemoteRepo:
                 raise
             return self._reclone(damage or str(e), own)
         try:
-            return self._integrate(_commits(self.repo, own))
+            return self._integrate(_commits(self.repo, own), was)
         except (pygit2.GitError, KeyError, ValueError) as e:
             return self._reclone(f"{type(e).__name__}: {e}", own)
 
@@ -579,6 +580,13 @@ class RemoteRepo:
             return None
         return obj if isinstance(obj, pygit2.Commit) else None
 
+    def _local_id(self) -> pygit2.Oid | None:
+        try:
+            local = self._commit_at(self.repo, self.local_ref)
+        except (pygit2.GitError, KeyError, OSError, ValueError) as e:
+            raise _Corrupt(f"cannot read the local branch: {e}") from None
+        return local.id if local is not None else None
+
     def _own(self) -> list[pygit2.Commit]:
         """Our unpushed commits, oldest first: the local branch's commits the last known
         remote head does not contain."""
@@ -606,15 +614,21 @@ class RemoteRepo:
         with self._lock:
             return len(self._own()) if self._cloned() else 0
 
-    def _integrate(self, own: list[pygit2.Commit]) -> str:
+    def _integrate(self, own: list[pygit2.Commit], was: pygit2.Oid | bool | None = True
+                   ) -> str:
         """Point the local branch at the remote head plus those of ``own`` (our commits
-        as of before the fetch) that the remote does not contain yet."""
+        as of before the fetch) that the remote does not contain yet. ``was``: the local
+        head ``own`` was read at; a commit made on the branch since (by another thread:
+        a revert, a progress record) is not dropped — TemporaryError, try again."""
         repo = self.repo
         remote = self._commit_at(repo, self.tracking_ref)
         if remote is None:
             raise PermanentError(f"branch {self.branch} not found at {self.display_url}")
         todo = [c for c in own if c.id != remote.id and not repo.descendant_of(remote.id, c.id)]
         local = self._commit_at(repo, self.local_ref)
+        if was is not True and (local.id if local is not None else None) != was:
+            raise TemporaryError(f"a commit was made on {self.local_ref} while fetching; "
+                                 "try again", retry_after=0.1)
         if todo and local is not None and todo[0].parent_ids == [remote.id] and \
                 local.id == todo[-1].id:
             return str(local.id)  # already on top of the remote head
@@ -683,9 +697,11 @@ class RemoteRepo:
         for attempt in range(max_attempts):
             if attempt:
                 time.sleep(backoff * 2 ** (attempt - 1))
+                local = self._commit_at(self.repo, self.local_ref)
+                was = local.id if local is not None else None
                 own = self._own()
                 self._fetch()
-                self._integrate(own)
+                self._integrate(own, was)
             if self._push_once():
                 return True
             log.info("push to %s rejected: the remote moved (attempt %d of %d)",

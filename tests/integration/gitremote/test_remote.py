@@ -440,3 +440,26 @@ def test_several_writers_push_at_once_and_lose_nothing(http_server: HttpGitServe
         assert _remote_file(root, f"status/cells/c{i}.yaml") == f"cell: c{i}\nround: 5"
     assert all(r.pending() == 0 for r in remotes)
     assert len(_remote_log(root)) >= 3 * 6
+
+
+def test_a_commit_made_while_fetching_is_not_dropped(http_server: HttpGitServer, root: Path,
+                                                     tmp_path: Path) -> None:
+    """Another thread (a revert, a progress record) commits while a sync fetches: the
+    sync does not move the branch over it; the commit is replayed and pushed later."""
+    remote = _http(http_server, tmp_path)
+    remote.sync()
+    _other_push(root, tmp_path, "releases/api.yaml", "version: 2.0.0\n")
+    fetch = remote._fetch
+
+    def fetch_while_committing() -> None:
+        _commit(remote, "status/cells/late.yaml", "cell: late\n")
+        fetch()
+
+    remote._fetch = fetch_while_committing  # type: ignore[method-assign]
+    with pytest.raises(TemporaryError, match="while fetching"):
+        remote.sync()
+    remote._fetch = fetch  # type: ignore[method-assign]
+    remote.sync()
+    assert remote.push() is True
+    assert _remote_file(root, "status/cells/late.yaml") == "cell: late"
+    assert _remote_file(root, "releases/api.yaml") == "version: 2.0.0"

@@ -619,13 +619,21 @@ class RemoteRepo:
         """Point the local branch at the remote head plus those of ``own`` (our commits
         as of before the fetch) that the remote does not contain yet. ``was``: the local
         head ``own`` was read at; a commit made on the branch since (by another thread:
-        a revert, a progress record) is not dropped — TemporaryError, try again."""
+        a revert, a progress record) is not dropped — replayed too when it sits on that
+        head, else TemporaryError, try again."""
         repo = self.repo
         remote = self._commit_at(repo, self.tracking_ref)
         if remote is None:
             raise PermanentError(f"branch {self.branch} not found at {self.display_url}")
         todo = [c for c in own if c.id != remote.id and not repo.descendant_of(remote.id, c.id)]
         local = self._commit_at(repo, self.local_ref)
+        if isinstance(was, pygit2.Oid) and local is not None and local.id != was and \
+                repo.descendant_of(local.id, was):
+            walker = repo.walk(local.id, pygit2.enums.SortMode.TOPOLOGICAL |
+                               pygit2.enums.SortMode.REVERSE)
+            walker.hide(was)
+            todo += list(walker)  # made while fetching, on top of the queue: ours too
+            was = local.id
         if was is not True and (local.id if local is not None else None) != was:
             raise TemporaryError(f"a commit was made on {self.local_ref} while fetching; "
                                  "try again", retry_after=0.1)

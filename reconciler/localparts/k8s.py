@@ -388,6 +388,7 @@ class ControlPlane:
                            ("kube-scheduler", self._scheduler_argv()),
                            ("kwok", self._kwok_argv())):
             self._run(name, argv)
+        self._kwok_port_race()
         for i in range(nodes):
             self.create_node(f"kwok-node-{i}")
         self._wait(lambda: self._ready_nodes() >= nodes, "KWOK nodes Ready")
@@ -407,6 +408,16 @@ class ControlPlane:
         """Start kube-apiserver again on the same port and wait until it is ready."""
         self.procs["kube-apiserver"].start()
         self.wait_ready()
+
+    def _kwok_port_race(self, attempts: int = 3) -> None:
+        """KWOK serves on a port picked free a moment before it binds it: when another
+        process took it meanwhile, start KWOK again on another one."""
+        for _ in range(attempts):
+            time.sleep(1.0)
+            kwok = self.procs["kwok"]
+            if kwok.alive() or "address already in use" not in kwok.tail():
+                return
+            self._run("kwok", self._kwok_argv())
 
     def _run(self, name: str, argv: list[str]) -> None:
         proc = _Proc(name, argv, self.workdir / f"{name}.log")
@@ -517,10 +528,12 @@ class ControlPlane:
 
     def _component_common(self) -> list[str]:
         kc = str(self.kubeconfig)
+        # No HTTPS endpoint (nothing here reads their health or metrics): a port picked
+        # free and bound a moment later could be taken meanwhile by another plane or
+        # test, and the component exited with "address already in use".
         return [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
                 f"--authorization-kubeconfig={kc}", "--leader-elect=false",
-                "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-                f"--cert-dir={self.workdir / 'certs'}", "-v=1"]
+                "--secure-port=0", "-v=1"]
 
     def _kcm_argv(self) -> list[str]:
         return [str(self.bins["kube-controller-manager"]), *self._component_common(),

@@ -33,11 +33,14 @@ def load(repo: str, stacks: bool = False) -> Any:
     ``stacks``, the variables each Terraform stack declares are read (as the daemon
     does) for a plan compared with recorded Terraform inputs."""
     from reconciler.adapters.errors import PermanentError
-    from reconciler.compose.reconciler import BackendSettings, load_directory
+    from reconciler.compose.oneshot import load_directory
 
     try:
-        settings = BackendSettings(Path(".")) if stacks else None
-        result = load_directory(repo, settings)
+        read = None
+        if stacks:
+            from reconciler.compose.reconciler import BackendSettings, stack_reader
+            read = stack_reader(BackendSettings(Path(".")))
+        result = load_directory(repo, read)
     except PermanentError as e:
         raise UsageError(str(e)) from None
     return result
@@ -66,7 +69,7 @@ def parse_now(text: str | None) -> datetime:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from reconciler.compose.reconciler import checked, read_policy
+    from reconciler.compose.oneshot import checked, read_policy
     from reconciler.core.policy import PolicyError
 
     try:

@@ -59,7 +59,7 @@ def _settings(args: argparse.Namespace) -> Any:
     else the daemon's defaults; --state-dir and --policy override."""
     from dataclasses import replace
 
-    from reconciler.compose.reconciler import read_policy
+    from reconciler.compose.oneshot import read_policy
     from reconciler.compose.sources import backend_settings
     from reconciler.core.policy import PolicyError
     from reconciler.daemon.config import ConfigError, DaemonConfig, load_config
@@ -147,7 +147,7 @@ def _preview(args: argparse.Namespace, revs: Revisions) -> int:
     wanted = args.config or args.policy or args.terraform == "plan" or args.live
     settings = _settings(args) if wanted else None
     if settings is not None and settings.policy is not None:  # a violating head: refused
-        from reconciler.compose.reconciler import checked
+        from reconciler.compose.oneshot import checked
 
         judged = checked(revs.head, settings.policy)
         if not judged.ok:

@@ -11,15 +11,14 @@ import functools
 import importlib.util
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
-import yaml
 
-from reconciler.adapters.errors import AdapterError, PermanentError
+from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.fs.progress import FileProgressStore
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.git.progress import GitProgressStore
@@ -30,14 +29,13 @@ from reconciler.adapters.kubernetes.client import ClientCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.adapters.terraform.config import StackInspector
+from reconciler.compose.oneshot import StackReader, checked, with_stack_variables
 from reconciler.compose.tools import RenderSettings, manifest_tools
-from reconciler.compose.twoparse import parse_in_two
 from reconciler.compose.wiring import AlarmEvaluator, KubernetesApply, MigrationRunner
 from reconciler.core.loader import LoadResult, ParseCache, load_repository
 from reconciler.core.model import DesiredState
-from reconciler.core.policy import Policy, PolicyError, check_policy, policy_from_doc
+from reconciler.core.policy import Policy
 from reconciler.core.statusdocs import StatusTarget, status_target
-from reconciler.core.yamldoc import Problem
 from reconciler.daemon.driftwatch import StartWatcher
 from reconciler.engine.backends import (
     Backends,
@@ -62,11 +60,6 @@ from reconciler.engine.tick import (
 )
 
 log = logging.getLogger("reconciler.compose")
-
-#: Reads the variables stacks declare: {stack directory: its files} -> {stack directory:
-#: (names, errors)}.
-StackReader = Callable[[Mapping[str, Mapping[str, str]]],
-                       Mapping[str, tuple[frozenset[str], tuple[Problem, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -98,48 +91,6 @@ class BackendSettings:
     policy: Policy | None = None
     #: ``render:``: the limits of one chart or Kustomize render, the chart cache.
     render: RenderSettings = field(default_factory=RenderSettings)
-
-
-def read_policy(path: str | Path) -> Policy:
-    """The operator's policy file (YAML); PolicyError naming the file and key."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise PolicyError(f"{path}: {e}") from None
-    return policy_from_doc(doc, str(path))
-
-
-def checked(result: LoadResult, policy: Policy | None) -> LoadResult:
-    """``result``, rejected whole when it violates ``policy``."""
-    if policy is None or result.desired is None:
-        return result
-    problems = check_policy(result.desired, policy)
-    if not problems:
-        return result
-    return replace(result, desired=None, errors=problems)
-
-
-def with_stack_variables(result: LoadResult, read: StackReader | None) -> LoadResult:
-    """``result`` with the variables each Terraform stack declares (so a bump changing
-    no declared input plans no Terraform step); rejected whole, every error at its
-    ``file:line:col``, when Terraform's parser refuses a stack. A stack that cannot be
-    read for another reason (no parser, a sandbox problem) stays unknown: every variable
-    then counts, as before."""
-    desired = result.desired
-    if read is None or desired is None:
-        return result
-    stacks = sorted({s.terraform for s in desired.services.values() if s.terraform})
-    try:
-        found = read({d: desired.files_under_once(d) for d in stacks})
-    except AdapterError as e:
-        log.warning("variables of the Terraform stacks unknown (every variable counts): %s",
-                    e)
-        return result
-    declared = {d: names for d, (names, _) in found.items()}
-    problems = [p for _, errors in found.values() for p in errors]
-    if problems:
-        return replace(result, desired=None, errors=tuple(problems))
-    return replace(result, desired=replace(desired, stack_variables=declared))
 
 
 def stack_reader(s: BackendSettings) -> StackReader | None:
@@ -273,14 +224,6 @@ def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend |
                         traffic=fleet.traffic)
     return Reconciler(load, fleet.readers(rollout), backends, clock=env.clock,
                       parallel=s.parallel, limits=s.limits)
-
-
-def load_directory(path: str | Path, stacks: BackendSettings | None = None) -> LoadResult:
-    """The desired state in a directory, loaded once (``validate``, ``plan``, ...); with
-    ``stacks``, annotated with the variables each Terraform stack declares, as the
-    daemon plans (for a plan or status compared with the live workspaces)."""
-    result = load_repository(DirectorySource(path), None, parse_in_two, manifest_tools())
-    return with_stack_variables(result, stack_reader(stacks)) if stacks else result
 
 
 def directory_reconciler(path: Path, s: BackendSettings,

@@ -20,6 +20,7 @@ from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.signing import SigningPolicy
 from reconciler.adapters.git.status import StatusWriter
 from reconciler.adapters.render import Limits as RenderLimits
+from reconciler.compose.oneshot import read_policy
 from reconciler.compose.reconciler import (
     REAL,
     BackendSettings,
@@ -27,7 +28,6 @@ from reconciler.compose.reconciler import (
     directory_reconciler,
     git_reconciler,
     live_status_target,
-    read_policy,
 )
 from reconciler.compose.tools import RenderSettings
 from reconciler.core.policy import PolicyError

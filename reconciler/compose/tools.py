@@ -7,7 +7,8 @@ for the one-shot commands (`validate`, `plan`, `diff`) under
 the operator's render settings (``render:`` of the daemon's configuration: the time and
 output limits of one render, the chart cache of pinned chart archives; for the one-shot
 commands ``$RECONCILER_RENDER_TIMEOUT``, ``$RECONCILER_RENDER_MAX_OUTPUT`` and
-``$RECONCILER_CHART_CACHE``), and sharing one renderer (and so its memory cache) per
+``$RECONCILER_CHART_CACHE``), where the one-shot commands keep what they parsed
+(``parse_cache_dir``), and sharing one renderer (and so its memory cache) per
 cache directory and settings in a process.
 """
 
@@ -78,6 +79,19 @@ class LazyTools:
 
 _SHARED: dict[str, LazyTools] = {}
 _LOCK = threading.Lock()
+
+
+def parse_cache_dir() -> Path | None:
+    """Where the one-shot commands keep what they parsed (``adapters.fs.parsecache``):
+    ``$RECONCILER_PARSE_CACHE``, or ``parse/`` beside the render cache
+    (``$RECONCILER_CACHE``, by default ``~/.cache/reconciler``); ``off``: none."""
+    where = os.environ.get("RECONCILER_PARSE_CACHE")
+    if where == "off":
+        return None
+    if where:
+        return Path(where)
+    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
+    return root / "parse"
 
 
 def _user_cache() -> Path | None:

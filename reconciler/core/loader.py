@@ -30,7 +30,8 @@ from reconciler.core.validate_tools import ToolCheckCache, check_tool_services
 from reconciler.core.yamldoc import Problem, YamlProblem, parse, parse_fast, position
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "ParseCache", "ParseTexts", "Parsed", "TextOutcome",
-           "classify", "file_limit_problem", "load_repository", "parse_text", "parse_texts"]
+           "classify", "file_limit_problem", "load_repository", "parse_text", "parse_texts",
+           "quick_valid"]
 
 _KINDS: tuple[tuple[re.Pattern[str], str, str, Callable[[str, Any], Built]], ...] = (
     (re.compile(r"^reconciler\.ya?ml$"), "Fleet", "fleet", fleet.build),
@@ -106,9 +107,15 @@ def parse_text(path: str, raw: bytes) -> TextOutcome:
         doc = parse_fast(path, raw)
     except YamlProblem as e:
         return None, e.problem, False
+    return doc, None, quick_valid(path, doc)
+
+
+def quick_valid(path: str, doc: Any) -> bool:
+    """Whether ``doc`` (the file at ``path``, parsed) passes its kind's quick schema check
+    (False: not known; ``validate_document`` decides)."""
     kind = classify(path)
     quick = fast(kind[1]) if kind is not None else None
-    return doc, None, quick is not None and quick(doc)
+    return quick is not None and quick(doc)
 
 
 def parse_texts(texts: Sequence[tuple[str, bytes]]) -> list[TextOutcome]:

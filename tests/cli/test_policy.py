@@ -12,13 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.compose.reconciler import (
-    BackendSettings,
-    checked,
-    directory_reconciler,
-    load_directory,
-    read_policy,
-)
+from reconciler.compose.oneshot import checked, load_directory, read_policy
+from reconciler.compose.reconciler import BackendSettings, directory_reconciler
 from reconciler.core.policy import PolicyError, policy_from_doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main as cli_main
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.core.live import LiveSnapshot, ServiceLive, snapshot_from_json
 from reconciler.core.model import DesiredState
 from reconciler.core.planner import plan

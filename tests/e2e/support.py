@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from reconciler.adapters.kubernetes.snapshot import read_fleet
 from reconciler.adapters.migrations.report import read_phases
 from reconciler.compose.daemon import build_daemon
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.daemon.config import DaemonConfig, LeaderConfig, RepoConfig
 from reconciler.daemon.service import Daemon
 from reconciler.daemon.ticks import TickWatch

@@ -19,7 +19,7 @@ import pytest
 from reconciler.adapters.kubernetes.inventory import APPLIED_BY
 from reconciler.adapters.kubernetes.lease import holder
 from reconciler.adapters.kubernetes.shardleases import LABEL
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.core.shards import ShardMap
 from reconciler.testing.gitserver import git
 from tests.e2e.conftest import CELLS, Fleet

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.engine.executor import Outcome
 from reconciler.localparts.helm import find_helm, find_kubectl
 from tests.e2e.conftest import CELLS, Fleet, unavailable

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters import render as render_adapter
 from reconciler.adapters.fs.source import DirectorySource
 from reconciler.adapters.render import Limits, make_renderers
 from reconciler.adapters.render.run import Refused, render_once
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.core.loader import ParseCache, load_repository
 from reconciler.core.render import default_context, render_service
 from reconciler.core.toolrender import tool_request, tool_source
@@ -66,6 +67,19 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _renderer(tmp_path: Path, **limits: int):  # type: ignore[no-untyped-def]
     return make_renderers(find_helm(), find_kubectl(), tmp_path / "cache",
                           Limits(**limits) if limits else None)
+
+
+def test_the_tools_versions_are_asked_once_per_cache(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real binaries' versions, remembered: a second renderer on the same cache
+    starts no process to ask them (the versions are part of every render key)."""
+    _need_tools()
+    first = _renderer(tmp_path).versions
+    assert first["helm"].startswith("v3.") and "Kustomize" in first["kustomize"]
+    asked: list[str] = []
+    monkeypatch.setattr(render_adapter, "tool_version",
+                        lambda binary, tool: asked.append(tool) or "")
+    assert _renderer(tmp_path).versions == first and asked == []
 
 
 def test_chart_and_base_render_per_cell(fleet: Path) -> None:

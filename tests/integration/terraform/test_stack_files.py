@@ -12,7 +12,7 @@ import pytest
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.terraform.engine import TerraformSettings
 from reconciler.adapters.terraform.workspace import Workspace
-from reconciler.compose.reconciler import load_directory
+from reconciler.compose.oneshot import load_directory
 from reconciler.core.stackfiles import stack_file_problem
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "example-repo"

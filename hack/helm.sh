@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Builds `helm` (used only as `helm template`, the chart renderer of kubernetes.helm services)
 # from the Go module helm.sh/helm/v3 into ~/.cache/reconciler/helm/<version>/helm.
-# Kustomize needs no build: `kubectl kustomize` of the kubectl hack/k8s-testenv/build.sh builds.
+# Kustomize renders with `kubectl kustomize` of the kubectl hack/k8s-testenv/build.sh builds.
 #
 # Beside it, `helm-batch` (hack/helm-batch/main.go, the same helm.sh/helm/v3 module): renders
 # many cells of a chart in one process, each exactly as `helm template` does (the cold render of
 # a large fleet; reconciler/adapters/render/batch.py). Rebuilt when its source changes.
+# And `kustomize-batch` (hack/kustomize-batch/main.go, the sigs.k8s.io/kustomize/api module of
+# the Kustomize $KUSTOMIZE_VERSION kubectl embeds, its dependencies pinned to kubectl's) into
+# ~/.cache/reconciler/kustomize/<version>/: many Kustomize cells per process, each as
+# `kubectl kustomize` builds it. Rebuilt when its source changes.
 #
 # Idempotent: an existing binary is reused (a few ms when warm). HELM_BINARY set by the user
 # to an executable is not rebuilt (reconciler.localparts.helm prefers it).
 # Usage: hack/helm.sh        # prints the binary's path on stdout
 set -euo pipefail
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"   # must match reconciler/localparts/helm.py
+KUSTOMIZE_VERSION="v5.8.1"                # kubectl v1.37.2's; reconciler/localparts/helm.py
 CACHE="${RECONCILER_CACHE:-$HOME/.cache/reconciler}/helm"
 OUT="$CACHE/$HELM_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,7 +46,27 @@ build_batch() {
   rm -rf "$tmp"
 }
 
+build_kustomize_batch() {
+  local src="$HERE/kustomize-batch" out stamp
+  out="${RECONCILER_CACHE:-$HOME/.cache/reconciler}/kustomize/$KUSTOMIZE_VERSION"
+  stamp="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
+  if [[ -x "$out/kustomize-batch" && "$(cat "$out/kustomize-batch.stamp" 2>/dev/null)" == "$stamp" ]]; then
+    return 0
+  fi
+  command -v go >/dev/null || { log "go toolchain not found"; exit 1; }
+  mkdir -p "$out"
+  local tmp; tmp="$(mktemp -d "$out/.build-batch.XXXXXX")"
+  log "building kustomize-batch for kustomize $KUSTOMIZE_VERSION"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+     nice -n 10 go build -trimpath -ldflags "-s -w -X main.kustomizeVersion=$KUSTOMIZE_VERSION" \
+     -o "$tmp/kustomize-batch" .)
+  [[ "$("$tmp/kustomize-batch" version)" == "$KUSTOMIZE_VERSION" ]]
+  mv -f "$tmp/kustomize-batch" "$out/kustomize-batch" && echo "$stamp" > "$out/kustomize-batch.stamp"
+  rm -rf "$tmp"
+}
+
 build_batch
+build_kustomize_batch
 if [[ -n "${HELM_BINARY:-}" && -x "$HELM_BINARY" ]]; then echo "$HELM_BINARY"; exit 0; fi
 if [[ -x "$OUT/helm" ]]; then echo "$OUT/helm"; exit 0; fi
 command -v go >/dev/null || { log "go toolchain not found"; exit 1; }

@@ -24,7 +24,12 @@ from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.render import Limits, ToolRenderers, make_renderers
 from reconciler.core.toolrender import ToolRequest
 from reconciler.core.yamldoc import Problem
-from reconciler.localparts.helm import find_helm, find_helm_batch, find_kubectl
+from reconciler.localparts.helm import (
+    find_helm,
+    find_helm_batch,
+    find_kubectl,
+    find_kustomize_batch,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ class LazyTools:
         with _LOCK:
             if not self._made:
                 made = make_renderers(find_helm(), find_kubectl(), self.cache,
-                                      self.settings.limits, helm_batch=find_helm_batch())
+                                      self.settings.limits, helm_batch=find_helm_batch(),
+                                      kustomize_batch=find_kustomize_batch())
                 made.charts = self.settings.chart_cache
                 self._made.append(made)
             return self._made[0]

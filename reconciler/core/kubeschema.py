@@ -107,6 +107,36 @@ def _unknown(err: ValidationError, unknown: frozenset[str]) -> bool:
     return bool(err.context) and all(_unknown(e, unknown) for e in err.context)
 
 
+#: Shapes known to pass their kind's schema (bounded; oldest out first): the checks
+#: depend on keys and types only (see the module's docstring), so 10,000 cells
+#: rendering alike objects are checked once, not 10,000 times.
+_CLEAN: dict[tuple[str, frozenset[str], Any], None] = {}
+MAX_CLEAN = 4096
+
+
+def _remember_clean(sig: tuple[str, frozenset[str], Any]) -> None:
+    _CLEAN[sig] = None
+    while len(_CLEAN) > MAX_CLEAN:
+        del _CLEAN[next(iter(_CLEAN))]
+
+
+def shape(value: Any, unknown: frozenset[str] = frozenset(), depth: int = 0) -> Any:
+    """What the schema check of ``value`` depends on: keys in order, every value's type,
+    list lengths, the ``apiVersion`` and ``kind`` strings (they choose the schema) and
+    which strings are placeholders in ``unknown``; never another string's value."""
+    t = type(value)
+    if t is dict:
+        return ("{", tuple((k if type(k) is str else (type(k).__name__, k),
+                            value[k] if k in ("apiVersion", "kind") and depth == 0
+                            and type(value[k]) is str
+                            else shape(value[k], unknown, depth + 1)) for k in value))
+    if t is list:
+        return ("[", tuple(shape(v, unknown, depth + 1) for v in value))
+    if t is str:
+        return "$" if value in unknown else "s"
+    return t.__name__
+
+
 def check_objects(path: str, template: str, rendered: str, objects: Sequence[Any],
                   unknown: frozenset[str] = frozenset()) -> list[Problem]:
     """Every schema problem of ``objects`` (the documents of ``rendered``, the text
@@ -128,12 +158,14 @@ def check_objects(path: str, template: str, rendered: str, objects: Sequence[Any
                               f"{kind} in Kubernetes {version()} (served: "
                               f"{', '.join(served)})", "apiVersion", None))
             continue
-        for err in validator(definition).iter_errors(obj):
-            if _unknown(err, unknown):
-                continue
-            found.append((i, list(err.absolute_path),
-                          f"{what}: {error_message(err)} (Kubernetes {version()} API "
-                          f"schema)", _about(err), err))
+        sig = (definition, unknown, shape(obj, unknown))
+        if sig in _CLEAN:
+            continue
+        errors = [e for e in validator(definition).iter_errors(obj) if not _unknown(e, unknown)]
+        found += [(i, list(err.absolute_path), f"{what}: {error_message(err)} (Kubernetes "
+                   f"{version()} API schema)", _about(err), err) for err in errors]
+        if not errors:
+            _remember_clean(sig)
     if not found:
         return []
     return _positioned(path, template, rendered, found)

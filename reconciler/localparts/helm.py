@@ -1,5 +1,6 @@
-"""Where the manifest tools are: `helm` (hack/helm.sh builds it) and the kubectl whose
-`kubectl kustomize` renders Kustomize directories (hack/k8s-testenv/build.sh)."""
+"""Where the manifest tools are: `helm` (hack/helm.sh builds it), the kubectl whose
+`kubectl kustomize` renders Kustomize directories (hack/k8s-testenv/build.sh), and the
+batch renderers hack/helm.sh builds beside them (`helm-batch`, `kustomize-batch`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from reconciler.localparts.k8s import K8sUnavailable, find_binary
 
 #: Must match hack/helm.sh.
 HELM_VERSION = os.environ.get("RECONCILER_HELM_VERSION", "v3.22.0")
+#: The Kustomize the local kubectl embeds (hack/helm.sh builds kustomize-batch from it).
+KUSTOMIZE_VERSION = "v5.8.1"
 
 
 def find_helm() -> Path | None:
@@ -38,6 +41,17 @@ def find_helm_batch() -> Path | None:
     root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
     for cand in (os.environ.get("HELM_BATCH_BINARY"),
                  str(root / "helm" / HELM_VERSION / "helm-batch")):
+        if cand and os.access(cand, os.X_OK):
+            return Path(cand)
+    return None
+
+
+def find_kustomize_batch() -> Path | None:
+    """``KUSTOMIZE_BATCH_BINARY``, then ``kustomize-batch`` in the build cache (hack/helm.sh
+    builds it from hack/kustomize-batch); None when absent."""
+    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
+    for cand in (os.environ.get("KUSTOMIZE_BATCH_BINARY"),
+                 str(root / "kustomize" / KUSTOMIZE_VERSION / "kustomize-batch")):
         if cand and os.access(cand, os.X_OK):
             return Path(cand)
     return None

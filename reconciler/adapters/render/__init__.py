@@ -97,10 +97,10 @@ def _bwrap_works(binary: str) -> bool:
     return out.returncode == 0
 
 
-def _batch_version(helm_batch: Path) -> str:
-    """The Helm version ``helm-batch`` was built from ('' when it cannot say)."""
+def _batch_version(batch: Path) -> str:
+    """The tool version a batch renderer was built from ('' when it cannot say)."""
     try:
-        out = subprocess.run([str(helm_batch), "version"], capture_output=True, text=True,
+        out = subprocess.run([str(batch), "version"], capture_output=True, text=True,
                              timeout=30, env={"HOME": "/nonexistent", "PATH": "/nonexistent"},
                              check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -119,15 +119,29 @@ def _batch_helm(helm_batch: Path | None, helm_version: str,
     return helm_batch if built_from and helm_version.split("+")[0] == built_from else None
 
 
+def _batch_kustomize(kustomize_batch: Path | None, kubectl_version: str,
+                     cache_dir: Path | None = None) -> Path | None:
+    """``kustomize-batch`` when it is built from the Kustomize ``kubectl`` embeds (its
+    `version --client` names it), else None."""
+    if kustomize_batch is None or not kubectl_version:
+        return None
+    built_from = _remembered(cache_dir, kustomize_batch, "kustomize-batch",
+                             lambda: _batch_version(kustomize_batch))
+    return kustomize_batch if built_from and \
+        f"Kustomize Version: {built_from}" in kubectl_version else None
+
+
 def make_renderers(helm: Path | None, kubectl: Path | None, cache_dir: Path | None,
                    limits: Limits | None = None, sandbox: bool = True,
-                   workers: int | None = None,
-                   helm_batch: Path | None = None) -> ToolRenderers:
+                   workers: int | None = None, helm_batch: Path | None = None,
+                   kustomize_batch: Path | None = None) -> ToolRenderers:
     """The renderer of the given binaries (None: that tool is unavailable), its disk
     cache under ``cache_dir`` (None: memory only), in bubblewrap (no network) when
     ``sandbox`` and bubblewrap can run here; ``helm_batch`` renders many cells of a
-    chart per process when it is built from the same Helm version as ``helm``. The
-    binaries' versions are remembered in ``cache_dir`` while the files are unchanged."""
+    chart per process when it is built from the same Helm version as ``helm``, and
+    ``kustomize_batch`` many Kustomize cells when built from the Kustomize of
+    ``kubectl``. The binaries' versions are remembered in ``cache_dir`` while the files
+    are unchanged."""
     bwrap = shutil.which("bwrap") if sandbox else None
     if bwrap is not None and not _bwrap_works(bwrap):
         bwrap = None
@@ -135,8 +149,10 @@ def make_renderers(helm: Path | None, kubectl: Path | None, cache_dir: Path | No
         "helm": _remembered(cache_dir, helm, "helm", lambda: tool_version(helm, "helm")),
         "kustomize": _remembered(cache_dir, kubectl, "kubectl",
                                  lambda: tool_version(kubectl, "kubectl"))}
-    batch = _batch_helm(helm_batch, versions["helm"], cache_dir)
-    r = ToolRenderers(Binaries(helm, kubectl, bwrap, batch),
+    r = ToolRenderers(Binaries(helm, kubectl, bwrap,
+                               _batch_helm(helm_batch, versions["helm"], cache_dir),
+                               _batch_kustomize(kustomize_batch, versions["kustomize"],
+                                                cache_dir)),
                       versions,
                       DiskCache(cache_dir) if cache_dir is not None else None,
                       limits or Limits())

@@ -15,12 +15,15 @@ output back into each cell's text — the same bytes a single render of that cel
   go to the next batch); the output limit is per cell (``over``: the single render's
   message); a template error is that cell's, mapped to the repository as a single
   render's error is.
-- Kustomize: one generated top-level kustomization whose resources are the cells'
-  overlays (each the single render's overlay, unchanged), run by ``kubectl kustomize``;
-  each output document belongs to the cell its ``reconciler.dev/cell`` label (set by that
-  cell's overlay on every object) names. The batch's deadline is one render's; its
-  output limit is one render's per cell, and a cell over it gets the single render's
-  message.
+- Kustomize: ``kustomize-batch`` (hack/kustomize-batch, built from the kustomize/api
+  module of the Kustomize kubectl embeds) builds each cell's overlay (the single render's,
+  unchanged, beside one copy of the base) as ``kubectl kustomize`` does, framed and
+  limited as Helm's; its errors map as a single render's. Without it: one generated
+  top-level kustomization whose resources are the cells' overlays, run by ``kubectl
+  kustomize``; each output document belongs to the cell its ``reconciler.dev/cell``
+  label (set by that cell's overlay on every object) names. That batch's deadline is one
+  render's; its output limit is one render's per cell, and a cell over it gets the
+  single render's message.
 
 Whatever a batch cannot attribute to a cell with certainty (the process failed, was
 killed, wrote something unexpected) is answered ``None``: the caller renders those
@@ -53,13 +56,15 @@ from reconciler.adapters.render.run import (
     execute,
     tool_problems,
 )
-from reconciler.core.toolrender import BASE_DIR, ToolRequest
+from reconciler.core.toolrender import BASE_DIR, OVERLAY_DIR, ToolRequest
 from reconciler.core.yamldoc import Problem
 
 Outcome = str | tuple[Problem, ...]
-#: Cells per batch (Kustomize's cost per cell grows with the batch: ~50 is its best).
+#: Cells per batch (one generated kustomization's cost per cell grows with its cells:
+#: ~50 is its best; ``kustomize-batch`` builds each cell on its own).
 HELM_BATCH = 200
 KUSTOMIZE_BATCH = 50
+KUSTOMIZE_FRAMED_BATCH = 200
 _FRAME = re.compile(rb"(\d+) (ok|error|over) (\d+)\n")
 _CELL_LABEL = "reconciler.dev/cell"
 _DOC_SEPARATOR = re.compile(r"(?m)^---\n")
@@ -107,7 +112,7 @@ def render_batch(requests: Sequence[ToolRequest], binaries: Binaries,
         if binaries.helm_batch is None:
             return [None] * len(requests)
         return _helm(requests, binaries, limits)
-    if binaries.kubectl is None:
+    if binaries.kubectl is None and binaries.kustomize_batch is None:
         return [None] * len(requests)
     return _kustomize(requests, binaries, limits)
 
@@ -116,10 +121,18 @@ def render_batch(requests: Sequence[ToolRequest], binaries: Binaries,
 
 def _helm(requests: Sequence[ToolRequest], binaries: Binaries,
           limits: Limits) -> list[Outcome | None]:
+    return _framed(requests, lambda rest: _helm_once(rest, binaries, limits))
+
+
+def _framed(requests: Sequence[ToolRequest],
+            once: Callable[[Sequence[ToolRequest]], list[Outcome | None]]
+            ) -> list[Outcome | None]:
+    """``once`` over ``requests``; after a cell timed out (its process killed), the
+    cells after it in a new process."""
     out: list[Outcome | None] = [None] * len(requests)
     start = 0
-    while start < len(requests):  # after a cell timed out, the rest in a new process
-        done = _helm_once(requests[start:], binaries, limits)
+    while start < len(requests):
+        done = once(requests[start:])
         for k, outcome in enumerate(done):
             out[start + k] = outcome
         stopped = next((k for k, o in enumerate(done) if o is None), len(done))
@@ -154,24 +167,25 @@ def _helm_once(requests: Sequence[ToolRequest], binaries: Binaries,
         _write(work, "jobs.json", json.dumps({"maxOutput": limits.max_output, "jobs": jobs}))
         frames = _stream([str(binaries.helm_batch), "render", str(work / "jobs.json")],
                          work, limits, binaries.bwrap, len(requests))
-        return _helm_outcomes(requests, frames, work, limits)
+        return _outcomes(requests, frames, limits, lambda k, text: tuple(tool_problems(
+            requests[k], "Error: " + text.replace(str(work / "cells" / f"{k}.yaml"),
+                                                  str(work / "cell-values.yaml")), work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _helm_outcomes(requests: Sequence[ToolRequest], frames: _Frames, work: Path,
-                   limits: Limits) -> list[Outcome | None]:
+def _outcomes(requests: Sequence[ToolRequest], frames: _Frames, limits: Limits,
+              error: Callable[[int, str], tuple[Problem, ...]]) -> list[Outcome | None]:
+    """Each cell's outcome from its frame (``error``: a cell's failure, from the index and
+    the tool's message, as a single render reports it); None for a cell not answered."""
     out: list[Outcome | None] = [None] * len(requests)
     for k, (status, payload) in enumerate(frames.done):
-        r = requests[k]
         if status == "ok":
             out[k] = payload.decode(errors="replace")
         elif status == "over":
-            out[k] = over_limit(r, limits)
-        else:  # the message `helm template` prints, its paths a single render's
-            text = payload.decode(errors="replace").replace(
-                str(work / "cells" / f"{k}.yaml"), str(work / "cell-values.yaml"))
-            out[k] = tuple(tool_problems(r, f"Error: {text}", work))
+            out[k] = over_limit(requests[k], limits)
+        else:
+            out[k] = error(k, payload.decode(errors="replace"))
     if frames.timed_out and len(frames.done) < len(requests):
         out[len(frames.done)] = timed_out(requests[len(frames.done)], limits)
     return out
@@ -210,8 +224,9 @@ def _read_frames(stream: IO[bytes], frames: _Frames, expected: int, cap: int,
 
 def _stream(argv: list[str], work: Path, limits: Limits, bwrap: str | None,
             expected: int) -> _Frames:
-    """Run ``helm-batch``; every cell must be answered within ``limits.timeout`` of the
-    one before (else the process is killed and ``timed_out`` set)."""
+    """Run ``helm-batch`` or ``kustomize-batch``; every cell must be answered within
+    ``limits.timeout`` of the one before (else the process is killed and ``timed_out``
+    set)."""
     proc = subprocess.Popen(_wrap(argv, work, bwrap), cwd=work, env=_env(work),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, close_fds=True,
@@ -248,6 +263,8 @@ def _stream(argv: list[str], work: Path, limits: Limits, bwrap: str | None,
 
 def _kustomize(requests: Sequence[ToolRequest], binaries: Binaries,
                limits: Limits) -> list[Outcome | None]:
+    if binaries.kustomize_batch is not None:
+        return _framed(requests, lambda rest: _kustomize_once(rest, binaries, limits))
     assert binaries.kubectl is not None
     src = requests[0].source
     work = Path(tempfile.mkdtemp(prefix="reconciler-render-"))
@@ -268,6 +285,30 @@ def _kustomize(requests: Sequence[ToolRequest], binaries: Binaries,
         if stopped or code != 0:
             return [None] * len(requests)
         return split_kustomize(requests, out, limits)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kustomize_once(requests: Sequence[ToolRequest], binaries: Binaries,
+                    limits: Limits) -> list[Outcome | None]:
+    """``kustomize-batch``: each cell's overlay (the single render's, unchanged) beside
+    one copy of the base, built one after the other and answered separately."""
+    assert binaries.kustomize_batch is not None
+    src = requests[0].source
+    work = Path(tempfile.mkdtemp(prefix="reconciler-render-"))
+    try:
+        for rel, text in src.files:
+            _write(work / BASE_DIR, rel, text)
+        dirs = [work / f"c{k:05d}" for k in range(len(requests))]  # none a prefix of another
+        for d, r in zip(dirs, requests, strict=True):  # the overlay's ../base is work/base
+            _write(d, "kustomization.yaml", r.layer)
+        _write(work, "jobs.json", json.dumps({"maxOutput": limits.max_output,
+                                              "jobs": [{"dir": str(d)} for d in dirs]}))
+        frames = _stream([str(binaries.kustomize_batch), "render", str(work / "jobs.json")],
+                         work, limits, binaries.bwrap, len(requests))
+        return _outcomes(requests, frames, limits, lambda k, text: tuple(tool_problems(
+            requests[k], "error: " + text.replace(str(dirs[k]), str(work / OVERLAY_DIR)),
+            work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

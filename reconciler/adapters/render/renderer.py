@@ -28,6 +28,7 @@ from pathlib import Path
 from reconciler.adapters.render.batch import (
     HELM_BATCH,
     KUSTOMIZE_BATCH,
+    KUSTOMIZE_FRAMED_BATCH,
     cut,
     render_batch,
 )
@@ -206,7 +207,8 @@ class ToolRenderers:
 
     def _batches(self, requests: list[ToolRequest]) -> list[list[int]]:
         """The misses cut into batches of 2+ cells (at least one per worker)."""
-        size = self.helm_batch if requests[0].source.tool == "helm" else self.kustomize_batch
+        size = self.helm_batch if requests[0].source.tool == "helm" else \
+            KUSTOMIZE_FRAMED_BATCH if self.binaries.kustomize_batch else self.kustomize_batch
         size = min(size, -(-len(requests) // self.workers))
         if size < 2:
             return []

@@ -55,6 +55,7 @@ class Binaries:
     kubectl: Path | None
     bwrap: str | None = None
     helm_batch: Path | None = None  # hack/helm-batch: many cells per process
+    kustomize_batch: Path | None = None  # hack/kustomize-batch: the same for Kustomize
 
 
 class Refused(Exception):

@@ -20,7 +20,12 @@ from reconciler.adapters.render.batch import cut, render_batch
 from reconciler.adapters.render.renderer import ToolRenderers
 from reconciler.adapters.render.run import Refused, render_once
 from reconciler.core.toolrender import ToolRequest, ToolSource, image_names, tool_request
-from reconciler.localparts.helm import find_helm, find_helm_batch, find_kubectl
+from reconciler.localparts.helm import (
+    find_helm,
+    find_helm_batch,
+    find_kubectl,
+    find_kustomize_batch,
+)
 
 CHART = {
     "Chart.yaml": "apiVersion: v2\nname: shop\nversion: 1.2.3\nappVersion: '9'\n"
@@ -138,6 +143,23 @@ def renderer(tmp_path: Path) -> ToolRenderers:
     return r
 
 
+@pytest.fixture(params=["kubectl", "kustomize-batch"])
+def kustomizer(request: pytest.FixtureRequest, tmp_path: Path) -> ToolRenderers:
+    """The renderer with Kustomize batches by one generated kustomization run by `kubectl
+    kustomize` (no kustomize-batch), or by `kustomize-batch`."""
+    framed = request.param == "kustomize-batch"
+    _need(("helm (hack/helm.sh)", find_helm()),
+          ("helm-batch (hack/helm.sh)", find_helm_batch()),
+          ("kubectl (hack/k8s-testenv/build.sh)", find_kubectl()),
+          ("kustomize-batch (hack/helm.sh)", find_kustomize_batch() if framed else Path()))
+    r = make_renderers(find_helm(), find_kubectl(), None, Limits(timeout=20, max_output=8192),
+                       helm_batch=find_helm_batch(),
+                       kustomize_batch=find_kustomize_batch() if framed else None)
+    assert (r.binaries.kustomize_batch is not None) == framed, \
+        "kustomize-batch is not built from the Kustomize kubectl embeds"
+    return r
+
+
 def _source(tool: str, files: dict[str, str], values: tuple[tuple[str, str], ...] = ()
             ) -> ToolSource:
     root = "services/shop/" + ("chart" if tool == "helm" else "kustomize")
@@ -198,24 +220,41 @@ def test_a_cell_over_the_time_limit_is_that_cells_problem(renderer: ToolRenderer
 
 
 def test_a_kustomize_batch_renders_each_cell_as_its_overlay_does(
-        renderer: ToolRenderers) -> None:
+        kustomizer: ToolRenderers) -> None:
     requests = _requests(_source("kustomize", BASE), 4)
-    batch = render_batch(requests, renderer.binaries, renderer.limits)
-    assert batch == [_alone(r, renderer) for r in requests]
+    batch = render_batch(requests, kustomizer.binaries, kustomizer.limits)
+    assert batch == [_alone(r, kustomizer) for r in requests]
     assert isinstance(batch[2], str) and "namespace: ns-2" in batch[2] \
         and "registry.local/shop:1.2.0" in batch[2] and "name: shop-settings-" in batch[2]
 
 
-def test_a_failing_kustomize_batch_falls_back_to_each_cell(renderer: ToolRenderers) -> None:
+def test_a_kustomize_cell_over_the_output_limit_is_that_cells_problem(
+        kustomizer: ToolRenderers) -> None:
+    requests = _requests(_source("kustomize", BASE), 3, big={1: "x" * 9000})
+    batch = render_batch(requests, kustomizer.binaries, kustomizer.limits)
+    assert batch == [_alone(r, kustomizer) for r in requests]
+    assert [str(p) for p in batch[1]] == [  # type: ignore[union-attr]
+        "services/shop/kustomize/kustomization.yaml:1:1: kustomize render: output over the "
+        "limit of 8192 bytes; killed"]
+
+
+def test_a_failing_kustomize_batch_is_each_cells_failure(kustomizer: ToolRenderers) -> None:
+    """A base every cell fails on: each cell's problem as rendering it alone names it —
+    from its own frame (kustomize-batch) or by rendering each cell alone after the
+    generated kustomization failed as a whole (kubectl)."""
     broken = {**BASE, "service.yaml": "apiVersion: v1\nkind: Service\nmetadata: [oops]\n"}
     requests = _requests(_source("kustomize", broken), 3)
-    assert render_batch(requests, renderer.binaries, renderer.limits) == [None] * 3
-    renderer.workers = 2
-    out = renderer.render_many(requests)
-    assert out == [_alone(r, renderer) for r in requests]
+    framed = kustomizer.binaries.kustomize_batch is not None
+    alone = [_alone(r, kustomizer) for r in requests]
+    assert render_batch(requests, kustomizer.binaries, kustomizer.limits) == \
+        (alone if framed else [None] * 3)
+    kustomizer.workers = 2
+    out = kustomizer.render_many(requests)
+    assert out == alone
     assert all(isinstance(o, tuple) and o[0].path.endswith("kustomization.yaml")
-               for o in out)
-    assert renderer.renders == 3 and renderer.tool_runs == 1 + 3  # a batch of 2, then each
+               and "<render>" not in o[0].message for o in out)
+    assert kustomizer.renders == 3
+    assert kustomizer.tool_runs == (2 if framed else 1 + 3)  # a batch of 2, then the rest
 
 
 def test_batches_never_hold_two_cells_of_one_namespace() -> None:
@@ -227,11 +266,11 @@ def test_batches_never_hold_two_cells_of_one_namespace() -> None:
     assert cut(requests, 10) == [[0, 1, 2, 4], [3]]
 
 
-def test_many_cells_render_in_few_processes(renderer: ToolRenderers) -> None:
-    renderer.workers = 2
+def test_many_cells_render_in_few_processes(kustomizer: ToolRenderers) -> None:
+    kustomizer.workers = 2
     helm = _requests(_source("helm", CHART), 30)
     base = _requests(_source("kustomize", BASE), 30)
-    out = renderer.render_many([*helm, *base])
+    out = kustomizer.render_many([*helm, *base])
     assert all(isinstance(o, str) for o in out)
-    assert renderer.renders == 60 and renderer.tool_runs == 4
-    assert out[7] == _alone(helm[7], renderer) and out[41] == _alone(base[11], renderer)
+    assert kustomizer.renders == 60 and kustomizer.tool_runs == 4
+    assert out[7] == _alone(helm[7], kustomizer) and out[41] == _alone(base[11], kustomizer)

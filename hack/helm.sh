@@ -22,47 +22,38 @@ OUT="$CACHE/$HELM_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { echo "helm: $*" >&2; }
 
-build_batch() {
-  local src="$HERE/helm-batch" stamp
-  if ! grep -q "helm.sh/helm/v3 $HELM_VERSION\$" "$src/go.mod"; then
-    log "helm-batch is pinned to another Helm than $HELM_VERSION (hack/helm-batch/go.mod): not built"
-    return 0
-  fi
+# go_batch NAME OUTDIR VERSION LDFLAGS: builds hack/NAME into OUTDIR/NAME (rebuilt when its
+# sources change; `NAME version` must print VERSION).
+go_batch() {
+  local name="$1" out="$2" version="$3" ldflags="$4" src="$HERE/$1" stamp tmp
   stamp="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
-  if [[ -x "$OUT/helm-batch" && "$(cat "$OUT/helm-batch.stamp" 2>/dev/null)" == "$stamp" ]]; then
-    return 0
-  fi
-  command -v go >/dev/null || { log "go toolchain not found"; exit 1; }
-  mkdir -p "$OUT"
-  local tmp; tmp="$(mktemp -d "$OUT/.build-batch.XXXXXX")"
-  local ldflags="-s -w -X main.helmVersion=$HELM_VERSION"
-  ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-  log "building helm-batch for helm $HELM_VERSION"
-  (cd "$src" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
-     nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/helm-batch" .)
-  "$tmp/helm-batch" version >/dev/null
-  mv -f "$tmp/helm-batch" "$OUT/helm-batch" && echo "$stamp" > "$OUT/helm-batch.stamp"
-  rm -rf "$tmp"
-}
-
-build_kustomize_batch() {
-  local src="$HERE/kustomize-batch" out stamp
-  out="${RECONCILER_CACHE:-$HOME/.cache/reconciler}/kustomize/$KUSTOMIZE_VERSION"
-  stamp="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
-  if [[ -x "$out/kustomize-batch" && "$(cat "$out/kustomize-batch.stamp" 2>/dev/null)" == "$stamp" ]]; then
+  if [[ -x "$out/$name" && "$(cat "$out/$name.stamp" 2>/dev/null)" == "$stamp" ]]; then
     return 0
   fi
   command -v go >/dev/null || { log "go toolchain not found"; exit 1; }
   mkdir -p "$out"
-  local tmp; tmp="$(mktemp -d "$out/.build-batch.XXXXXX")"
-  log "building kustomize-batch for kustomize $KUSTOMIZE_VERSION"
+  tmp="$(mktemp -d "$out/.build-batch.XXXXXX")"
+  log "building $name for $version"
   (cd "$src" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
-     nice -n 10 go build -trimpath -ldflags "-s -w -X main.kustomizeVersion=$KUSTOMIZE_VERSION" \
-     -o "$tmp/kustomize-batch" .)
-  [[ "$("$tmp/kustomize-batch" version)" == "$KUSTOMIZE_VERSION" ]]
-  mv -f "$tmp/kustomize-batch" "$out/kustomize-batch" && echo "$stamp" > "$out/kustomize-batch.stamp"
+     nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp/$name" .)
+  [[ "$("$tmp/$name" version)" == "$version" ]]
+  mv -f "$tmp/$name" "$out/$name" && echo "$stamp" > "$out/$name.stamp"
   rm -rf "$tmp"
+}
+
+build_batch() {
+  if ! grep -q "helm.sh/helm/v3 $HELM_VERSION\$" "$HERE/helm-batch/go.mod"; then
+    log "helm-batch is pinned to another Helm than $HELM_VERSION (hack/helm-batch/go.mod): not built"
+    return 0
+  fi
+  go_batch helm-batch "$OUT" "$HELM_VERSION" "-X main.helmVersion=$HELM_VERSION \
+-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+-X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+}
+
+build_kustomize_batch() {
+  go_batch kustomize-batch "${RECONCILER_CACHE:-$HOME/.cache/reconciler}/kustomize/$KUSTOMIZE_VERSION" \
+    "$KUSTOMIZE_VERSION" "-X main.kustomizeVersion=$KUSTOMIZE_VERSION"
 }
 
 build_batch

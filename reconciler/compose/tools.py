@@ -91,23 +91,22 @@ def parse_cache_dir() -> Path | None:
     """Where the one-shot commands keep what they parsed (``adapters.fs.parsecache``):
     ``$RECONCILER_PARSE_CACHE``, or ``parse/`` beside the render cache
     (``$RECONCILER_CACHE``, by default ``~/.cache/reconciler``); ``off``: none."""
-    where = os.environ.get("RECONCILER_PARSE_CACHE")
-    if where == "off":
-        return None
-    if where:
-        return Path(where)
-    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
-    return root / "parse"
+    return _cache_dir("RECONCILER_PARSE_CACHE", "parse")
 
 
 def _user_cache() -> Path | None:
-    where = os.environ.get("RECONCILER_RENDER_CACHE")
+    return _cache_dir("RECONCILER_RENDER_CACHE", "render")
+
+
+def _cache_dir(variable: str, name: str) -> Path | None:
+    """``$variable`` (``off``: None), else ``name`` under ``$RECONCILER_CACHE``."""
+    where = os.environ.get(variable)
     if where == "off":
         return None
     if where:
         return Path(where)
     root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
-    return root / "render"
+    return root / name
 
 
 def manifest_tools(state_dir: Path | None = None,

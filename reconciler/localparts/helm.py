@@ -38,20 +38,19 @@ def find_kubectl() -> Path | None:
 def find_helm_batch() -> Path | None:
     """``HELM_BATCH_BINARY``, then ``helm-batch`` in the build cache (hack/helm.sh builds
     it beside helm from hack/helm-batch); None when absent."""
-    root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
-    for cand in (os.environ.get("HELM_BATCH_BINARY"),
-                 str(root / "helm" / HELM_VERSION / "helm-batch")):
-        if cand and os.access(cand, os.X_OK):
-            return Path(cand)
-    return None
+    return _built("HELM_BATCH_BINARY", f"helm/{HELM_VERSION}/helm-batch")
 
 
 def find_kustomize_batch() -> Path | None:
     """``KUSTOMIZE_BATCH_BINARY``, then ``kustomize-batch`` in the build cache (hack/helm.sh
     builds it from hack/kustomize-batch); None when absent."""
+    return _built("KUSTOMIZE_BATCH_BINARY", f"kustomize/{KUSTOMIZE_VERSION}/kustomize-batch")
+
+
+def _built(variable: str, cached: str) -> Path | None:
+    """``$variable``, then ``cached`` under the build cache, when executable."""
     root = Path(os.environ.get("RECONCILER_CACHE", Path.home() / ".cache" / "reconciler"))
-    for cand in (os.environ.get("KUSTOMIZE_BATCH_BINARY"),
-                 str(root / "kustomize" / KUSTOMIZE_VERSION / "kustomize-batch")):
+    for cand in (os.environ.get(variable), str(root / cached)):
         if cand and os.access(cand, os.X_OK):
             return Path(cand)
     return None

@@ -3,7 +3,7 @@
 Owns: turning "these paths now hold these bytes (or are gone)" into nested trees and one
 commit on a branch ref, without an index or a working tree, so the daemon can commit to
 its bare cache of the remote (signed with the daemon's key when it has one); and reading
-a file of a branch's head.
+a file of a branch's head, or a directory's tree of it once for many files.
 """
 
 from __future__ import annotations
@@ -38,6 +38,27 @@ def read_file(repo: pygit2.Repository, commit: pygit2.Commit | None, path: str) 
     except KeyError:
         return None
     return obj.data if isinstance(obj, pygit2.Blob) else None
+
+
+def tree_at(repo: pygit2.Repository, commit: pygit2.Commit | None,
+            directory: str) -> pygit2.Tree | None:
+    """The tree at ``directory`` ('' for the root) in ``commit``; None when absent."""
+    tree: pygit2.Tree | None = commit.tree if commit is not None else None
+    for name in (p for p in directory.split("/") if p):
+        tree = _subtree(repo, tree, name)
+    return tree
+
+
+def entry_id(tree: pygit2.Tree | None, name: str) -> str | None:
+    """The blob id of file ``name`` directly in ``tree``; None when there is none."""
+    if tree is None:
+        return None
+    try:
+        entry = tree[name]
+    except KeyError:
+        return None
+    return str(entry.id) if entry.filemode in (_BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE) \
+        else None
 
 
 def _subtree(repo: pygit2.Repository, tree: pygit2.Tree | None, name: str) -> pygit2.Tree | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pygit2
 
-from reconciler.adapters.git.commits import commit_files, head_commit, read_file
+from reconciler.adapters.git.commits import commit_files, entry_id, head_commit, tree_at
 from reconciler.adapters.git.sign import Signer
 from reconciler.core.statusdocs import DEFAULT_STATUS_DIR, StatusTarget
 from reconciler.core.statusyaml import render
@@ -43,38 +43,49 @@ class StatusWriter:
         self.author = author
         self.target = target or fixed_target(author)
         self.signer = signer
-        #: path -> (the text in Git, the document, the merged text) of the last render:
-        #: a cell whose document and file did not change is not merged again (ruamel's
-        #: round trip of 1,000 cells' files took 3.4 s of CPU per publish).
-        self._rendered: dict[str, tuple[bytes | None, str, bytes]] = {}
+        #: path -> (the blob id in Git, the document, the merged text, its blob id) of
+        #: the last render: a cell whose document and file did not change is not read
+        #: or merged again (ruamel's round trip of 1,000 cells' files took 3.4 s of CPU
+        #: per publish; reading each file by its path from the head's tree, ~1 s).
+        self._rendered: dict[str, tuple[str | None, str, bytes, str]] = {}
 
     def changes(self, docs: Mapping[str, Mapping[str, Any]],
                 target: StatusTarget | None = None) -> dict[str, bytes]:
         """The files whose text would change."""
         target = target or self.target()
         head = head_commit(self.repo, self.ref)
+        trees: dict[str, pygit2.Tree | None] = {}  # each directory's tree, read once
         out: dict[str, bytes] = {}
         for path, doc in docs.items():
             if not target.holds(path):
                 raise ValueError(f"{path}: status documents live under {target.prefix}")
-            old = read_file(self.repo, head, path)
-            new = self._render(path, old, doc)
-            if new != old:
+            directory, _, name = path.rpartition("/")
+            if directory not in trees:
+                trees[directory] = tree_at(self.repo, head, directory)
+            entry = entry_id(trees[directory], name)
+            new, new_id = self._render(path, entry, doc)
+            if new_id != entry:
                 out[path] = new
         return out
 
-    def _render(self, path: str, old: bytes | None, doc: Mapping[str, Any]) -> bytes:
-        """``render(old, doc)``, remembered while the file and the document stay the
-        same (the test checks a merge of its own output gives it back)."""
+    def _render(self, path: str, old_id: str | None,
+                doc: Mapping[str, Any]) -> tuple[bytes, str]:
+        """``render(old, doc)`` and its blob id, ``old`` the blob ``old_id``; remembered
+        while the file and the document stay the same, so an unchanged cell costs neither
+        a read of its file nor a merge (the test checks a merge of its own output gives
+        it back)."""
         key = json.dumps(doc, sort_keys=True, default=str)
         seen = self._rendered.get(path)
-        # the same document into the same text — or into the text it merged into last
+        # the same document into the same file — or into the file it merged into last
         # time (committed since): merging is idempotent, so the answer is the same
-        if seen is not None and seen[1] == key and old in (seen[0], seen[2]):
-            return seen[2]
+        if seen is not None and seen[1] == key and old_id in (seen[0], seen[3]):
+            return seen[2], seen[3]
+        blob = self.repo[old_id] if old_id is not None else None
+        old = blob.data if isinstance(blob, pygit2.Blob) else None
         new = render(old, doc)
-        self._rendered[path] = (old, key, new)
-        return new
+        new_id = str(pygit2.hash(new))
+        self._rendered[path] = (old_id, key, new, new_id)
+        return new, new_id
 
     def write(self, docs: Mapping[str, Mapping[str, Any]], summary: str) -> str | None:
         """One commit with every changed document; None when nothing changed."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -97,6 +99,31 @@ def test_unreachable_server_is_temporary() -> None:
     client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
     with pytest.raises(TemporaryError, match="unreachable"):
         client.samples("up", 10)
+
+
+def test_queries_reuse_one_connection_per_thread_and_reopen_a_closed_one(
+        prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = prom
+    opened: list[int] = []
+    real_connect = http.client.HTTPConnection.connect
+
+    def counting(conn: http.client.HTTPConnection) -> None:
+        opened.append(1)
+        real_connect(conn)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counting)
+    client = PrometheusClient(server.url)
+    for _ in range(20):
+        assert client.samples("vector(1)", 4) == [1.0] * 5
+    assert len(opened) == 1
+    conn = client._local.conn
+    assert conn is not None and conn.sock is not None
+    conn.sock.shutdown(socket.SHUT_RDWR)  # as a server closing an idle connection
+    assert client.samples("vector(2)", 4) == [2.0] * 5
+    assert len(opened) == 2
+    with pytest.raises(PermanentError, match="rejected the query"):  # errors as before
+        client.samples("sum(rate(", 10)
+    assert client.samples("vector(3)", 2)[0] == 3.0
 
 
 P95 = AlarmRule(

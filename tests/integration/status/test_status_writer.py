@@ -108,10 +108,15 @@ def test_unchanged_documents_are_not_merged_again(tmp_path: Path,
         return real(old, doc)
 
     monkeypatch.setattr(status, "render", counting)
+    trees: list[str] = []
+    real_tree_at = status.tree_at
+    monkeypatch.setattr(status, "tree_at", lambda repo, commit, d: (
+        trees.append(d), real_tree_at(repo, commit, d))[1])
     docs = {f"status/cells/{c}.yaml": {"cell": c, "services": {"api": {"version": "1.0.0"}}}
             for c in ("a", "b", "c")}
     assert w.write(docs, "tick") is not None
     assert sorted(merged) == ["a", "b", "c"]
+    assert trees == ["status/cells"]  # one directory: its tree read once, not per file
     for path, doc in docs.items():  # why a file's own merge result may be reused
         text = read_file(repo, head_commit(repo, REF), path)
         assert real(text, doc) == text

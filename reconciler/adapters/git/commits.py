@@ -51,22 +51,26 @@ def tree_at(repo: pygit2.Repository, commit: pygit2.Commit | None,
 
 def entry_id(tree: pygit2.Tree | None, name: str) -> str | None:
     """The blob id of file ``name`` directly in ``tree``; None when there is none."""
-    if tree is None:
-        return None
-    try:
-        entry = tree[name]
-    except KeyError:
+    entry = _entry(tree, name)
+    if entry is None:
         return None
     return str(entry.id) if entry.filemode in (_BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE) \
         else None
 
 
-def _subtree(repo: pygit2.Repository, tree: pygit2.Tree | None, name: str) -> pygit2.Tree | None:
+def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
+    """The entry ``name`` directly in ``tree``; None when there is no tree or no such entry."""
     if tree is None:
         return None
     try:
-        entry = tree[name]
+        return tree[name]
     except KeyError:
+        return None
+
+
+def _subtree(repo: pygit2.Repository, tree: pygit2.Tree | None, name: str) -> pygit2.Tree | None:
+    entry = _entry(tree, name)
+    if entry is None:
         return None
     obj = repo[entry.id]
     return obj if isinstance(obj, pygit2.Tree) else None

@@ -8,10 +8,13 @@ and the dashboard's sources (the Git cache's history, a Prometheus range query).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 
 from reconciler.adapters.errors import PermanentError
 from reconciler.adapters.git.log import GitLog
 from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.watch import DriftEvent, DriftWatcher
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform.engines import preload_embedded, sandbox_for
@@ -30,9 +33,12 @@ from reconciler.daemon.sources import Source
 
 
 def start_drift_watcher(cells: Sequence[Cell], services: tuple[str, ...],
-                        on_drift: Callable[[DriftEvent], None]) -> Watcher:
-    """One cluster-wide watch per kind over ``cells``' namespaces."""
-    watcher = DriftWatcher(list(cells), services, on_drift, clients=ClientCache())
+                        on_drift: Callable[[DriftEvent], None],
+                        watched: WatchCache | None = None) -> Watcher:
+    """One cluster-wide watch per kind over ``cells``' namespaces, keeping ``watched``
+    current for the tick's snapshot."""
+    watcher = DriftWatcher(list(cells), services, on_drift,
+                           clients=ClientCache(marks=watched), cache=watched)
     watcher.start()
     return watcher
 
@@ -66,6 +72,8 @@ def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None,
     ConfigError when the Terraform sandbox cannot be had."""
     check_terraform_sandbox(cfg)
     box: list[Daemon] = []
+    if env.fleet is None and env.start_watcher is None and env.watched is None:
+        env = replace(env, watched=WatchCache())  # the watch feeds the real snapshot
 
     def status_dir() -> str:
         good = box[0].source.reconciler.last_good if box and box[0].source else None
@@ -81,7 +89,8 @@ def build_daemon(cfg: DaemonConfig, metrics: Metrics | None = None,
         return source
 
     parts = DaemonParts(open_source=opened, leader=make_leader(cfg, shards),
-                        start_watcher=env.start_watcher or start_drift_watcher,
+                        start_watcher=env.start_watcher or
+                        partial(start_drift_watcher, watched=env.watched),
                         preload=preload_embedded, monotonic=env.monotonic,
                         dashboard=dashboard_sources(cfg, status_dir),
                         shards=(lambda: shards.map) if shards is not None else None,

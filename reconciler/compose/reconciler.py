@@ -26,6 +26,7 @@ from reconciler.adapters.git.revert import LocalGit
 from reconciler.adapters.git.sign import Signer
 from reconciler.adapters.git.tree import GitTreeSource
 from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.prometheus import PrometheusClient
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.adapters.terraform.config import StackInspector
@@ -171,6 +172,9 @@ class Environment:
     monotonic: Callable[[], float] = time.monotonic
     #: None: the Kubernetes drift watcher (``compose.daemon``).
     start_watcher: StartWatcher | None = None
+    #: The store the daemon's drift watcher keeps current; the real fleet's snapshot
+    #: reads it and its clients mark their writes in it (None: every read lists).
+    watched: WatchCache | None = None
 
 
 REAL = Environment()
@@ -189,12 +193,13 @@ def terraform_settings(s: BackendSettings) -> TerraformSettings:
         credential_files=tuple(Path(f) for f in rule.credential_files) if rule else ())
 
 
-def real_fleet(s: BackendSettings) -> FleetParts:
-    """The fleet side from the real adapters."""
-    clients = ClientCache(s.kube_qps, s.kube_burst)
+def real_fleet(s: BackendSettings, watched: WatchCache | None = None) -> FleetParts:
+    """The fleet side from the real adapters (reading ``watched`` when it can be
+    trusted instead of listing the fleet's objects)."""
+    clients = ClientCache(s.kube_qps, s.kube_burst, marks=watched)
     terraform = TerraformRunner(terraform_settings(s))
     alarms = AlarmEvaluator(PrometheusClient(s.prometheus_url)) if s.prometheus_url else None
-    kube = KubernetesApply(clients, s.policy, s.replica)
+    kube = KubernetesApply(clients, s.policy, s.replica, watched)
     migrations = MigrationRunner(clients=clients)
     return FleetParts(kube, terraform, migrations, kube.read, terraform.read,
                       ledgers=migrations.read if s.databases else None,
@@ -216,7 +221,7 @@ def status_readers(s: BackendSettings) -> Readers:
 
 def _build(load: Callable[[], LoadResult], s: BackendSettings, git: GitBackend | None,
            progress: ProgressStore, rollout: RolloutReader, env: Environment) -> Reconciler:
-    fleet = env.fleet or real_fleet(s)
+    fleet = env.fleet or real_fleet(s, env.watched)
     if fleet.stack_variables is not None:
         load = _Annotated(load, fleet.stack_variables)
     backends = Backends(kubernetes=fleet.kubernetes, terraform=fleet.terraform,

@@ -17,8 +17,9 @@ from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes import bluegreen
 from reconciler.adapters.kubernetes.apply import Change, apply_service
 from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
-from reconciler.adapters.kubernetes.snapshot import read_fleet
+from reconciler.adapters.kubernetes.snapshot import FleetReader
 from reconciler.adapters.migrations.job_runner import MigrationJobRunner
 from reconciler.adapters.migrations.report import read_phases
 from reconciler.adapters.migrations.runner import run_phase
@@ -43,6 +44,11 @@ class KubernetesApply:
     policy: Policy | None = None
     #: Sharded replicas: recorded on the inventory as the replica that applied.
     replica: str | None = None
+    #: The drift watch's store, read instead of listing when it can be trusted.
+    watched: WatchCache | None = None
+
+    def __post_init__(self) -> None:
+        self._reader = FleetReader(self.clients, self.watched)
 
     def apply(self, desired: DesiredState, cell: Cell, service: str, version: str,
               terraform_outputs: Mapping[str, JsonValue]) -> str:
@@ -67,7 +73,7 @@ class KubernetesApply:
         return f"applied {service} {version} to {cell.name}: {summary}"
 
     def read(self, desired: DesiredState) -> dict[str, dict[str, ServiceLive]]:
-        return read_fleet(desired, self.clients)
+        return self._reader(desired)
 
     def switch(self, desired: DesiredState, cell: Cell, service: str, version: str) -> str:
         result = bluegreen.switch(self.clients.for_cell(cell), cell, service, version,

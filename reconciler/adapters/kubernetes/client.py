@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import urllib3
 
@@ -99,14 +99,21 @@ def load_configuration(target: Target) -> k8s_client.Configuration:
     return cfg
 
 
+class WriteMarks(Protocol):
+    """Told of every successful write's answer (``informer.WatchCache``)."""
+
+    def wrote(self, target: Target, answer: Mapping[str, Any]) -> None: ...
+
+
 class KubeClient:
     """JSON REST calls and watches against one cluster."""
 
     def __init__(self, target: Target, timeout: float = 15.0,
-                 limiter: TokenBucket | None = None) -> None:
+                 limiter: TokenBucket | None = None, marks: WriteMarks | None = None) -> None:
         self.target = target
         self.timeout = timeout
         self.limiter = limiter
+        self.marks = marks
         from kubernetes import client as k8s_client
         self.api = k8s_client.ApiClient(load_configuration(target))
         self._resources: dict[tuple[str, str], Resource] = {}
@@ -141,7 +148,10 @@ class KubeClient:
             raise from_transport(e, f"{method} {path}") from e
         if resp.status >= 400:
             raise from_status(resp.status, data, resp.headers, f"{method} {path}")
-        return int(resp.status), (dict(json.loads(data)) if data else {})
+        answer = dict(json.loads(data)) if data else {}
+        if self.marks is not None and method != "GET":
+            self.marks.wrote(self.target, answer)
+        return int(resp.status), answer
 
     def request(self, method: str, path: str, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str = JSON) -> dict[str, Any]:
@@ -198,18 +208,21 @@ class KubeClient:
 
 class ClientCache:
     """One KubeClient per target, created on first use; each sends at most ``qps``
-    requests per second after a ``burst`` (qps 0: unlimited)."""
+    requests per second after a ``burst`` (qps 0: unlimited), and tells ``marks`` of
+    every write's answer."""
 
-    def __init__(self, qps: float = 0.0, burst: int = 1) -> None:
+    def __init__(self, qps: float = 0.0, burst: int = 1,
+                 marks: WriteMarks | None = None) -> None:
         self._clients: dict[Target, KubeClient] = {}
         self._lock = threading.Lock()
         self.qps, self.burst = qps, burst
+        self.marks = marks
 
     def for_target(self, target: Target) -> KubeClient:
         with self._lock:
             if target not in self._clients:
                 limiter = TokenBucket(self.qps, self.burst) if self.qps > 0 else None
-                self._clients[target] = KubeClient(target, limiter=limiter)
+                self._clients[target] = KubeClient(target, limiter=limiter, marks=self.marks)
             return self._clients[target]
 
     def for_cell(self, cell: Cell) -> KubeClient:

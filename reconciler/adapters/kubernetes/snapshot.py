@@ -12,12 +12,15 @@ unknown state is never reported as "not deployed".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.adapters.kubernetes.client import ClientCache, KubeClient, Target
 from reconciler.adapters.kubernetes.drift import object_drift
 from reconciler.adapters.kubernetes.errors import Forbidden
+from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.inventory import (
     Inventory,
     from_configmap,
@@ -113,8 +116,100 @@ def read_service(kube: KubeClient, cell: Cell, service: str) -> ServiceLive:
     return service_live(inv, list_live(kube, inv.refs, cell.name, service))
 
 
-def read_fleet(desired: DesiredState, clients: ClientCache | None = None
-               ) -> dict[str, dict[str, ServiceLive]]:
+@dataclass
+class _Memo:
+    """Parsed inventories and judged services, by the resource versions they came from."""
+
+    inventories: dict[Hashable, Inventory] = field(default_factory=dict)
+    services: dict[Hashable, ServiceLive] = field(default_factory=dict)
+
+
+@dataclass
+class FleetReader:
+    """``read_fleet`` for the daemon's ticks: the objects come from the drift watch's
+    store when it can be trusted (``informer.WatchCache``; else listed as before), and
+    each inventory's parse and each service's ServiceLive are reused while the objects
+    they came from keep their resource versions (health and drift depend on nothing
+    else). The memo holds only what the last read used."""
+
+    clients: ClientCache
+    cache: WatchCache | None = None
+    _memo: _Memo = field(default_factory=_Memo)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, desired: DesiredState) -> dict[str, dict[str, ServiceLive]]:
+        with self._lock:  # one read at a time: the memo is swapped at the end
+            lists = _Lists(self.cache, self._memo, _Memo())
+            out = read_fleet(desired, self.clients, lists)
+            self._memo = lists.now
+            return out
+
+
+@dataclass
+class _Lists:
+    """Where ``read_cluster`` gets its lists from, and its memo (none by default)."""
+
+    cache: WatchCache | None = None
+    before: _Memo = field(default_factory=_Memo)
+    now: _Memo = field(default_factory=_Memo)
+
+    def items(self, kube: KubeClient, api_version: str, kind: str, selector: str,
+              wanted: Callable[[Mapping[str, str]], bool]) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in the cluster that ``selector`` (and ``wanted``, the
+        same test on labels) selects: from the watch's store when it may be read."""
+        stored = self.cache.items(kube.target, api_version, kind) if self.cache else None
+        if stored is not None:
+            return [o for o in stored if wanted(_labels(o))]
+        res = kube.resource(api_version, kind)
+        body = kube.request("GET", res.collection(None), {"labelSelector": selector})
+        items: list[dict[str, Any]] = body.get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def inventory(self, cm: dict[str, Any]) -> Inventory:
+        """``from_configmap``, reused while the ConfigMap keeps its resource version."""
+        key = _versions([cm])
+        found = self.before.inventories.get(key) if key is not None else None
+        if found is None:
+            found = from_configmap(cm)
+        if key is not None:
+            self.now.inventories[key] = found
+        return found
+
+    def service(self, cm: dict[str, Any], inv: Inventory, live: dict[Ref, dict[str, Any]]
+                ) -> ServiceLive:
+        """``service_live``, reused while the inventory ConfigMap and every live object
+        keep their resource versions."""
+        key = _versions([cm, *live.values()])
+        found = self.before.services.get(key) if key is not None else None
+        if found is None:
+            found = service_live(inv, live)
+        if key is not None:
+            self.now.services[key] = found
+        return found
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _versions(objs: Sequence[Mapping[str, Any]]) -> Hashable | None:
+    """Which objects, at which resource versions; None when one has no version."""
+    parts = []
+    for obj in objs:
+        meta = obj.get("metadata") or {}
+        version = meta.get("resourceVersion")
+        if not version:
+            return None
+        parts.append((str(obj.get("kind")), str(meta.get("namespace")),
+                      str(meta.get("name")), str(version)))
+    return tuple(sorted(parts))
+
+
+def read_fleet(desired: DesiredState, clients: ClientCache | None = None,
+               lists: _Lists | None = None) -> dict[str, dict[str, ServiceLive]]:
     """cell -> service -> ServiceLive for every service with manifests in every cell."""
     cache = clients or ClientCache()
     services = sorted(n for n, s in desired.services.items() if s.manifests or s.flag or s.tool)
@@ -125,47 +220,51 @@ def read_fleet(desired: DesiredState, clients: ClientCache | None = None
     for target, cells in by_target.items():
         kube = cache.for_target(target)
         try:
-            out.update(read_cluster(kube, cells, services))
+            out.update(read_cluster(kube, cells, services, lists))
         except Forbidden:  # namespace-scoped credentials: one cell at a time
             out.update({c.name: {svc: read_service(kube, c, svc) for svc in services}
                         for c in cells})
     return {name: out[name] for name in sorted(out)}
 
 
-def read_cluster(kube: KubeClient, cells: Sequence[Cell], services: Sequence[str]
-                 ) -> dict[str, dict[str, ServiceLive]]:
+def _is_inventory(labels: Mapping[str, str]) -> bool:
+    return labels.get(LABEL_INVENTORY) == "true"
+
+
+def _is_owned(labels: Mapping[str, str]) -> bool:
+    return LABEL_CELL in labels and LABEL_SERVICE in labels
+
+
+def read_cluster(kube: KubeClient, cells: Sequence[Cell], services: Sequence[str],
+                 lists: _Lists | None = None) -> dict[str, dict[str, ServiceLive]]:
     """``read_service`` for every cell and service in one cluster, from cluster-wide
     lists: the inventories, then every kind they record."""
-    found = kube.request("GET", "/api/v1/configmaps",
-                         {"labelSelector": f"{LABEL_INVENTORY}=true"})
-    by_key = {(_meta(cm, "namespace"), _meta(cm, "name")): cm
-              for cm in found.get("items", [])}
+    lists = lists or _Lists()
+    found = lists.items(kube, "v1", "ConfigMap", f"{LABEL_INVENTORY}=true", _is_inventory)
+    by_key = {(_meta(cm, "namespace"), _meta(cm, "name")): cm for cm in found}
     invs = {(c.name, svc): by_key.get((c.kubernetes.namespace, inventory_name(c.name, svc)))
             for c in cells for svc in services}
-    parsed = {k: from_configmap(cm) for k, cm in invs.items() if cm is not None}
-    live = _list_kinds(kube, {(r.api_version, r.kind) for inv in parsed.values()
-                              for r in inv.refs})
+    parsed = {k: lists.inventory(cm) for k, cm in invs.items() if cm is not None}
+    live = _list_kinds(kube, lists, {(r.api_version, r.kind) for inv in parsed.values()
+                                     for r in inv.refs})
     out: dict[str, dict[str, ServiceLive]] = {c.name: {} for c in cells}
-    for (cell, svc), inv in ((k, parsed.get(k)) for k in invs):
-        if inv is None:
+    for (cell, svc), cm in invs.items():
+        inv = parsed.get((cell, svc))
+        if cm is None or inv is None:
             out[cell][svc] = NOTHING_APPLIED
             continue
         mine = {r: live[r] for r in inv.refs if r in live and _owned_by(live[r], cell, svc)}
-        out[cell][svc] = service_live(inv, mine)
+        out[cell][svc] = lists.service(cm, inv, mine)
     return out
 
 
-def _list_kinds(kube: KubeClient, kinds: Iterable[tuple[str, str]]
+def _list_kinds(kube: KubeClient, lists: _Lists, kinds: Iterable[tuple[str, str]]
                 ) -> dict[Ref, dict[str, Any]]:
     """Every object of ``kinds`` that carries our cell and service labels."""
     out: dict[Ref, dict[str, Any]] = {}
     for api_version, kind in sorted(kinds):
-        res = kube.resource(api_version, kind)
-        body = kube.request("GET", res.collection(None),
-                            {"labelSelector": f"{LABEL_CELL},{LABEL_SERVICE}"})
-        for item in body.get("items", []):
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
+        for item in lists.items(kube, api_version, kind, f"{LABEL_CELL},{LABEL_SERVICE}",
+                                _is_owned):
             out[ref_of(item)] = item
     return out
 

@@ -26,6 +26,7 @@ from reconciler.adapters.errors import AdapterError
 from reconciler.adapters.kubernetes.apply import Change, heal
 from reconciler.adapters.kubernetes.client import ClientCache, KubeClient, Target
 from reconciler.adapters.kubernetes.drift import object_drift
+from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.inventory import (
     Inventory,
     from_configmap,
@@ -72,6 +73,10 @@ class _Stream:
     response: Any = None
     resource_version: str | None = None
 
+    @property
+    def key(self) -> tuple[Target, str, str]:
+        return self.target, self.api_version, self.kind
+
 
 @dataclass
 class DriftWatcher:
@@ -83,6 +88,8 @@ class DriftWatcher:
     self_heal: Callable[[str, str], bool] = field(default=lambda cell, service: False)
     clients: ClientCache = field(default_factory=ClientCache)
     kinds: tuple[tuple[str, str], ...] = WATCHED_KINDS
+    #: Kept current from the streams for the tick's snapshot (None: not kept).
+    cache: WatchCache | None = None
 
     def __post_init__(self) -> None:
         self._cells = {c.name: c for c in self.cells}
@@ -119,6 +126,9 @@ class DriftWatcher:
                     resp.close()
         for th in self._threads:
             th.join(timeout=5)
+        if self.cache is not None:
+            for s in self._streams:
+                self.cache.forget(s.key)
 
     # -- watching
 
@@ -141,16 +151,37 @@ class DriftWatcher:
         kube = self.clients.for_target(s.target)
         path = kube.resource(s.api_version, s.kind).collection(s.namespace)
         query = {"labelSelector": LABEL_SERVICE}
-        if s.resource_version:
-            query["resourceVersion"] = s.resource_version
-        events = kube.stream(path, query, WATCH_SECONDS)
+        listed: list[dict[str, Any]] = []
+        if not s.resource_version:  # list, then watch from the list's version
+            listed = self._list(kube, s, path, query)
+        events = kube.stream(path, {**query, "resourceVersion": str(s.resource_version)},
+                             WATCH_SECONDS)
         s.response = next(events)
+        if self.cache is not None:
+            self.cache.heard(s.key)
+        for obj in listed:  # judged as the first sight of each object, as events are
+            if self._stop.is_set():
+                return
+            self.check(kube, obj, deleted=False)
         if first:
             self._mark_opened()
         for ev in events:
             if self._stop.is_set():
                 return
             self._on_event(kube, s, ev)
+
+    def _list(self, kube: KubeClient, s: _Stream, path: str, query: dict[str, str]
+              ) -> list[dict[str, Any]]:
+        """Every watched object now; the stream goes on from the list's version."""
+        body = kube.request("GET", path, query)
+        items: list[dict[str, Any]] = body.get("items") or []
+        for obj in items:
+            obj.setdefault("apiVersion", s.api_version)
+            obj.setdefault("kind", s.kind)
+        s.resource_version = (body.get("metadata") or {}).get("resourceVersion")
+        if self.cache is not None:
+            self.cache.listed(s.key, items, s.resource_version)
+        return items
 
     def _mark_opened(self) -> None:
         with self._lock:
@@ -161,13 +192,18 @@ class DriftWatcher:
     def _on_event(self, kube: KubeClient, s: _Stream, ev: dict[str, Any]) -> None:
         obj = ev.get("object") or {}
         if ev.get("type") == "ERROR":
-            s.resource_version = None  # 410 Gone and friends: start over
+            s.resource_version = None  # 410 Gone and friends: list again
+            if self.cache is not None:
+                self.cache.forget(s.key)
             return
         s.resource_version = (obj.get("metadata") or {}).get("resourceVersion")
+        if ev.get("type") != "BOOKMARK":
+            obj.setdefault("apiVersion", s.api_version)
+            obj.setdefault("kind", s.kind)
+        if self.cache is not None:
+            self.cache.event(s.key, str(ev.get("type")), obj)
         if ev.get("type") == "BOOKMARK":
             return
-        obj.setdefault("apiVersion", s.api_version)
-        obj.setdefault("kind", s.kind)
         self.check(kube, obj, deleted=ev.get("type") == "DELETED")
 
     # -- judging

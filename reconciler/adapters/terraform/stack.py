@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.adapters.terraform.engine import Engine, TerraformSettings
 from reconciler.adapters.terraform.engines import make_engine
-from reconciler.adapters.terraform.live import terraform_live
+from reconciler.adapters.terraform.live import Records
 from reconciler.adapters.terraform.plan import TerraformPlan
 from reconciler.adapters.terraform.workspace import Workspace, workspace_for
 from reconciler.core.hashing import stack_variables, terraform_input_hash, terraform_variables
@@ -26,6 +26,7 @@ class TerraformRunner:
     def __post_init__(self) -> None:
         if self.engine is None:
             self.engine = make_engine(self.settings)
+        self._records = Records(self.settings, self.engine)
 
     def workspace(self, desired: DesiredState, cell: Cell, service: str,
                   version: str) -> tuple[Workspace, str]:
@@ -67,5 +68,4 @@ class TerraformRunner:
         return tuple(c.address for c in self.check_drift(desired, cell, service, version).changes)
 
     def read(self, desired: DesiredState) -> dict[str, dict[str, TerraformLive]]:
-        assert self.engine is not None
-        return terraform_live(desired, self.settings, self.engine)
+        return self._records(desired)

@@ -2,7 +2,9 @@
 
 Owns: one cluster-wide watch per (cluster, kind) on objects labelled
 ``reconciler.dev/service`` (a fleet of many cells costs a handful of streams, not one per
-namespace; objects outside the watched cells' namespaces are ignored), a cache of
+namespace; objects outside the watched cells' namespaces are ignored), each stream
+listing first and watching from the list's version (again after a 410), feeding the
+tick's ``informer.WatchCache`` when given one, a cache of
 recorded inventories (refreshed from their own ConfigMap events), comparing each
 event's object with what was applied, reporting drift through a callback, and
 re-applying the recorded object when self-heal is on.

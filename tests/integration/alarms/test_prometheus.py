@@ -165,3 +165,61 @@ def test_baseline_p95_latency_on_real_promql(
         exporter.set_version("good", None)
         exporter.set_version("bad", None)
         exporter.set_version_latency("2.0.0", None)
+
+
+TWO = ('label_replace(vector(3), "a", "x", "", "") or '
+       'label_replace(vector(4), "a", "y", "", "")')  # two series: {a="x"} sorts first
+
+
+@pytest.mark.parametrize("queries", [
+    ["vector(1)", "vector(2)", TWO, "nothing_is_named_this", "vector(5) # a comment (",
+     'count(up{job=~".*[)]"}) or vector(6)'],
+    ["vector(1)", "scalar(vector(7))"],      # a scalar cannot be tagged: each alone
+    ["vector(8)"],
+    [],
+])
+def test_queries_sent_together_answer_as_each_alone(
+        prom: tuple[PrometheusServer, TestExporter], queries: list[str]) -> None:
+    client = PrometheusClient(prom[0].url)
+    assert client.samples_many(queries, 6) == [client.samples(q, 6) for q in queries]
+
+
+@pytest.mark.parametrize(("queries", "error"), [
+    (["vector(1)", "sum(rate("], "rejected the query"),               # unbalanced: alone
+    (["vector(1)", "no_such_function(up)"], "rejected the query"),    # balanced, invalid
+    # invalid alone; joined with its neighbour it would parse: never joined
+    (["vector(1)", "vector(2)) or (vector(9)"], "rejected the query"),
+])
+def test_a_bad_query_among_others_fails_as_it_does_alone(
+        prom: tuple[PrometheusServer, TestExporter], queries: list[str], error: str) -> None:
+    client = PrometheusClient(prom[0].url)
+    with pytest.raises(PermanentError, match=error):
+        client.samples(queries[-1], 6)
+    with pytest.raises(PermanentError, match=error):
+        client.samples_many(queries, 6)
+
+
+def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
+        prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, exporter = prom
+    exporter.set_error_rate("bad", 0.4)
+    client = PrometheusClient(server.url)
+    sent: list[str] = []
+    real = client._call
+
+    def counting(method: str, path: str, params: dict[str, str]) -> object:
+        sent.append(method)
+        return real(method, path, params)
+
+    monkeypatch.setattr(client, "_call", counting)
+    cells = [cell(f"c{i:03d}") for i in range(248)] + [cell("good"), cell("bad")]
+    _wait_for(lambda: evaluate(client, [RULE], [cell("bad")])[0].firing)
+    sent.clear()
+    states = evaluate(client, [RULE], cells)
+    assert len(sent) == 3, "250 cells' queries in 3 requests"
+    assert [s.cell for s in states] == [c.name for c in cells]
+    assert [s.cell for s in states if s.firing] == ["bad"]
+    alone = {c.name: evaluate(client, [RULE], [c])[0] for c in (cell("good"), cell("c000"))}
+    assert states[-2].firing is alone["good"].firing is False
+    assert states[0] == alone["c000"], "a cell without data: the same state either way"
+    exporter.set_error_rate("bad", 0.0)

@@ -58,6 +58,7 @@ def test_nothing_is_read_before_a_list() -> None:
     ([("DELETED", obj("b", "11"))], ["a"]),
     ([("BOOKMARK", {"metadata": {"resourceVersion": "12"}})], ["a", "b"]),
     ([("DELETED", obj("zzz", "11"))], ["a", "b"]),
+    ([("DELETED", obj("b", "6"))], ["a", "b"]),  # older than the object held: ignored
 ])
 def test_events_keep_the_store_current(events: list[tuple[str, dict[str, Any]]],
                                        expected: list[str]) -> None:
@@ -73,6 +74,14 @@ def test_a_modified_object_is_the_new_one() -> None:
     cache.listed(KEY, [obj("a", "3")], "10")
     newer = obj("a", "11")
     cache.event(KEY, "MODIFIED", newer)
+    assert cache.items(*KEY) == [newer]
+
+
+def test_an_older_event_never_replaces_a_newer_object() -> None:
+    cache = WatchCache()
+    newer = obj("a", "9")
+    cache.listed(KEY, [newer], "10")
+    cache.event(KEY, "MODIFIED", obj("a", "4"))  # e.g. a stopped watcher's last event
     assert cache.items(*KEY) == [newer]
 
 

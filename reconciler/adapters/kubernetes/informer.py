@@ -101,10 +101,14 @@ class WatchCache:
             if version is None:
                 store.synced = False
                 return
+            ident = _ident(obj)
+            held = store.objects.get(ident)
+            if kind != "BOOKMARK" and held is not None and (_version(held) or 0) > version:
+                return  # older than what is held (a stopped watcher's last event)
             if kind == "DELETED":
-                store.objects.pop(_ident(obj), None)
+                store.objects.pop(ident, None)
             elif kind != "BOOKMARK":
-                store.objects[_ident(obj)] = obj
+                store.objects[ident] = obj
             store.version = max(store.version, version)
             store.heard = self._clock()
             self._changed.notify_all()

@@ -9,8 +9,10 @@ otherwise None, and the caller lists from the API server as before.
 
 Resource versions are compared as integers (what etcd-backed API servers give); a
 cluster whose versions are not integers is never read from the store.
-Must never: hand out a store that lags this process's own writes, or one whose stream
-has gone quiet for longer than a watch lasts.
+Must never: hand out a store that lags this process's own writes, one whose stream
+failed (the watcher forgets it until it has listed again: an unreachable cluster is a
+failed snapshot, not the last state seen), or one whose stream has gone quiet for
+longer than a watch lasts.
 """
 
 from __future__ import annotations

@@ -141,13 +141,24 @@ class DriftWatcher:
                 self._watch_once(s, first)
             except AdapterError as e:
                 log.debug("watch %s/%s: %s", s.namespace, s.kind, e)
+                self._lost(s)
                 self._stop.wait(1.0)
             except Exception:  # a broken stream: reopen it
                 if self._stop.is_set():
                     return
                 log.exception("watch %s/%s failed", s.namespace, s.kind)
+                self._lost(s)
                 self._stop.wait(1.0)
             first = False
+
+    def _lost(self, s: _Stream) -> None:
+        """A stream that failed (the cluster unreachable, the connection broken): its
+        store is not read until it has listed again, so a tick meanwhile lists — and
+        fails while the cluster is down — instead of planning from what the watch last
+        saw."""
+        s.resource_version = None
+        if self.cache is not None:
+            self.cache.forget(s.key)
 
     def _watch_once(self, s: _Stream, first: bool) -> None:
         kube = self.clients.for_target(s.target)

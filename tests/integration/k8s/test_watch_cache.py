@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.adapters.errors import TemporaryError
 from reconciler.adapters.kubernetes.apply import apply_service
 from reconciler.adapters.kubernetes.client import ClientCache, Target
 from reconciler.adapters.kubernetes.informer import WatchCache
@@ -126,3 +127,29 @@ def test_without_the_watch_the_read_lists(
                                    "/apis/apps/v1/deployments"], \
         "the inventories, then the recorded kinds listed"
     assert str(got[c.name]["web"].version) == "4.0.0"
+
+
+def test_an_unreachable_cluster_is_a_failed_read_not_the_last_state_seen(
+        cluster_a: ControlPlane,
+        fleet: tuple[DesiredState, list[Cell], WatchCache, DriftWatcher]) -> None:
+    state, cells, cache, _ = fleet
+    clients = ClientCache(marks=cache)
+    c = cells[0]
+    apply_service(clients.for_cell(c), c, "web", "5.0.0", render(state, c, "5.0.0"))
+    reader = FleetReader(clients, cache)
+    assert str(reader(state)[c.name]["web"].version) == "5.0.0"
+    target = Target.of(c)
+    cluster_a.stop_apiserver()
+    try:
+        # the streams break at once; their stores are forgotten, so the read lists
+        wait_for("the store forgotten", lambda: cache.items(target, "apps/v1", "Deployment")
+                 is None, timeout=20)
+        with pytest.raises(TemporaryError):
+            reader(state)
+    finally:
+        cluster_a.start_apiserver()
+    wait_for("the watch listed again", lambda: cache.items(target, "apps/v1", "Deployment")
+             is not None, timeout=60)
+    lists = Lists(clients, target)
+    assert str(reader(state)[c.name]["web"].version) == "5.0.0"
+    assert lists.paths == [], "read from the store again"

@@ -42,6 +42,15 @@ class Lists:
         kube.request = request  # type: ignore[method-assign]
 
 
+def applied(state: DesiredState, cache: WatchCache, c: Cell, version: str
+            ) -> tuple[ClientCache, FleetReader]:
+    """``version`` applied to ``c`` through clients marking their writes in ``cache``;
+    those clients and a reader of the store."""
+    clients = ClientCache(marks=cache)
+    apply_service(clients.for_cell(c), c, "web", version, render(state, c, version))
+    return clients, FleetReader(clients, cache)
+
+
 @pytest.fixture
 def fleet(cluster_a: ControlPlane) -> Iterator[tuple[DesiredState, list[Cell], WatchCache,
                                                       DriftWatcher]]:
@@ -99,10 +108,8 @@ def test_changes_by_others_are_read_once_their_event_arrives(
         cluster_a: ControlPlane,
         fleet: tuple[DesiredState, list[Cell], WatchCache, DriftWatcher]) -> None:
     state, cells, cache, _ = fleet
-    clients = ClientCache(marks=cache)
     c = cells[1]
-    apply_service(clients.for_cell(c), c, "web", "3.0.0", render(state, c, "3.0.0"))
-    reader = FleetReader(clients, cache)
+    _, reader = applied(state, cache, c, "3.0.0")
     assert not reader(state)[c.name]["web"].drift
     cluster_a.kubectl("scale", "deployment", f"web-{c.name}", "-n", c.kubernetes.namespace,
                       "--replicas=5")
@@ -116,11 +123,9 @@ def test_changes_by_others_are_read_once_their_event_arrives(
 def test_without_the_watch_the_read_lists(
         fleet: tuple[DesiredState, list[Cell], WatchCache, DriftWatcher]) -> None:
     state, cells, cache, watcher = fleet
-    clients = ClientCache(marks=cache)
     c = cells[2]
-    apply_service(clients.for_cell(c), c, "web", "4.0.0", render(state, c, "4.0.0"))
+    clients, reader = applied(state, cache, c, "4.0.0")
     watcher.stop()
-    reader = FleetReader(clients, cache)
     lists = Lists(clients, Target.of(c))
     got = reader(state)
     assert sorted(lists.paths) == ["/api/v1/configmaps", "/api/v1/configmaps",
@@ -133,10 +138,8 @@ def test_an_unreachable_cluster_is_a_failed_read_not_the_last_state_seen(
         cluster_a: ControlPlane,
         fleet: tuple[DesiredState, list[Cell], WatchCache, DriftWatcher]) -> None:
     state, cells, cache, _ = fleet
-    clients = ClientCache(marks=cache)
     c = cells[0]
-    apply_service(clients.for_cell(c), c, "web", "5.0.0", render(state, c, "5.0.0"))
-    reader = FleetReader(clients, cache)
+    clients, reader = applied(state, cache, c, "5.0.0")
     assert str(reader(state)[c.name]["web"].version) == "5.0.0"
     target = Target.of(c)
     cluster_a.stop_apiserver()

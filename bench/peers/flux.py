@@ -8,8 +8,10 @@ One local control plane (reconciler.localparts.k8s), used in turn by:
    fleet's rendered per-cell objects (Namespace, ConfigMap, Deployment of
    bench/fleet_daemon.py's fleet, rendered as the daemon renders them) in a Git repository
    served by the project's Git HTTP server (git-http-backend, basic auth), one
-   GitRepository + one Kustomization per cell (path ``cells/<cell>``), namespaces
-   ``flux-<cell>``. Measured twice:
+   Kustomization per cell (path ``cells/<cell>``), namespaces ``flux-<cell>``, each with
+   its own GitRepository (``--sources per-cell``, the default) or all reading one
+   (``--sources shared``: one clone per interval instead of one per cell). Measured
+   twice:
    - default: the intervals of ``flux bootstrap`` (GitRepository 1m, Kustomization 10m),
      nothing requested;
    - best: minimum intervals (``--best-interval``) and a reconcile requested after each
@@ -28,7 +30,7 @@ the measure). Flux has no waves: it applies every cell at once; the reconciler r
 in its fleet's 4 waves (zero bake).
 
 Usage: python bench/peers/flux.py [--cells 100] [--rounds 3] [--best-interval 5s]
-       [--sides default,best,reconciler] [--drift-cells 5]
+       [--sides default,best,reconciler] [--drift-cells 5] [--sources per-cell|shared]
 """
 
 from __future__ import annotations
@@ -104,20 +106,35 @@ def write_cells(repo: Path, cells: Iterable[str], version: str) -> None:
         (d / "app.yaml").write_text(render_cell(cell, version))
 
 
-def flux_objects(cells: Iterable[str], url: str, s: Setting) -> list[dict[str, Any]]:
-    """One GitRepository and one Kustomization per cell, in ``flux-system``."""
-    out: list[dict[str, Any]] = []
+#: The one GitRepository of ``--sources shared``.
+SHARED_SOURCE = "fleet"
+
+
+def source_of(cell: str, shared: bool) -> str:
+    """The GitRepository a cell's Kustomization reads."""
+    return SHARED_SOURCE if shared else f"cell-{cell}"
+
+
+def _source(name: str, url: str, s: Setting) -> dict[str, Any]:
+    return {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": NS}, "spec": {
+                "interval": s.source_interval, "url": url, "ref": {"branch": "main"},
+                "secretRef": {"name": "git-auth"}}}
+
+
+def flux_objects(cells: Iterable[str], url: str, s: Setting,
+                 shared: bool = False) -> list[dict[str, Any]]:
+    """One Kustomization per cell, in ``flux-system``, each with its own GitRepository
+    (``shared``: one GitRepository for all, first)."""
+    out: list[dict[str, Any]] = [_source(SHARED_SOURCE, url, s)] if shared else []
     for cell in cells:
-        meta = {"name": f"cell-{cell}", "namespace": NS}
-        out.append({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                    "metadata": meta, "spec": {
-                        "interval": s.source_interval, "url": url, "ref": {"branch": "main"},
-                        "secretRef": {"name": "git-auth"}}})
+        if not shared:
+            out.append(_source(source_of(cell, shared), url, s))
         out.append({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-                    "metadata": meta, "spec": {
+                    "metadata": {"name": f"cell-{cell}", "namespace": NS}, "spec": {
                         "interval": s.kustomization_interval, "path": f"./cells/{cell}",
                         "prune": True, "sourceRef": {"kind": "GitRepository",
-                                                     "name": f"cell-{cell}"}}})
+                                                     "name": source_of(cell, shared)}}})
     return out
 
 
@@ -191,8 +208,9 @@ class Controllers:
 class FluxSide:
     """The Flux half: CRDs, credentials, the Git repository, the controllers, the objects."""
 
-    def __init__(self, stack: ExitStack, plane: ControlPlane, tmp: Path, n: int) -> None:
-        self.plane, self.tmp = plane, tmp
+    def __init__(self, stack: ExitStack, plane: ControlPlane, tmp: Path, n: int,
+                 shared: bool = False) -> None:
+        self.plane, self.tmp, self.shared = plane, tmp, shared
         self.cells = [c for c, _ in fleet_daemon.groups_of(n)]
         self.kube = KubeClient(Target(str(plane.kubeconfig)), timeout=60.0)
         bins = flux_binaries()
@@ -218,7 +236,7 @@ class FluxSide:
 
     def configure(self, s: Setting) -> None:
         """Apply (or re-apply) the GitRepositories and Kustomizations with ``s``."""
-        docs = flux_objects(self.cells, self.server.url("flux.git"), s)
+        docs = flux_objects(self.cells, self.server.url("flux.git"), s, self.shared)
         self.plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
                            stdin="\n---\n".join(json.dumps(d) for d in docs))
 
@@ -253,24 +271,25 @@ class FluxSide:
         return int(d.get("spec", {}).get("replicas", -1))
 
 
-def request_reconcile(kube: KubeClient, names: list[str], stop: threading.Event) -> None:
-    """What ``flux reconcile kustomization <name> --with-source`` does, for every name at
-    once: annotate the GitRepository, wait until it has handled that request, then
-    annotate the Kustomization."""
+def request_reconcile(kube: KubeClient, sources: dict[str, str],
+                      stop: threading.Event) -> None:
+    """What ``flux reconcile kustomization <name> --with-source`` does, for every
+    Kustomization at once (``sources``: Kustomization → its GitRepository): annotate the
+    GitRepositories, wait until each has handled that request, then annotate its
+    Kustomizations."""
     token = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
     patch = {"metadata": {"annotations": {REQUESTED_AT: token}}}
     src = f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{NS}/gitrepositories"
     ks = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{NS}/kustomizations"
-    for name in names:
+    for name in sorted(set(sources.values())):
         kube.request("PATCH", f"{src}/{name}", body=patch, content_type=MERGE)
-    pending = set(names)
+    pending = dict(sources)
     while pending and not stop.is_set():
-        for item in kube.request("GET", src).get("items", []):
-            name = item["metadata"]["name"]
-            if name in pending and item.get("status", {}).get(
-                    "lastHandledReconcileAt") == token:
-                kube.request("PATCH", f"{ks}/{name}", body=patch, content_type=MERGE)
-                pending.discard(name)
+        handled = {item["metadata"]["name"] for item in kube.request("GET", src).get("items", [])
+                   if item.get("status", {}).get("lastHandledReconcileAt") == token}
+        for name in [k for k, source in pending.items() if source in handled]:
+            kube.request("PATCH", f"{ks}/{name}", body=patch, content_type=MERGE)
+            del pending[name]
         time.sleep(0.05)
 
 
@@ -282,8 +301,8 @@ def _flux_commit(f: FluxSide, s: Setting) -> tuple[float, float]:
     stop = threading.Event()
     if s.request:
         kube = KubeClient(Target(str(f.plane.kubeconfig)), timeout=60.0)
-        names = [f"cell-{c}" for c in f.cells]
-        threading.Thread(target=request_reconcile, args=(kube, names, stop),
+        sources = {f"cell-{c}": source_of(c, f.shared) for c in f.cells}
+        threading.Thread(target=request_reconcile, args=(kube, sources, stop),
                          daemon=True).start()
     limit = 120.0 + 2 * len(f.cells) + (0 if s.request else 60)
     try:
@@ -388,9 +407,10 @@ def _partial(side: str, result: dict[str, Any]) -> None:
 
 
 def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
-        drift_cells: int, drift_timeout: float) -> dict[str, Any]:
+        drift_cells: int, drift_timeout: float, shared: bool = False) -> dict[str, Any]:
     load = [round(os.getloadavg()[0], 2)]
-    result: dict[str, Any] = {"cells": n, "rounds": rounds, "flux_version": FLUX_VERSION}
+    result: dict[str, Any] = {"cells": n, "rounds": rounds, "flux_version": FLUX_VERSION,
+                              "sources": "shared" if shared else "per-cell"}
     tmp = Path(tempfile.mkdtemp(prefix="reconciler-peer-flux-"))
     try:
         with ExitStack() as outer:
@@ -398,7 +418,7 @@ def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
             outer.callback(plane.stop)
             if {"default", "best"} & set(sides):
                 with ExitStack() as stack:
-                    f = FluxSide(stack, plane, tmp, n)
+                    f = FluxSide(stack, plane, tmp, n, shared)
                     best = Setting("best", best_interval, best_interval, request=True)
                     for s in (DEFAULT, best):
                         if s.name in sides:
@@ -438,6 +458,9 @@ def main() -> None:
                     help="Flux: cells drifted at once (one interval's window)")
     ap.add_argument("--drift-timeout", type=float, default=720.0,
                     help="seconds to wait for Flux to heal a drift")
+    ap.add_argument("--sources", choices=("per-cell", "shared"), default="per-cell",
+                    help="Flux: one GitRepository per cell, or one shared by every "
+                         "Kustomization (fewer clones: for 1,000 cells)")
     args = ap.parse_args()
     if args.cells < 5:
         ap.error("--cells: at least 5 (every wave of the fleet needs a cell)")
@@ -445,7 +468,8 @@ def main() -> None:
     if set(sides) - set(SIDES):
         ap.error(f"unknown sides: {', '.join(sorted(set(sides) - set(SIDES)))}")
     print(json.dumps(run(args.cells, args.rounds, sides, args.best_interval,
-                         args.drift_cells, args.drift_timeout), indent=2))
+                         args.drift_cells, args.drift_timeout, args.sources == "shared"),
+                     indent=2))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,12 @@ def test_the_table_gives_the_ratio_of_medians() -> None:
         "measure": "drift_to_healed", "reconciler_s": 0.6, "flux_default_s": 300.0,
         "flux_best_s": 4.5, "x_vs_default": 500.0, "x_vs_best": 7.5}
     assert rows["commit_to_first_cell_applied"]["x_vs_best"] is None
+
+
+def test_a_shared_source_is_one_git_repository_read_by_every_kustomization() -> None:
+    objs = flux.flux_objects(["b000", "b001"], "http://127.0.0.1:1/flux.git", flux.DEFAULT,
+                             shared=True)
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("GitRepository", "fleet"), ("Kustomization", "cell-b000"),
+        ("Kustomization", "cell-b001")]
+    assert {o["spec"]["sourceRef"]["name"] for o in objs[1:]} == {"fleet"}

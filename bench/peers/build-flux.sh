@@ -42,7 +42,7 @@ build() {
   cp -r "$dir" "$SRC/$name"
   chmod -R u+w "$SRC/$name"
   tmp="$(mktemp -d "$OUT/.build.XXXXXX")"
-  trap 'rm -rf "$tmp"' EXIT
+  trap 'rm -rf "${tmp:-}"' EXIT
   local edits=(-dropreplace "$mod/api") pin
   for pin in "${PINS[@]}"; do
     grep -q "${pin%%=*} " "$SRC/$name/go.mod" && edits+=(-replace "$pin")

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes import bluegreen
-from reconciler.adapters.kubernetes.apply import Change, apply_service
-from reconciler.adapters.kubernetes.client import ClientCache
+from reconciler.adapters.kubernetes.apply import Change, Held, apply_service
+from reconciler.adapters.kubernetes.client import ClientCache, Target
 from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
 from reconciler.adapters.kubernetes.snapshot import FleetReader
@@ -65,7 +65,8 @@ class KubernetesApply:
         if svc.strategy in COLOURED:
             result = bluegreen.converge(kube, cell, service, version, objs, shape_of(svc))
         else:
-            result = apply_service(kube, cell, service, version, objs, self.replica)
+            result = apply_service(kube, cell, service, version, objs, self.replica,
+                                   self._held(cell))
         counts: dict[str, int] = {}
         for change in result.changes:
             counts[change.action] = counts.get(change.action, 0) + 1
@@ -74,6 +75,14 @@ class KubernetesApply:
 
     def read(self, desired: DesiredState) -> dict[str, dict[str, ServiceLive]]:
         return self._reader(desired)
+
+    def _held(self, cell: Cell) -> Held:
+        """What the drift watch holds of ``cell``'s objects (nothing when not watched)."""
+        watched, target = self.watched, Target.of(cell)
+        if watched is None:
+            return lambda _: None
+        return lambda ref: watched.held(target, ref.api_version, ref.kind,
+                                        ref.namespace or "", ref.name)
 
     def switch(self, desired: DesiredState, cell: Cell, service: str, version: str) -> str:
         result = bluegreen.switch(self.clients.for_cell(cell), cell, service, version,

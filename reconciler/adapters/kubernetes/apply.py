@@ -1,9 +1,10 @@
 """Applying one service to one cell: server-side apply, inventory, prune, self-heal.
 
-Owns: the apply sequence — record pending references in the inventory, apply every
-object (field manager ``reconciler``, conflicts forced), prune what the previous
-inventory held and the new one does not, then record the new inventory — and the
-change set it returns (created / configured / deleted / skipped, like fluxcd's ssa).
+Owns: the apply sequence — record pending references in the inventory (when the apply
+may create an object it does not name yet), apply every object (field manager
+``reconciler``, conflicts forced), prune what the previous inventory held and the new one
+does not, then record the new inventory — and the change set it returns (created /
+configured / deleted / skipped, like fluxcd's ssa).
 Prune deletes only objects from our inventory that still carry our labels and field
 manager, with a uid precondition; nothing is ever listed and deleted. Nothing is taken
 over: before anything is written, every object must be absent or already ours for this
@@ -14,7 +15,7 @@ two cells claiming one object, no adoption of objects someone else created).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,16 +118,29 @@ def _owner(live: Mapping[str, Any]) -> str:
     return "reconciler did not create it"
 
 
+#: What the drift watch holds of one object now (None: not held, or not trusted).
+Held = Callable[[Ref], Mapping[str, Any] | None]
+
+
+def _nothing_held(_: Ref) -> None:
+    return None
+
+
 def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: str,
-                 service: str, namespace: str) -> None:
+                 service: str, namespace: str, held: Held = _nothing_held) -> None:
     """Refuse (PermanentError) when an object would land outside the cell's namespace or
-    would take over an existing object that is not ours for this cell and service."""
+    would take over an existing object that is not ours for this cell and service.
+    An object the watch holds as ours is not read again (the watch selects on our
+    labels: a foreign object is never held, so it is always read)."""
     for obj in intent:
         ref = ref_of(obj)
         if ref.kind not in CLUSTER_KINDS and ref.namespace != namespace:
             raise PermanentError(
                 f"{ref}: a namespaced object of cell {cell} must be in its namespace "
                 f"{namespace}; refusing to apply {service}")
+        seen = held(ref)
+        if seen is not None and is_ours(seen, cell, service):
+            continue
         live = kube.get(_path(kube, ref))
         if live is not None and not is_ours(live, cell, service):
             raise PermanentError(
@@ -137,21 +151,32 @@ def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: st
 
 def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
                   rendered: Iterable[Mapping[str, Any]],
-                  applied_by: str | None = None) -> ApplyResult:
+                  applied_by: str | None = None, held: Held = _nothing_held) -> ApplyResult:
     """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``;
-    ``applied_by`` (a sharded replica's identity) is recorded on the inventory."""
+    ``applied_by`` (a sharded replica's identity) is recorded on the inventory; ``held``
+    answers what the drift watch holds (see ``check_claims``).
+
+    Requests: a namespace is looked up (and created) only when no inventory exists yet
+    (an inventory lives in it), and pending references are recorded only when the apply
+    may create an object the inventory does not already name — a version bump of the
+    same objects is their applies and one inventory write."""
     ns = cell.kubernetes.namespace
     objs = [dict(o) for o in rendered]
-    ensure_namespace(kube, ns)
-    old = read_inventory(kube, cell.name, service, ns) or Inventory()
+    old = read_inventory(kube, cell.name, service, ns)
+    if old is None:
+        ensure_namespace(kube, ns)
+        old = Inventory()
     previous = old.version if old.version and old.version != version else old.previous
     h = manifest_hash(objs)
     intent = sorted((decorate(o, cell.name, service, version, ns, h, previous) for o in objs),
                     key=apply_order)
-    check_claims(kube, intent, cell.name, service, ns)
+    check_claims(kube, intent, cell.name, service, ns, held)
     refs = tuple(ref_of(o) for o in intent)
-    write_inventory(kube, cell.name, service, ns, Inventory(
-        old.version, old.previous, old.applied_hash, old.objects, refs))
+    recorded = set(old.refs) | set(old.pending)
+    if not set(refs) <= recorded:  # a crash from here on must still know to prune them
+        pending = refs + tuple(r for r in old.pending if r not in refs)
+        write_inventory(kube, cell.name, service, ns, Inventory(
+            old.version, old.previous, old.applied_hash, old.objects, pending))
     changes = [apply_object(kube, o) for o in intent]
     stale = sorted((set(old.refs) | set(old.pending)) - set(refs), reverse=True,
                    key=lambda r: (apply_order({"kind": r.kind, "apiVersion": r.api_version,

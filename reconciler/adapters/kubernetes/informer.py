@@ -127,7 +127,19 @@ class WatchCache:
         with self._changed:
             self._stores.pop(key, None)
 
-    # -- what the snapshot reads
+    # -- what the snapshot and the apply read
+
+    def held(self, target: Target, api_version: str, kind: str, namespace: str,
+             name: str) -> dict[str, Any] | None:
+        """One object as the watch holds it now, without waiting for this process's
+        writes; None when not held or the store cannot be trusted. Shared: not to be
+        changed."""
+        with self._changed:
+            store = self._stores.get((target, api_version, kind))
+            if store is None or not store.synced or \
+                    self._clock() - store.heard > self._stale:
+                return None
+            return store.objects.get((namespace, name))
 
     def items(self, target: Target, api_version: str, kind: str) -> list[dict[str, Any]] | None:
         """The objects of ``kind`` in ``target``, or None when they cannot be trusted (not

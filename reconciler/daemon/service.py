@@ -38,9 +38,10 @@ from reconciler.engine.tick import Reconciler, TickReport
 
 log = logging.getLogger("reconciler.daemon")
 
-#: While ticks make progress back to back, status is committed at most this often (the
-#: steps are not held up by commits; the local progress store is what a restart resumes
-#: from). A tick that makes no progress, a revert and a shutdown always publish.
+#: While ticks follow each other at once (one made progress, or a watch event asked for
+#: the next while it ran), status is committed at most this often (the steps are not held
+#: up by commits; the local progress store is what a restart resumes from). A tick that
+#: nothing follows, a revert and a shutdown always publish.
 STATUS_COALESCE_SECONDS = 5.0
 #: Sharded replicas: how soon a replica waiting for another's wave-level commit fetches.
 FOLLOW_SECONDS = 1.0
@@ -266,7 +267,10 @@ class Daemon:
                                   o.step.kind != StepKind.REVERT_COMMIT
                                   for o in report.outcomes)
         again = progress and not self.stop_event.is_set()
-        if again and not adopted and self.parts.monotonic() - self._last_publish < \
+        # a watch event (a rollout's health, a drift) asked for the next tick meanwhile:
+        # it runs at once, so the commit waits for it as after progress
+        followed = again or self._reconcile.wanted.is_set()
+        if followed and not adopted and self.parts.monotonic() - self._last_publish < \
                 STATUS_COALESCE_SECONDS:
             self._unpublished = report  # committed after the next tick (or at shutdown)
         else:

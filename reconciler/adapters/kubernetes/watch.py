@@ -9,7 +9,10 @@ recorded inventories (refreshed from their own ConfigMap events), comparing each
 event's object with what was applied, reporting drift through a callback, and
 re-applying the recorded object when self-heal is on.
 While an apply is in flight (the inventory lists pending objects, or the object
-carries a newer hash) nothing is judged, so a rollout is never fought.
+carries a newer hash) nothing is judged, so a rollout is never fought. With the tick's
+store, an object seen ahead of its inventory is judged when the inventory's own event
+arrives (from the store: the stream never stops to read an inventory, so it keeps up
+with a wave of hundreds of applies); without it, the inventory is read again.
 Also reports a workload whose health changed (an event with no drift and ``health``
 set, e.g. a Deployment whose rollout finished): the daemon plans again at once instead
 of at its next interval, so a wave follows the one before it as soon as that is healthy.
@@ -97,6 +100,10 @@ class DriftWatcher:
         self._cells = {c.name: c for c in self.cells}
         self._services = set(self.services)
         self._inventories: dict[tuple[str, str], Inventory | None] = {}
+        #: Services whose inventory came from a ConfigMap event (it follows each apply).
+        self._streamed: set[tuple[str, str]] = set()
+        #: Services with objects seen ahead of their inventory: judged at its event.
+        self._deferred: set[tuple[str, str]] = set()
         #: Last health seen per workload (namespace, kind, name).
         self._health: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
@@ -246,8 +253,15 @@ class DriftWatcher:
         if key is None:
             return
         if is_inventory(obj):
+            inv = None if deleted else from_configmap(obj)
             with self._lock:
-                self._inventories[key] = None if deleted else from_configmap(obj)
+                self._inventories[key] = inv
+                (self._streamed.discard if deleted else self._streamed.add)(key)
+                rejudge = inv is not None and not inv.pending and key in self._deferred
+                if rejudge:
+                    self._deferred.discard(key)
+            if rejudge and inv is not None:
+                self._rejudge(kube, key, inv)
             return
         self._health_change(key, obj, deleted)
         inv = self._current_inventory(kube, key, obj)
@@ -281,10 +295,34 @@ class DriftWatcher:
         inv = self._inventory(kube, key, fresh=False)
         live_hash = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANN_HASH)
         if inv is None or inv.pending or (live_hash and live_hash != inv.applied_hash):
+            with self._lock:
+                defer = self.cache is not None and key in self._streamed
+                if defer:
+                    self._deferred.add(key)
+            if defer:  # the inventory's event follows the apply and judges it then
+                return None
             inv = self._inventory(kube, key, fresh=True)
         if inv is None or inv.pending:
             return None
         return inv
+
+    def _rejudge(self, kube: KubeClient, key: tuple[str, str], inv: Inventory) -> None:
+        """The objects of an apply whose events came ahead of its inventory, judged as
+        the store holds them now (an object already carrying another hash belongs to
+        a later apply, and waits for its inventory in turn)."""
+        assert self.cache is not None
+        for intent in inv.objects:
+            ref = ref_of(intent)
+            live = self.cache.held(kube.target, ref.api_version, ref.kind,
+                                   ref.namespace or "", ref.name)
+            if live is None:
+                continue
+            live_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(ANN_HASH)
+            if live_hash and live_hash != inv.applied_hash:
+                continue
+            drift = object_drift(ref, intent, live)
+            if drift:
+                self._report(kube, key, inv, dict(live), tuple(drift))
 
     def _report(self, kube: KubeClient, key: tuple[str, str], inv: Inventory,
                 obj: dict[str, Any], drift: tuple[Drift, ...]) -> None:

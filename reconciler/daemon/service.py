@@ -39,9 +39,11 @@ from reconciler.engine.tick import Reconciler, TickReport
 log = logging.getLogger("reconciler.daemon")
 
 #: While ticks follow each other at once (one made progress, or a watch event asked for
-#: the next while it ran), status is committed at most this often (the steps are not held
-#: up by commits; the local progress store is what a restart resumes from). A tick that
-#: nothing follows, a revert and a shutdown always publish.
+#: the next while it ran) or a wave is in progress, status is committed at most this often
+#: (the steps are not held up by commits; the local progress store is what a restart
+#: resumes from). A tick that nothing follows, a revert and a shutdown always publish;
+#: what a deferred commit would have said is committed at the latest this long after the
+#: last commit.
 STATUS_COALESCE_SECONDS = 5.0
 #: Sharded replicas: how soon a replica waiting for another's wave-level commit fetches.
 FOLLOW_SECONDS = 1.0
@@ -67,6 +69,11 @@ class Always:
 
 def _nothing() -> None:
     return None
+
+
+def _in_progress(report: TickReport) -> bool:
+    """A wave has cells applied and not yet settled: their health events bring a tick."""
+    return report.plan is not None and any(w.state == "in-progress" for w in report.plan.waves)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,7 @@ class Daemon:
         self._fetch = _Trigger(self._do_fetch, self.stop_event)
         self._reconcile = _Trigger(self._do_reconcile, self.stop_event)
         self._phase_timer: threading.Timer | None = None
+        self._publish_timer: threading.Timer | None = None
         secret = cfg.webhook_secret()
         register_secret(secret.decode(errors="replace"))
         self.dashboard = Dashboard(cfg.dashboard, cfg.reconcile_interval, parts.dashboard,
@@ -267,14 +275,7 @@ class Daemon:
                                   o.step.kind != StepKind.REVERT_COMMIT
                                   for o in report.outcomes)
         again = progress and not self.stop_event.is_set()
-        # a watch event (a rollout's health, a drift) asked for the next tick meanwhile:
-        # it runs at once, so the commit waits for it as after progress
-        followed = again or self._reconcile.wanted.is_set()
-        if followed and not adopted and self.parts.monotonic() - self._last_publish < \
-                STATUS_COALESCE_SECONDS:
-            self._unpublished = report  # committed after the next tick (or at shutdown)
-        else:
-            self._publish(report)
+        self._publish_or_defer(report, again, adopted)
         self._notify_ready()
         for listener in self.tick_listeners:
             listener(report)
@@ -282,6 +283,39 @@ class Daemon:
         self._follow_wave_level(report)
         if again:
             self._reconcile.wanted.set()  # progress made: look again at once
+
+    def _publish_or_defer(self, report: TickReport, again: bool, adopted: bool) -> None:
+        """Commit status now, or leave it to a tick soon after: one that follows at once
+        (this one made progress, or a watch event asked for the next meanwhile) or —
+        running in the background — the one a wave in progress is waiting for (its
+        workloads' health events bring it). Deferred at most ``STATUS_COALESCE_SECONDS``
+        after the last commit: a timer then commits what the last tick saw."""
+        elapsed = self.parts.monotonic() - self._last_publish
+        followed = again or self._reconcile.wanted.is_set() or (
+            self.background and _in_progress(report))
+        if adopted or not followed or elapsed >= STATUS_COALESCE_SECONDS:
+            self._publish(report)
+            return
+        self._unpublished = report  # committed by a later tick, the timer or shutdown
+        if self.background and (self._publish_timer is None or
+                                 not self._publish_timer.is_alive()):
+            self._publish_timer = threading.Timer(STATUS_COALESCE_SECONDS - elapsed,
+                                                  self._publish_deferred)
+            self._publish_timer.daemon = True
+            self._publish_timer.start()
+
+    def _publish_deferred(self) -> None:
+        """The coalescing timer: commit the last tick's status unless a tick is running
+        (it commits, the time being up)."""
+        if not self._reconcile.lock.acquire(blocking=False):
+            return
+        try:
+            if self._unpublished is not None and not self.stop_event.is_set():
+                self._publish(self._unpublished)
+        finally:
+            self._reconcile.lock.release()
+        if self._reconcile.wanted.is_set():  # asked for while the lock was held here
+            self._reconcile()
 
     def _wake_at_phase_end(self, desired: DesiredState | None, report: TickReport) -> None:
         """A canary step's pause or a shadow phase ending before the next tick: tick then,

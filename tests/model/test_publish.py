@@ -6,8 +6,13 @@ tick of a run always publishes.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from reconciler.daemon import service
 from reconciler.engine.tick import TickReport
 from tests.model.world import World
 
@@ -45,5 +50,42 @@ def test_a_tick_followed_at_once_leaves_the_commit_to_the_next(tmp_path: Path) -
         ticks = 5  # no event this time: the tick that nothing follows publishes
         daemon.step()
         assert seen == ["publish after tick 6"], seen
+    finally:
+        world.close()
+
+
+def test_a_wave_in_progress_defers_the_commit_to_the_timer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "STATUS_COALESCE_SECONDS", 1.0)
+    world = World(tmp_path)
+    try:
+        daemon = world.daemon
+        assert daemon is not None and daemon.source is not None
+        world.do("tick", False)
+        quiet = world.reports[-1]
+        assert quiet.plan is not None and quiet.plan.waves
+        first = replace(quiet.plan.waves[0], state="in-progress")
+        moving = replace(quiet, plan=replace(quiet.plan, waves=(first, *quiet.plan.waves[1:])))
+        source, seen = daemon.source, list[TickReport]()
+        publish = source.publish
+
+        def publishing(report: TickReport) -> None:
+            seen.append(report)
+            publish(report)
+
+        source.publish = publishing  # type: ignore[method-assign]
+        daemon.background = True  # as ``reconciler run``: health events bring the next tick
+        try:
+            daemon._publish_or_defer(quiet, again=False, adopted=False)
+            assert seen == [quiet], "nothing in progress, nothing follows: committed at once"
+            started = time.monotonic()
+            daemon._publish_or_defer(moving, again=False, adopted=False)
+            assert seen == [quiet], "a wave in progress: left to the tick its health brings"
+            while len(seen) < 2 and time.monotonic() - started < 10:
+                time.sleep(0.05)
+            assert seen == [quiet, moving], "committed by the timer when no tick came"
+            assert time.monotonic() - started >= 0.9
+        finally:
+            daemon.background = False
     finally:
         world.close()

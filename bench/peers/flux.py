@@ -144,6 +144,19 @@ def stats(xs: list[float]) -> dict[str, float]:
             "max_s": round(max(xs), 3), "n": len(xs)}
 
 
+def poll_first(n: int) -> float:
+    """Seconds between Flux's lists while waiting for its first cell: each lists every
+    Deployment (any cell may be first), so at 1,000 cells (megabytes a list) 0.5 s, not
+    to take the 2 cores from the controllers measured."""
+    return max(0.05, n / 2000)
+
+
+def poll_all(n: int) -> float:
+    """Seconds between the lists of every Deployment while waiting for all cells (both
+    sides): 0.2 s at 100 cells, 1 s at 1,000."""
+    return max(0.2, n / 1000)
+
+
 def ratio(theirs: dict[str, float] | None, ours: dict[str, float] | None) -> float | None:
     """How many times faster the reconciler's median is (None when one is missing)."""
     if not theirs or not ours or ours["median_s"] <= 0:
@@ -306,9 +319,10 @@ def _flux_commit(f: FluxSide, s: Setting) -> tuple[float, float]:
                          daemon=True).start()
     limit = 120.0 + 2 * len(f.cells) + (0 if s.request else 60)
     try:
-        first = f.wait(lambda: f.applied(v) >= 1, "the first cell", limit) - t0
+        first = f.wait(lambda: f.applied(v) >= 1, "the first cell", limit,
+                       every=poll_first(len(f.cells))) - t0
         every = f.wait(lambda: f.applied(v) >= len(f.cells), "every cell", limit,
-                       every=0.2) - t0
+                       every=poll_all(len(f.cells))) - t0
     finally:
         stop.set()
     return first, every
@@ -370,7 +384,7 @@ def measure_reconciler(stack: ExitStack, plane: ControlPlane, tmp: Path, n: int,
         v = b.next_version()
         t0 = b.push(v)
         firsts.append(b.wait(partial(b.canary_on, v), "the canary") - t0)
-        alls.append(b.wait(partial(b.everywhere, v), "every cell", every=0.2,
+        alls.append(b.wait(partial(b.everywhere, v), "every cell", every=poll_all(n),
                            timeout=max(600, 2 * n)) - t0)
         b.wait(partial(b.finished, v), "the waves done", every=0.5,
                timeout=max(600, 2 * n))

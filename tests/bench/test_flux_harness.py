@@ -64,3 +64,8 @@ def test_a_shared_source_is_one_git_repository_read_by_every_kustomization() -> 
         ("GitRepository", "fleet"), ("Kustomization", "cell-b000"),
         ("Kustomization", "cell-b001")]
     assert {o["spec"]["sourceRef"]["name"] for o in objs[1:]} == {"fleet"}
+
+
+def test_polling_thins_out_with_the_fleet() -> None:
+    assert (flux.poll_first(100), flux.poll_all(100)) == (0.05, 0.2)
+    assert (flux.poll_first(1000), flux.poll_all(1000)) == (0.5, 1.0)

@@ -362,6 +362,7 @@ def measure_flux(f: FluxSide, s: Setting, rounds: int, drift_cells: int,
         alls.append(every)
     out["commit_to_first_cell_applied"] = stats(firsts)
     out["commit_to_all_cells_applied"] = stats(alls)
+    print(json.dumps({f"flux_{s.name}_commits": out}), file=sys.stderr, flush=True)
     # Drift is healed at a Kustomization's next interval (nobody requests it): several
     # cells drift at once, each one's time is a sample of one window.
     out["drift_to_healed"] = stats(_flux_drift(f, f.cells[-drift_cells:], drift_timeout))
@@ -420,6 +421,14 @@ def _partial(side: str, result: dict[str, Any]) -> None:
     print(json.dumps({side: result[side]}), file=sys.stderr, flush=True)
 
 
+def _reconciler_side(plane: ControlPlane, tmp: Path, n: int, rounds: int,
+                     result: dict[str, Any], load: list[float]) -> None:
+    with ExitStack() as stack:
+        result["reconciler"] = measure_reconciler(stack, plane, tmp, n, rounds)
+        load.append(round(os.getloadavg()[0], 2))
+        _partial("reconciler", result)
+
+
 def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
         drift_cells: int, drift_timeout: float, shared: bool = False) -> dict[str, Any]:
     load = [round(os.getloadavg()[0], 2)]
@@ -430,22 +439,22 @@ def run(n: int, rounds: int, sides: tuple[str, ...], best_interval: str,
         with ExitStack() as outer:
             plane = start_control_plane("peers", nodes=4)
             outer.callback(plane.stop)
+            reconciler = partial(_reconciler_side, plane, tmp / "rec", n, rounds, result, load)
+            if sides and sides[0] == "reconciler":  # first, as asked
+                reconciler()
             if {"default", "best"} & set(sides):
                 with ExitStack() as stack:
                     f = FluxSide(stack, plane, tmp, n, shared)
                     best = Setting("best", best_interval, best_interval, request=True)
-                    for s in (DEFAULT, best):
+                    for s in sorted((DEFAULT, best), key=lambda s: (
+                            sides.index(s.name) if s.name in sides else len(sides))):
                         if s.name in sides:
                             result[f"flux_{s.name}"] = measure_flux(
                                 f, s, rounds, min(drift_cells, n), drift_timeout)
                             load.append(round(os.getloadavg()[0], 2))
                             _partial(f"flux_{s.name}", result)
-            if "reconciler" in sides:
-                with ExitStack() as stack:
-                    result["reconciler"] = measure_reconciler(stack, plane, tmp / "rec", n,
-                                                              rounds)
-                    load.append(round(os.getloadavg()[0], 2))
-                    _partial("reconciler", result)
+            if "reconciler" in sides[1:]:
+                reconciler()
     except SystemExit:
         print(f"kept for inspection: {tmp}", file=sys.stderr)
         raise
@@ -465,7 +474,8 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=100, help="at least 5 (the fleet's 4 waves)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sides", default=",".join(SIDES),
-                    help=f"comma-separated subset of {', '.join(SIDES)}")
+                    help=f"comma-separated subset of {', '.join(SIDES)}, run in that order "
+                         "(the reconciler first or last)")
     ap.add_argument("--best-interval", default="5s",
                     help="Flux best: the GitRepository and Kustomization interval")
     ap.add_argument("--drift-cells", type=int, default=5,

@@ -287,12 +287,14 @@ class Daemon:
     def _publish_or_defer(self, report: TickReport, again: bool, adopted: bool) -> None:
         """Commit status now, or leave it to a tick soon after: one that follows at once
         (this one made progress, or a watch event asked for the next meanwhile) or —
-        running in the background — the one a wave in progress is waiting for (its
-        workloads' health events bring it). Deferred at most ``STATUS_COALESCE_SECONDS``
-        after the last commit: a timer then commits what the last tick saw."""
+        running in the background, one replica — the one a wave in progress is waiting
+        for (its workloads' health events bring it; sharded replicas learn each other's
+        wave-level records from these commits, so they commit at once). Deferred at most
+        ``STATUS_COALESCE_SECONDS`` after the last commit: a timer then commits what the
+        last tick saw."""
         elapsed = self.parts.monotonic() - self._last_publish
         followed = again or self._reconcile.wanted.is_set() or (
-            self.background and _in_progress(report))
+            self.background and self.parts.shards is None and _in_progress(report))
         if adopted or not followed or elapsed >= STATUS_COALESCE_SECONDS:
             self._publish(report)
             return

@@ -67,6 +67,23 @@ class SteppedDaemon:
         raise AssertionError(f"not converged in {timeout}s; last plan: {summary}")
 
 
+def _drift_events(d: SteppedDaemon, cell: str) -> float:
+    return d.daemon.metrics.registry.get_sample_value(
+        "reconciler_drift_events_total", {"cell": cell, "service": "shop"}) or 0.0
+
+
+@contextmanager
+def drift_reported(d: SteppedDaemon, cell: str, timeout: float = 30.0) -> Iterator[None]:
+    """Around a change made by hand to ``cell``'s shop: on leaving, wait until the daemon's
+    drift watch has reported drift there (so the store a tick reads holds the change)."""
+    seen = _drift_events(d, cell)
+    yield
+    deadline = time.monotonic() + timeout
+    while _drift_events(d, cell) <= seen:
+        assert time.monotonic() < deadline, f"the watch never reported drift on {cell}"
+        time.sleep(0.05)
+
+
 @contextmanager
 def stepped_daemon(fleet: Fleet) -> Iterator[SteppedDaemon]:
     """The daemon ``reconciler run --repo file://<fleet.remote>`` builds, opened and

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.engine.executor import Outcome
 from tests.e2e.conftest import CELLS, Fleet
-from tests.e2e.support import SteppedDaemon, live_versions, stepped_daemon
+from tests.e2e.support import SteppedDaemon, drift_reported, live_versions, stepped_daemon
 from tests.e2e.test_rollout import converged, done_steps
 
 pytestmark = pytest.mark.e2e
@@ -74,9 +74,14 @@ def _drift_by_hand(fleet: Fleet, d: SteppedDaemon) -> None:
     before = _deployment(fleet, ns)
     spec = before["spec"]
     assert isinstance(spec, dict)
-    fleet.plane.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=7")
-    fleet.plane.kubectl("set", "image", "deployment/shop", "-n", ns,
-                        "shop=registry.local/shop:hacked")
+    # one write with both changes; the tick reads the drift watch's store, which holds a
+    # change by someone else once its event has arrived: wait for the watch to report it
+    with drift_reported(d, "e2e-z1"):
+        fleet.plane.kubectl("patch", "deployment", "shop", "-n", ns, "--type=json", "-p",
+                            json.dumps([{"op": "replace", "path": "/spec/replicas", "value": 7},
+                                        {"op": "replace",
+                                         "path": "/spec/template/spec/containers/0/image",
+                                         "value": "registry.local/shop:hacked"}]))
     report = d.tick()
     live = report.live.service("e2e-z1", "shop") if report.live else None
     assert live is not None and live.drift, "drift not reported"

@@ -15,7 +15,7 @@ from reconciler.compose.oneshot import load_directory
 from reconciler.engine.executor import Outcome
 from reconciler.localparts.helm import find_helm, find_kubectl
 from tests.e2e.conftest import CELLS, Fleet, unavailable
-from tests.e2e.support import SteppedDaemon, live_versions, stepped_daemon
+from tests.e2e.support import SteppedDaemon, drift_reported, live_versions, stepped_daemon
 from tests.e2e.test_rollout import converged, done_steps, index_of
 
 pytestmark = pytest.mark.e2e
@@ -189,9 +189,12 @@ def _waves_in_order(log: list[Outcome]) -> None:
 
 def _drift_healed(fleet: Fleet, d: SteppedDaemon, version: str) -> None:
     ns = _namespace(fleet, "e2e-r1")
-    fleet.plane.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=5")
-    fleet.plane.kubectl("set", "image", "deployment/shop", "-n", ns,
-                        "shop=registry.local/shop:hacked")
+    with drift_reported(d, "e2e-r1"):  # one write with both changes, seen by the watch
+        fleet.plane.kubectl("patch", "deployment", "shop", "-n", ns, "--type=json", "-p",
+                            json.dumps([{"op": "replace", "path": "/spec/replicas", "value": 5},
+                                        {"op": "replace",
+                                         "path": "/spec/template/spec/containers/0/image",
+                                         "value": "registry.local/shop:hacked"}]))
     report = d.tick()
     heals = [o for o in report.outcomes if o.step.kind == "kubernetes-apply"]
     assert heals and heals[0].status == "done" and "heal drift" in heals[0].step.detail

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -139,20 +140,40 @@ class MigrationRunner:
         return MigrationRead(phases, faults)
 
 
+#: How long one evaluation of the alarm rules stands for the same desired state: the
+#: range queries' step, the finest resolution their answers have. While a wave's
+#: workloads report, ticks come several a second, and evaluating every rule for every
+#: cell was most of each one (and of Prometheus's work), taking the two cores from the
+#: controllers rolling the wave out.
+ALARM_REUSE_SECONDS = 1.0
+
+
 @dataclass
 class AlarmEvaluator:
-    """Evaluates the fleet's and services' alarm rules for every cell; ``analyse`` runs
-    the baseline comparisons and logs each decision when it changes."""
+    """Evaluates the fleet's and services' alarm rules for every cell (at most once per
+    ``reuse_seconds`` for the same desired state); ``analyse`` runs the baseline
+    comparisons and logs each decision when it changes."""
 
     client: PrometheusClient
     decided: dict[tuple[str, str], str] = field(default_factory=dict)
+    reuse_seconds: float = ALARM_REUSE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    #: The last evaluation: its rules and cells (what the queries are made of), when it
+    #: started, its states.
+    _last: tuple[object, float, tuple[AlarmState, ...]] | None = field(
+        default=None, init=False, repr=False)
 
     def read(self, desired: DesiredState) -> tuple[AlarmState, ...]:
         rules = list(desired.fleet.alarms)
         for svc in desired.services.values():
             rules += svc.alarms
         cells: Sequence[Cell] = [desired.cells[n] for n in sorted(desired.cells)]
-        return tuple(evaluate(self.client, rules, cells))
+        key, now, last = (tuple(rules), tuple(cells)), self.clock(), self._last
+        if last is not None and 0 <= now - last[1] < self.reuse_seconds and last[0] == key:
+            return last[2]
+        states = tuple(evaluate(self.client, rules, cells))
+        self._last = (key, now, states)
+        return states
 
     def analyse(self, desired: DesiredState,
                 services: Mapping[str, Mapping[str, ServiceLive]]) -> tuple[AlarmState, ...]:

@@ -39,11 +39,11 @@ from reconciler.engine.tick import Reconciler, TickReport
 log = logging.getLogger("reconciler.daemon")
 
 #: While ticks follow each other at once (one made progress, or a watch event asked for
-#: the next while it ran) or a wave is in progress, status is committed at most this often
-#: (the steps are not held up by commits; the local progress store is what a restart
-#: resumes from). A tick that nothing follows, a revert and a shutdown always publish;
-#: what a deferred commit would have said is committed at the latest this long after the
-#: last commit.
+#: the next while it ran) or a wave is in progress, the status commit waits (the steps are
+#: not held up by commits; the local progress store is what a restart resumes from), at
+#: most this long after the first tick it left uncommitted: status in Git is never more
+#: than this far behind the daemon. A tick that nothing follows, a revert and a shutdown
+#: always publish.
 STATUS_COALESCE_SECONDS = 5.0
 #: Sharded replicas: how soon a replica waiting for another's wave-level commit fetches.
 FOLLOW_SECONDS = 1.0
@@ -161,8 +161,9 @@ class Daemon:
         self._held_shards: tuple[int, ...] = ()
         self._following = threading.Lock()
         self._next_drift = 0.0
-        self._last_publish = 0.0
         self._unpublished: TickReport | None = None
+        #: When the oldest uncommitted tick ended (None: everything committed).
+        self._deferred_since: float | None = None
         self.drift_watch = DriftWatch(parts.start_watcher, self._on_live_drift,
                                       self._on_live_health)
 
@@ -290,15 +291,19 @@ class Daemon:
         running in the background, one replica — the one a wave in progress is waiting
         for (its workloads' health events bring it; sharded replicas learn each other's
         wave-level records from these commits, so they commit at once). Deferred at most
-        ``STATUS_COALESCE_SECONDS`` after the last commit: a timer then commits what the
-        last tick saw."""
-        elapsed = self.parts.monotonic() - self._last_publish
+        ``STATUS_COALESCE_SECONDS`` after the first tick left uncommitted (not after the
+        last commit: a rollout pushed just after a commit would have one in its first
+        seconds): a timer then commits what the last tick saw."""
+        now = self.parts.monotonic()
+        elapsed = now - (now if self._deferred_since is None else self._deferred_since)
         followed = again or self._reconcile.wanted.is_set() or (
             self.background and self.parts.shards is None and _in_progress(report))
         if adopted or not followed or elapsed >= STATUS_COALESCE_SECONDS:
             self._publish(report)
             return
         self._unpublished = report  # committed by a later tick, the timer or shutdown
+        if self._deferred_since is None:
+            self._deferred_since = now
         if self.background and (self._publish_timer is None or
                                  not self._publish_timer.is_alive()):
             self._publish_timer = threading.Timer(STATUS_COALESCE_SECONDS - elapsed,
@@ -401,7 +406,7 @@ class Daemon:
 
     def _publish(self, report: TickReport) -> None:
         assert self.source is not None
-        self._last_publish, self._unpublished = self.parts.monotonic(), None
+        self._unpublished, self._deferred_since = None, None
         with log_context(revision=report.revision):
             try:
                 self.source.publish(report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,47 @@ def test_a_wave_in_progress_defers_the_commit_to_the_timer(
                 time.sleep(0.05)
             assert seen == [quiet, moving], "committed by the timer when no tick came"
             assert time.monotonic() - started >= 0.9
+        finally:
+            daemon.background = False
+    finally:
+        world.close()
+
+
+def test_the_timer_counts_from_the_first_tick_left_uncommitted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollout pushed soon after a commit is not committed in its first seconds: the
+    limit is how long status has waited, not how long ago the last commit was."""
+    monkeypatch.setattr(service, "STATUS_COALESCE_SECONDS", 1.0)
+    world = World(tmp_path)
+    try:
+        daemon = world.daemon
+        assert daemon is not None and daemon.source is not None
+        world.do("tick", False)
+        quiet = world.reports[-1]
+        assert quiet.plan is not None and quiet.plan.waves
+        first = replace(quiet.plan.waves[0], state="in-progress")
+        moving = replace(quiet, plan=replace(quiet.plan, waves=(first, *quiet.plan.waves[1:])))
+        source, seen = daemon.source, list[tuple[TickReport, float]]()
+        publish = source.publish
+
+        def publishing(report: TickReport) -> None:
+            seen.append((report, time.monotonic()))
+            publish(report)
+
+        source.publish = publishing  # type: ignore[method-assign]
+        daemon.background = True
+        try:
+            daemon._publish_or_defer(quiet, again=False, adopted=False)
+            world.clock.now += timedelta(seconds=0.7)  # the commit was 0.7 s ago
+            started = time.monotonic()
+            daemon._publish_or_defer(moving, again=False, adopted=False)
+            world.clock.now += timedelta(seconds=0.5)
+            daemon._publish_or_defer(moving, again=True, adopted=False)
+            assert [r for r, _ in seen] == [quiet], "1.2 s after the commit, 0.5 s waited"
+            while len(seen) < 2 and time.monotonic() - started < 10:
+                time.sleep(0.05)
+            assert [r for r, _ in seen] == [quiet, moving], "committed by the timer"
+            assert seen[1][1] - started >= 0.9, "a full second after the first deferral"
         finally:
             daemon.background = False
     finally:

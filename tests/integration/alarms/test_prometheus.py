@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import socket
@@ -12,6 +13,7 @@ import pytest
 
 from reconciler.adapters.errors import PermanentError, TemporaryError
 from reconciler.adapters.prometheus import PrometheusClient, evaluate
+from reconciler.compose.wiring import ALARM_REUSE_SECONDS, AlarmEvaluator
 from reconciler.core import analysis
 from reconciler.core.live import AlarmState
 from reconciler.core.model import AlarmRule, Cell, KubernetesTarget, SourceRef, frozen_map
@@ -23,6 +25,7 @@ from reconciler.localparts.prometheus import (
     prometheus_binary,
     prometheus_with_exporter,
 )
+from tests.engine.support import desired as engine_desired
 
 pytestmark = pytest.mark.alarms
 
@@ -223,3 +226,34 @@ def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
     assert states[-2].firing is alone["good"].firing is False
     assert states[0] == alone["c000"], "a cell without data: the same state either way"
     exporter.set_error_rate("bad", 0.0)
+
+
+def test_the_alarms_are_evaluated_once_a_step_for_the_same_rules_and_cells(
+        prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = prom[0]
+    client = PrometheusClient(server.url)
+    sent: list[str] = []
+    real = client._call
+
+    def counting(method: str, path: str, params: dict[str, str]) -> object:
+        sent.append(method)
+        return real(method, path, params)
+
+    monkeypatch.setattr(client, "_call", counting)
+    now = [100.0]
+    evaluator = AlarmEvaluator(client, clock=lambda: now[0])
+    base = engine_desired()
+    fleet = dataclasses.replace(base.fleet, alarms=(RULE,))
+    desired = dataclasses.replace(base, fleet=fleet)
+    first = evaluator.read(desired)
+    assert len(sent) == 1 and len(first) == len(desired.cells)
+    now[0] += 0.5
+    assert evaluator.read(dataclasses.replace(desired, revision="same-content")) == first
+    assert len(sent) == 1, "the same rules and cells within the step: no query"
+    evaluator.read(dataclasses.replace(desired, fleet=dataclasses.replace(
+        fleet, alarms=(dataclasses.replace(RULE, threshold=0.5),))))
+    assert len(sent) == 2, "another rule: queried at once"
+    now[0] += ALARM_REUSE_SECONDS
+    evaluator.read(desired)
+    evaluator.read(desired)
+    assert len(sent) == 3, "a step later: queried again, once"

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from reconciler.adapters.errors import AdapterError, PermanentError
 from reconciler.adapters.kubernetes import bluegreen
-from reconciler.adapters.kubernetes.apply import Change, Held, apply_service
+from reconciler.adapters.kubernetes.apply import Change, Held, apply_service, nothing_held
 from reconciler.adapters.kubernetes.client import ClientCache, Target
 from reconciler.adapters.kubernetes.informer import WatchCache
 from reconciler.adapters.kubernetes.jobs import KubernetesJobs
@@ -81,7 +81,7 @@ class KubernetesApply:
         """What the drift watch holds of ``cell``'s objects (nothing when not watched)."""
         watched, target = self.watched, Target.of(cell)
         if watched is None:
-            return lambda _: None
+            return nothing_held
         return lambda ref: watched.held(target, ref.api_version, ref.kind,
                                         ref.namespace or "", ref.name)
 

@@ -122,12 +122,12 @@ def _owner(live: Mapping[str, Any]) -> str:
 Held = Callable[[Ref], Mapping[str, Any] | None]
 
 
-def _nothing_held(_: Ref) -> None:
+def nothing_held(_: Ref) -> None:
     return None
 
 
 def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: str,
-                 service: str, namespace: str, held: Held = _nothing_held) -> None:
+                 service: str, namespace: str, held: Held = nothing_held) -> None:
     """Refuse (PermanentError) when an object would land outside the cell's namespace or
     would take over an existing object that is not ours for this cell and service.
     An object the watch holds as ours is not read again (the watch selects on our
@@ -151,7 +151,7 @@ def check_claims(kube: KubeClient, intent: Iterable[Mapping[str, Any]], cell: st
 
 def apply_service(kube: KubeClient, cell: Cell, service: str, version: str,
                   rendered: Iterable[Mapping[str, Any]],
-                  applied_by: str | None = None, held: Held = _nothing_held) -> ApplyResult:
+                  applied_by: str | None = None, held: Held = nothing_held) -> ApplyResult:
     """Apply ``rendered`` (from core.render) as ``service`` at ``version`` in ``cell``;
     ``applied_by`` (a sharded replica's identity) is recorded on the inventory; ``held``
     answers what the drift watch holds (see ``check_claims``).

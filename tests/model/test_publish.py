@@ -55,36 +55,44 @@ def test_a_tick_followed_at_once_leaves_the_commit_to_the_next(tmp_path: Path) -
         world.close()
 
 
+def _wave_reports(world: World) -> tuple[service.Daemon, TickReport, TickReport,
+                                         list[tuple[TickReport, float]]]:
+    """The daemon after a settled tick, that tick's report, the same with its first wave
+    in progress, and the list of (report, when) the daemon publishes from then on."""
+    daemon = world.daemon
+    assert daemon is not None and daemon.source is not None
+    world.do("tick", False)
+    quiet = world.reports[-1]
+    assert quiet.plan is not None and quiet.plan.waves
+    first = replace(quiet.plan.waves[0], state="in-progress")
+    moving = replace(quiet, plan=replace(quiet.plan, waves=(first, *quiet.plan.waves[1:])))
+    source, seen = daemon.source, list[tuple[TickReport, float]]()
+    publish = source.publish
+
+    def publishing(report: TickReport) -> None:
+        seen.append((report, time.monotonic()))
+        publish(report)
+
+    source.publish = publishing  # type: ignore[method-assign]
+    return daemon, quiet, moving, seen
+
+
 def test_a_wave_in_progress_defers_the_commit_to_the_timer(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "STATUS_COALESCE_SECONDS", 1.0)
     world = World(tmp_path)
     try:
-        daemon = world.daemon
-        assert daemon is not None and daemon.source is not None
-        world.do("tick", False)
-        quiet = world.reports[-1]
-        assert quiet.plan is not None and quiet.plan.waves
-        first = replace(quiet.plan.waves[0], state="in-progress")
-        moving = replace(quiet, plan=replace(quiet.plan, waves=(first, *quiet.plan.waves[1:])))
-        source, seen = daemon.source, list[TickReport]()
-        publish = source.publish
-
-        def publishing(report: TickReport) -> None:
-            seen.append(report)
-            publish(report)
-
-        source.publish = publishing  # type: ignore[method-assign]
+        daemon, quiet, moving, seen = _wave_reports(world)
         daemon.background = True  # as ``reconciler run``: health events bring the next tick
         try:
             daemon._publish_or_defer(quiet, again=False, adopted=False)
-            assert seen == [quiet], "nothing in progress, nothing follows: committed at once"
+            assert [r for r, _ in seen] == [quiet], "nothing in progress, nothing follows"
             started = time.monotonic()
             daemon._publish_or_defer(moving, again=False, adopted=False)
-            assert seen == [quiet], "a wave in progress: left to the tick its health brings"
+            assert [r for r, _ in seen] == [quiet], "a wave in progress: left to its ticks"
             while len(seen) < 2 and time.monotonic() - started < 10:
                 time.sleep(0.05)
-            assert seen == [quiet, moving], "committed by the timer when no tick came"
+            assert [r for r, _ in seen] == [quiet, moving], "committed by the timer"
             assert time.monotonic() - started >= 0.9
         finally:
             daemon.background = False
@@ -99,21 +107,7 @@ def test_the_timer_counts_from_the_first_tick_left_uncommitted(
     monkeypatch.setattr(service, "STATUS_COALESCE_SECONDS", 1.0)
     world = World(tmp_path)
     try:
-        daemon = world.daemon
-        assert daemon is not None and daemon.source is not None
-        world.do("tick", False)
-        quiet = world.reports[-1]
-        assert quiet.plan is not None and quiet.plan.waves
-        first = replace(quiet.plan.waves[0], state="in-progress")
-        moving = replace(quiet, plan=replace(quiet.plan, waves=(first, *quiet.plan.waves[1:])))
-        source, seen = daemon.source, list[tuple[TickReport, float]]()
-        publish = source.publish
-
-        def publishing(report: TickReport) -> None:
-            seen.append((report, time.monotonic()))
-            publish(report)
-
-        source.publish = publishing  # type: ignore[method-assign]
+        daemon, quiet, moving, seen = _wave_reports(world)
         daemon.background = True
         try:
             daemon._publish_or_defer(quiet, again=False, adopted=False)

@@ -202,11 +202,9 @@ def test_a_bad_query_among_others_fails_as_it_does_alone(
         client.samples_many(queries, 6)
 
 
-def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
-        prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
-    server, exporter = prom
-    exporter.set_error_rate("bad", 0.4)
-    client = PrometheusClient(server.url)
+def _counting(client: PrometheusClient, monkeypatch: pytest.MonkeyPatch
+              ) -> tuple[PrometheusClient, list[str]]:
+    """``client``, and the list of the requests it sends from now on (their methods)."""
     sent: list[str] = []
     real = client._call
 
@@ -215,6 +213,14 @@ def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
         return real(method, path, params)
 
     monkeypatch.setattr(client, "_call", counting)
+    return client, sent
+
+
+def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
+        prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, exporter = prom
+    exporter.set_error_rate("bad", 0.4)
+    client, sent = _counting(PrometheusClient(server.url), monkeypatch)
     cells = [cell(f"c{i:03d}") for i in range(248)] + [cell("good"), cell("bad")]
     _wait_for(lambda: evaluate(client, [RULE], [cell("bad")])[0].firing)
     sent.clear()
@@ -231,15 +237,7 @@ def test_a_fleet_s_alarms_take_a_request_per_hundred_cells(
 def test_the_alarms_are_evaluated_once_a_step_for_the_same_rules_and_cells(
         prom: tuple[PrometheusServer, TestExporter], monkeypatch: pytest.MonkeyPatch) -> None:
     server = prom[0]
-    client = PrometheusClient(server.url)
-    sent: list[str] = []
-    real = client._call
-
-    def counting(method: str, path: str, params: dict[str, str]) -> object:
-        sent.append(method)
-        return real(method, path, params)
-
-    monkeypatch.setattr(client, "_call", counting)
+    client, sent = _counting(PrometheusClient(server.url), monkeypatch)
     now = [100.0]
     evaluator = AlarmEvaluator(client, clock=lambda: now[0])
     base = engine_desired()

@@ -70,11 +70,22 @@ def _wave_reports(world: World) -> tuple[service.Daemon, TickReport, TickReport,
     publish = source.publish
 
     def publishing(report: TickReport) -> None:
-        seen.append((report, time.monotonic()))
-        publish(report)
+        when = time.monotonic()
+        publish(report)  # seen once done: the test ends after the timer's commit, not in it
+        seen.append((report, when))
 
     source.publish = publishing  # type: ignore[method-assign]
     return daemon, quiet, moving, seen
+
+
+def _stop_timer(daemon: service.Daemon) -> None:
+    """Back to the foreground, with no timer thread left to outlive the test."""
+    daemon.background = False
+    timer = daemon._publish_timer
+    if timer is not None:
+        timer.cancel()
+        timer.join(10)
+        assert not timer.is_alive(), "the status timer did not finish"
 
 
 def test_a_wave_in_progress_defers_the_commit_to_the_timer(
@@ -95,7 +106,7 @@ def test_a_wave_in_progress_defers_the_commit_to_the_timer(
             assert [r for r, _ in seen] == [quiet, moving], "committed by the timer"
             assert time.monotonic() - started >= 0.9
         finally:
-            daemon.background = False
+            _stop_timer(daemon)
     finally:
         world.close()
 
@@ -122,6 +133,6 @@ def test_the_timer_counts_from_the_first_tick_left_uncommitted(
             assert [r for r, _ in seen] == [quiet, moving], "committed by the timer"
             assert seen[1][1] - started >= 0.9, "a full second after the first deferral"
         finally:
-            daemon.background = False
+            _stop_timer(daemon)
     finally:
         world.close()

@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 REQUESTS_PER_SECOND = 100.0
 #: The latency histogram's bucket bounds (seconds) and a cell's latency until set.
@@ -51,6 +53,19 @@ def _ready(url: str) -> bool:
             return int(resp.status) == 200
     except OSError:
         return False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """The exporter's server: a scrape Prometheus gave up on (its timeout, under load)
+    closes the connection mid-answer; that is the scraper's choice, not an error to
+    print a traceback for. Any other error is reported as usual."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -267,7 +282,7 @@ class TestExporter:
             def log_message(self, *args: object) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

@@ -255,3 +255,25 @@ def test_the_alarms_are_evaluated_once_a_step_for_the_same_rules_and_cells(
     evaluator.read(desired)
     evaluator.read(desired)
     assert len(sent) == 3, "a step later: queried again, once"
+
+
+@pytest.mark.parametrize("error, printed", [
+    (BrokenPipeError(32, "Broken pipe"), False),        # the scraper gave up mid-answer
+    (ConnectionResetError(104, "Connection reset"), False),
+    (ValueError("a bug in the exporter"), True),          # anything else is still shown
+])
+def test_the_exporter_is_quiet_only_about_a_scrape_given_up(
+        error: Exception, printed: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    exporter = TestExporter(["c1"])
+    exporter.start()
+    try:
+        server = exporter._server
+        assert server is not None
+        try:
+            raise error
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        exporter.stop()
+    err = capsys.readouterr().err
+    assert ("Traceback" in err and str(error) in err) == printed, err

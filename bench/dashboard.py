@@ -102,7 +102,8 @@ def main() -> None:
         out["api_status_gzip_bytes"] = _size(f"{base}/api/status", True)
         out["api_rollout_bytes"] = _size(f"{base}/api/rollout/api", False)
         with chromium() as driver:
-            warm, cold = [], []
+            warm: list[float] = []
+            cold: list[float] = []
             for k in range(args.repeat):
                 if k % 2:  # a new tick: this load's requests build the views
                     dashboard.on_tick(reports[0])

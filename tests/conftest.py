@@ -22,7 +22,8 @@ STUCK_IN_C = 1200  # seconds; pytest-timeout (pyproject) fails a test stuck in P
 
 @pytest.fixture(autouse=True)
 def _stuck_test_guard() -> Iterator[None]:
-    faulthandler.dump_traceback_later(STUCK_IN_C, exit=True, file=sys.__stderr__)
+    out = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+    faulthandler.dump_traceback_later(STUCK_IN_C, exit=True, file=out)
     try:
         yield
     finally:

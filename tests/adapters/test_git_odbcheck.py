@@ -41,9 +41,11 @@ def test_a_sound_commit_reads_back_with_its_links(repo: pygit2.Repository) -> No
     second = _commit(repo, "two", [first])
     obj = loose.read(_objects(repo), str(second))
     assert obj is not None and obj.kind == b"commit"
-    assert loose.links(obj) == [str(repo[second].tree_id), str(first)]
-    tree = loose.read(_objects(repo), str(repo[second].tree_id))
-    assert tree is not None and loose.links(tree) == [str(repo[second].tree["status.yaml"].id)]
+    commit = repo[second]
+    assert isinstance(commit, pygit2.Commit)
+    assert loose.links(obj) == [str(commit.tree_id), str(first)]
+    tree = loose.read(_objects(repo), str(commit.tree_id))
+    assert tree is not None and loose.links(tree) == [str(commit.tree["status.yaml"].id)]
 
 
 def test_an_object_that_is_not_loose_is_none(repo: pygit2.Repository) -> None:
@@ -94,7 +96,10 @@ def test_salvage_copies_the_queue_oldest_first(repo: pygit2.Repository,
     q2 = _commit(repo, "q2", [q1])
     got = loose.salvage(_objects(repo), str(q2), fresh, str(base), 100)
     assert got == [str(q1), str(q2)]
-    assert fresh[q2].tree["status.yaml"].data == b"q2"
+    commit = fresh[q2]
+    assert isinstance(commit, pygit2.Commit)
+    blob = commit.tree["status.yaml"]
+    assert isinstance(blob, pygit2.Blob) and blob.data == b"q2"
 
 
 def test_salvage_refuses_a_damaged_queue_and_a_runaway_one(repo: pygit2.Repository,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -56,6 +57,6 @@ def test_drift_targets(case: dict[str, Any]) -> None:
     cells = dict(desired.cells)
     for name, tf_vars in (case.get("cell_vars") or {}).items():
         cells[name] = replace(cells[name], terraform_vars=frozen_map(tf_vars))
-    desired = replace(desired, cells=frozen_map(cells))
+    desired = replace(desired, cells=MappingProxyType(cells))
     assert terraform_drift_targets(desired, applied) == tuple(
         DriftTarget(c, "app", "1.1.0") for c in case["expect"])

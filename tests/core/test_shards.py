@@ -106,8 +106,9 @@ def test_nothing_held_nothing_owned() -> None:
 
 
 def test_status_documents_split_between_the_replicas() -> None:
-    docs = {"status/desired.yaml": {}, "status/rollouts/shop.yaml": {},
-            "status/cells/c1.yaml": {}, "status/cells/c2.yaml": {}}
+    docs: dict[str, dict[str, object]] = {
+        "status/desired.yaml": {}, "status/rollouts/shop.yaml": {},
+        "status/cells/c1.yaml": {}, "status/cells/c2.yaml": {}}
     shards = ShardMap(2, {0: "r1", 1: "r2"})
     split = {r: owned_documents(docs, "status", shards.owns(r, ["c1", "c2"]))
              for r in ("r1", "r2")}

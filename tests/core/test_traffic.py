@@ -56,9 +56,10 @@ def test_split(split: Split, shape: Shape, want_weights: dict[str, int],
 
 
 def test_other_backends_and_filters_are_left_alone() -> None:
-    foreign = [{"name": "shop", "namespace": "other", "port": 80},  # another namespace
-               {"name": "billing", "port": 80},                     # not the service's
-               {"name": "shop", "kind": "ServiceImport", "group": "multicluster.x-k8s.io"}]
+    foreign: list[dict[str, Any]] = [
+        {"name": "shop", "namespace": "other", "port": 80},     # another namespace
+        {"name": "billing", "port": 80},                        # not the service's
+        {"name": "shop", "kind": "ServiceImport", "group": "multicluster.x-k8s.io"}]
     header = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": []}}
     theirs = {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "audit"}}}
     route = _route(SHOP, *foreign, filters=[header, theirs])
@@ -75,7 +76,7 @@ def test_other_backends_and_filters_are_left_alone() -> None:
 
 
 def test_coloured_service_selects_one_colour() -> None:
-    svc = {"kind": "Service", "metadata": {"name": "shop"},
+    svc: dict[str, Any] = {"kind": "Service", "metadata": {"name": "shop"},
            "spec": {"selector": {"app": "shop"}, "clusterIP": "10.0.0.1",
                     "ports": [{"port": 80}]}}
     out = coloured_service(svc, "green")

@@ -38,16 +38,16 @@ class _Started:
     def stop(self) -> None:
         self.stopped += 1
 
+    def start(self, cells: Sequence[Cell], services: tuple[str, ...],
+              cb: Callable[[DriftSeen], None]) -> _Started:
+        """The watch's ``start``: remember the callback, hand this back as the watcher."""
+        self.callback.append(cb)
+        return self
+
 
 def _watch(drift: list[DriftSeen], health: list[DriftSeen]) -> tuple[DriftWatch, _Started]:
     started = _Started()
-
-    def start(cells: Sequence[Cell], services: tuple[str, ...],
-              cb: Callable[[DriftSeen], None]) -> _Started:
-        started.callback.append(cb)
-        return started
-
-    w = DriftWatch(start, drift.append, health.append)
+    w = DriftWatch(started.start, drift.append, health.append)
     w.ensure(desired_of({"files": {}}))
     assert len(started.callback) == 1
     return w, started
@@ -71,7 +71,7 @@ def test_events_are_routed(event: _Event, to_drift: int, to_health: int) -> None
 def test_without_a_health_handler_a_health_change_is_dropped() -> None:
     drift: list[DriftSeen] = []
     started = _Started()
-    w = DriftWatch(lambda c, s, cb: started.callback.append(cb) or started, drift.append)
+    w = DriftWatch(started.start, drift.append)
     w.ensure(desired_of({"files": {}}))
     started.callback[0](_Event("c1", "app", health="Healthy"))
     assert drift == []

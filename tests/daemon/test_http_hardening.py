@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 
 import pytest
@@ -57,9 +57,10 @@ def _response(s: socket.socket) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-def _post(headers: dict[str, str] | list[tuple[str, bytes]], body: bytes = BODY) -> bytes:
+def _post(headers: Mapping[str, str] | Sequence[tuple[str, str | bytes]],
+          body: bytes = BODY) -> bytes:
     items = [(k, v.encode() if isinstance(v, str) else v) for k, v in
-             (headers.items() if isinstance(headers, dict) else headers)]
+             (headers.items() if isinstance(headers, Mapping) else headers)]
     lines = [b"POST /webhook HTTP/1.1", b"Host: x", b"Content-Length: %d" % len(body)]
     lines += [k.encode() + b": " + v for k, v in items]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body

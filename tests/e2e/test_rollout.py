@@ -35,6 +35,11 @@ def index_of(log: list[Outcome], pred: Callable[[Step], bool]) -> list[int]:
     return [i for i, o in enumerate(log) if o.status == "done" and pred(o.step)]
 
 
+def of(kind: str, cell: str | None) -> Callable[[Step], bool]:
+    """A ``kind`` step of ``cell``."""
+    return lambda s: s.kind == kind and s.cell == cell
+
+
 def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> None:
     with stepped_daemon(fleet) as d:
         log: list[Outcome] = []
@@ -45,15 +50,14 @@ def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> No
         log.clear()
         d.run_until(converged, log)
 
-    applies = {c: index_of(log, lambda s, c=c: s.kind == "kubernetes-apply" and s.cell == c)
-               for c in CELLS}
+    applies = {c: index_of(log, of("kubernetes-apply", c)) for c in CELLS}
     assert all(len(v) == 1 for v in applies.values()), applies
     c1, z1, r1, r2 = (applies[c][0] for c in CELLS)
     bakes = {s.wave: i for i, s in enumerate(o.step for o in log)
              if s.kind == "bake" and s.to_version == "2.0.0"}
     assert c1 < bakes["canary"] < z1 < bakes["zone"] < min(r1, r2), (applies, bakes)
     for cell in CELLS:
-        expand = index_of(log, lambda s, c=cell: s.kind == "migration-expand" and s.cell == c)
+        expand = index_of(log, of("migration-expand", cell))
         assert expand and expand[0] < applies[cell][0]
     contracts = index_of(log, lambda s: s.kind == "migration-contract")
     assert len(contracts) == len(CELLS)
@@ -63,8 +67,8 @@ def test_bump_promotes_wave_by_wave_with_expand_and_contract(fleet: Fleet) -> No
     tf = done_steps(log, "terraform-apply")
     assert {s.cell for s in tf} == set(CELLS)
     for step in tf:
-        assert index_of(log, lambda s, c=step.cell: s.kind == "terraform-apply" and
-                        s.cell == c)[0] < applies[step.cell][0]
+        assert step.cell is not None
+        assert index_of(log, of("terraform-apply", step.cell))[0] < applies[step.cell][0]
     queue = config_value(fleet, "e2e-c1", "QUEUE")
     assert queue == "orders-e2e-c1"  # a Terraform output rendered into the manifest
 
@@ -96,9 +100,9 @@ def _breach_and_rollback(fleet: Fleet, d: SteppedDaemon) -> None:
     # with the reason; the bad version is never applied again after the rollback
     d.run_until(converged, log)
     fleet.pull()
-    reverts = fleet.git("log", "--format=%H", "--grep", "Reconciler-Rollback-Of").split()
-    assert len(reverts) == 1, reverts
-    message = fleet.git("log", "-1", "--format=%B", reverts[0])
+    commits = fleet.git("log", "--format=%H", "--grep", "Reconciler-Rollback-Of").split()
+    assert len(commits) == 1, commits
+    message = fleet.git("log", "-1", "--format=%B", commits[0])
     bump = fleet.git("log", "-1", "--format=%H", "--grep", "bump shop to 2.1.0")
     assert f"Reconciler-Rollback-Of: {bump}" in message and "error-rate" in message
     assert "version: 2.0.0" in (fleet.repo / "releases" / "shop.yaml").read_text()

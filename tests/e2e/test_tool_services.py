@@ -16,7 +16,7 @@ from reconciler.engine.executor import Outcome
 from reconciler.localparts.helm import find_helm, find_kubectl
 from tests.e2e.conftest import CELLS, Fleet, unavailable
 from tests.e2e.support import SteppedDaemon, drift_reported, live_versions, stepped_daemon
-from tests.e2e.test_rollout import converged, done_steps, index_of
+from tests.e2e.test_rollout import converged, done_steps, index_of, of
 
 pytestmark = pytest.mark.e2e
 
@@ -178,8 +178,7 @@ def test_tool_rendered_service_bad_version_is_rolled_back_and_reverted(
 
 
 def _waves_in_order(log: list[Outcome]) -> None:
-    applies = {c: index_of(log, lambda s, c=c: s.kind == "kubernetes-apply" and s.cell == c)
-               for c in CELLS}
+    applies = {c: index_of(log, of("kubernetes-apply", c)) for c in CELLS}
     assert all(len(v) == 1 for v in applies.values()), applies
     c1, z1, r1, r2 = (applies[c][0] for c in CELLS)
     bakes = {s.wave: i for i, s in enumerate(o.step for o in log)

@@ -97,7 +97,7 @@ def _bake_start_leaks_state(mp: pytest.MonkeyPatch) -> None:
 
     def bake(step: Step, desired: DesiredState, b: Backends, now: datetime) -> str:
         return original(step, desired, b, now + timedelta(seconds=next(drift)))
-    mp.setitem(handlers.HANDLERS, StepKind.BAKE, bake)  # type: ignore[index]
+    mp.setitem(handlers.HANDLERS, StepKind.BAKE, bake)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def focused(guard: Guard) -> type[LoopMachine]:
         replay, converge = guard.replay, guard.converge
 
         @initialize()
-        def start(self) -> None:  # type: ignore[override]
+        def start(self) -> None:
             self.world = World(self.tmp / "run", options)
 
     for name, value in vars(LoopMachine).items():

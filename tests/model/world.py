@@ -114,7 +114,8 @@ class _MemoRender:
     and the document, so the same inputs give the same bytes and the commits the daemon
     makes are unchanged."""
 
-    MODULES = (git_status, git_progress)
+    MODULES: tuple[Any, ...] = (git_status, git_progress)  # each one's ``render``
+    PROGRESS: Any = git_progress  # and its ``YAML``
 
     def __init__(self) -> None:
         self.users = 0
@@ -132,15 +133,15 @@ class _MemoRender:
     def install(self) -> None:
         self.users += 1
         for m in self.MODULES:
-            m.render = self  # type: ignore[assignment]
-        git_progress.YAML = _MemoSafeYaml  # type: ignore[assignment,misc]
+            m.render = self
+        self.PROGRESS.YAML = _MemoSafeYaml
 
     def remove(self) -> None:
         self.users -= 1
         if self.users == 0:
             for m in self.MODULES:
                 m.render = statusyaml.render
-            git_progress.YAML = YAML  # type: ignore[misc]
+            self.PROGRESS.YAML = YAML
 
 
 class _MemoSafeYaml:

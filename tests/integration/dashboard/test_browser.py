@@ -136,6 +136,7 @@ def _screenshot(driver: Any, name: str, tmp: Path) -> None:
 def _branch_head(cache: Path) -> tuple[str, str]:
     repo = pygit2.Repository(str(cache))
     commit = repo[repo.references["refs/heads/main"].target]
+    assert isinstance(commit, pygit2.Commit)
     return str(commit.id), str(commit.message)
 
 

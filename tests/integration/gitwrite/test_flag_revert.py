@@ -8,7 +8,8 @@ from pathlib import Path
 
 from reconciler.adapters.git.revert import LocalGit
 from reconciler.core import flags
-from tests.integration.gitwrite.test_revert import ALL, LATER, git, load, repo
+from tests.integration.gittree.test_gittree import git
+from tests.integration.gitwrite.test_revert import ALL, LATER, load, repo
 
 __all__ = ["repo"]
 

@@ -12,6 +12,7 @@ from reconciler.core.model import (
     Fleet,
     HealthSettings,
     KubernetesTarget,
+    RollbackPolicy,
     Service,
     SourceRef,
     StatusConfig,
@@ -72,8 +73,9 @@ def cell(name: str, plane: ControlPlane, namespace: str, group: str = "canary") 
 
 
 def desired(cells: list[Cell], template: str = WEB) -> DesiredState:
-    fleet = Fleet(name="test", waves=(), rollback_policy="wave", parallel_rollback=True,
-                  self_heal=True, canary_max_weight_percent=10.0, alarms=(), time_windows=(),
+    fleet = Fleet(name="test", waves=(), rollback_policy=RollbackPolicy.WAVE,
+                  parallel_rollback=True, self_heal=True, canary_max_weight_percent=10.0,
+                  alarms=(), time_windows=(),
                   status=StatusConfig(), source=SourceRef("reconciler.yaml"))
     web = Service(name="web", manifests=(TEMPLATE_PATH,), terraform=None,
                   health=HealthSettings(), alarms=(), databases=(),

@@ -62,7 +62,8 @@ def test_an_object_we_did_not_create_is_never_taken_over_nor_pruned(
     assert "reconciler did not create it" in str(e.value)
     theirs = _configmap(cluster_a, namespace, "theirs")
     assert theirs["data"] == {"a": "b"}
-    assert "reconciler.dev/cell" not in (theirs["metadata"].get("labels") or {})  # type: ignore[union-attr]
+    meta = theirs["metadata"]
+    assert isinstance(meta, dict) and "reconciler.dev/cell" not in (meta.get("labels") or {})
     # nothing of the refused apply was written: the Deployment still runs 1.0.0
     dep = json.loads(cluster_a.kubectl("-n", namespace, "get", "deployment", f"web-{c.name}",
                                        "-o", "json"))

@@ -77,8 +77,12 @@ def test_the_tools_versions_are_asked_once_per_cache(tmp_path: Path,
     first = _renderer(tmp_path).versions
     assert first["helm"].startswith("v3.") and "Kustomize" in first["kustomize"]
     asked: list[str] = []
-    monkeypatch.setattr(render_adapter, "tool_version",
-                        lambda binary, tool: asked.append(tool) or "")
+
+    def tool_version(binary: Path | None, tool: str) -> str:
+        asked.append(tool)
+        return ""
+
+    monkeypatch.setattr(render_adapter, "tool_version", tool_version)
     assert _renderer(tmp_path).versions == first and asked == []
 
 

@@ -97,11 +97,12 @@ def test_unchanged_documents_are_not_merged_again(tmp_path: Path,
     """A publish merges (ruamel round trip) only the files whose document or text in Git
     changed since the last one; a hand edit of the file in Git is merged again."""
     import reconciler.adapters.git.status as status
+    from reconciler.adapters.git.commits import tree_at as real_tree_at
+    from reconciler.core.statusyaml import render as real
 
     repo = _repo(tmp_path)
     w = StatusWriter(repo, REF, AUTHOR)
     merged: list[str] = []
-    real = status.render
 
     def counting(old: bytes | None, doc: dict[str, object]) -> bytes:
         merged.append(str(doc.get("cell")))
@@ -109,11 +110,16 @@ def test_unchanged_documents_are_not_merged_again(tmp_path: Path,
 
     monkeypatch.setattr(status, "render", counting)
     trees: list[str] = []
-    real_tree_at = status.tree_at
-    monkeypatch.setattr(status, "tree_at", lambda repo, commit, d: (
-        trees.append(d), real_tree_at(repo, commit, d))[1])
-    docs = {f"status/cells/{c}.yaml": {"cell": c, "services": {"api": {"version": "1.0.0"}}}
-            for c in ("a", "b", "c")}
+
+    def reading(repo: pygit2.Repository, commit: pygit2.Commit | None,
+                d: str) -> pygit2.Tree | None:
+        trees.append(d)
+        return real_tree_at(repo, commit, d)
+
+    monkeypatch.setattr(status, "tree_at", reading)
+    docs: dict[str, dict[str, object]] = {
+        f"status/cells/{c}.yaml": {"cell": c, "services": {"api": {"version": "1.0.0"}}}
+        for c in ("a", "b", "c")}
     assert w.write(docs, "tick") is not None
     assert sorted(merged) == ["a", "b", "c"]
     assert trees == ["status/cells"]  # one directory: its tree read once, not per file
@@ -121,8 +127,8 @@ def test_unchanged_documents_are_not_merged_again(tmp_path: Path,
         text = read_file(repo, head_commit(repo, REF), path)
         assert real(text, doc) == text
     merged.clear()
-    changed = {**docs, "status/cells/b.yaml": {"cell": "b", "services": {"api": {
-        "version": "2.0.0"}}}}
+    changed: dict[str, dict[str, object]] = {
+        **docs, "status/cells/b.yaml": {"cell": "b", "services": {"api": {"version": "2.0.0"}}}}
     assert w.write(changed, "tick") is not None
     assert merged == ["b"]
     merged.clear()

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,7 @@ from reconciler.core.model import (
     Fleet,
     HealthSettings,
     KubernetesTarget,
+    RollbackPolicy,
     Service,
     SourceRef,
     StatusConfig,
@@ -129,7 +131,7 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
 
 
 def bwrap_settings(settings: TerraformSettings, daemon: Daemon,
-                   **more: object) -> TerraformSettings:
+                   **more: Any) -> TerraformSettings:
     """``settings`` sandboxed, with the daemon's state directory layout."""
     problem = bwrap_problem()
     if problem:
@@ -142,7 +144,8 @@ def desired(stack: str, probe: str = "", cells: tuple[str, ...] = ("c1", "c2")) 
     made = {n: Cell(n, "canary", "r1", "r1a", 1.0, KubernetesTarget(n),
                     frozen_map({"probe": probe}), (), SourceRef(f"cells/{n}.yaml"))
             for n in cells}
-    fleet = Fleet("t", (), "wave", True, True, 10.0, (), (), StatusConfig(), SourceRef("r"))
+    fleet = Fleet("t", (), RollbackPolicy.WAVE, True, True, 10.0, (), (), StatusConfig(),
+                  SourceRef("r"))
     svc = Service("app", (), "services/app/terraform", HealthSettings(), (), (), SourceRef("s"))
     return DesiredState("rev", fleet, made, {"app": svc}, {}, (),
                         files={"services/app/terraform/main.tf": stack})
@@ -175,7 +178,7 @@ def test_the_daemon_environment_is_not_inherited(settings: TerraformSettings, da
     """A provisioner's environment is the scrubbed one (Terraform's own settings and the
     credentials the policy grants, nothing else); in the sandbox it cannot read the
     daemon's environment through /proc either."""
-    grant = {"credential_env": ("AWS_SECRET_ACCESS_KEY",)}
+    grant: dict[str, Any] = {"credential_env": ("AWS_SECRET_ACCESS_KEY",)}
     isolated = (bwrap_settings(settings, daemon, **grant) if sandbox == "bwrap" else
                 dataclasses.replace(settings, state_dir=daemon.state / "terraform", **grant))
     state = desired(DUMP_ENV, str(os.getpid()), cells=("c2",))

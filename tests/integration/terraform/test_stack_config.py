@@ -12,7 +12,7 @@ import pytest
 from reconciler.adapters.terraform import TerraformRunner, TerraformSettings
 from reconciler.adapters.terraform.config import StackInspector
 from reconciler.adapters.terraform.sandbox import bwrap_problem
-from reconciler.compose.reconciler import with_stack_variables
+from reconciler.compose.oneshot import with_stack_variables
 from reconciler.core.hashing import terraform_input_hash
 from reconciler.core.loader import LoadResult
 from tests.integration.terraform.conftest import unavailable

@@ -21,6 +21,7 @@ from reconciler.core.model import (
     Fleet,
     HealthSettings,
     KubernetesTarget,
+    RollbackPolicy,
     Service,
     SourceRef,
     StatusConfig,
@@ -65,7 +66,8 @@ def desired(out_dir: Path, stack: str = STACK) -> DesiredState:
     cells = {n: Cell(n, "canary", "r1", "r1a", 1.0, KubernetesTarget(n),
                      frozen_map({"out_dir": str(out_dir), "api_key": SECRET}), (),
                      SourceRef(f"cells/{n}.yaml")) for n in ("c1", "c2")}
-    fleet = Fleet("t", (), "wave", True, True, 10.0, (), (), StatusConfig(), SourceRef("r"))
+    fleet = Fleet("t", (), RollbackPolicy.WAVE, True, True, 10.0, (), (), StatusConfig(),
+                  SourceRef("r"))
     svc = Service("app", (), "services/app/terraform", HealthSettings(), (), (), SourceRef("s"))
     return DesiredState("rev", fleet, cells, {"app": svc}, {}, (),
                         files={"services/app/terraform/main.tf": stack})

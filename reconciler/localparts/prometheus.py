@@ -60,8 +60,6 @@ class _QuietServer(ThreadingHTTPServer):
     closes the connection mid-answer; that is the scraper's choice, not an error to
     print a traceback for. Any other error is reported as usual."""
 
-    daemon_threads = True
-
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             return
